@@ -1,0 +1,164 @@
+//! Payload bytes held by the host.
+//!
+//! Documents and packages are passed to plugins as handles to blobs so that document bytes need
+//! not enter the sandbox and memory never grows with a message's size. The store sits behind a
+//! trait because the embedded default keeps files on disk while a PostgreSQL deployment will keep
+//! them in chunked rows; everything above it (the plugin runtime, the archive and HTTP streaming)
+//! only sees readers and writers.
+//!
+//! The trait is synchronous on purpose: file and zip libraries speak `std::io`, and async callers
+//! run blob I/O on tokio's blocking pool, exactly as `tokio::fs` does.
+
+mod file_store;
+mod stream;
+
+use std::fmt;
+use std::io::{self, Read, Seek, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use file_store::FileBlobStore;
+pub use stream::{read_stream, write_stream};
+
+/// A blob's identity inside its store.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BlobId(String);
+
+impl BlobId {
+    /// Wraps an identifier the store produced.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The identifier as text, for persistence.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BlobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Random-access reading of one blob.
+pub trait BlobReader: Read + Seek + Send {}
+impl<T: Read + Seek + Send> BlobReader for T {}
+
+/// Writing a new blob; it exists only once committed, so a failed write leaves nothing behind.
+pub trait BlobWriter: Write + Send {
+    /// Makes the written bytes a blob and returns its identity and length.
+    fn commit(self: Box<Self>) -> io::Result<(BlobId, u64)>;
+}
+
+/// Where blobs live.
+pub trait BlobStore: Send + Sync + fmt::Debug {
+    /// Starts a new blob.
+    fn create(&self) -> io::Result<Box<dyn BlobWriter>>;
+    /// Opens a committed blob for reading.
+    fn open(&self, id: &BlobId) -> io::Result<Box<dyn BlobReader>>;
+    /// Removes a blob; removing one that is gone is not an error.
+    fn remove(&self, id: &BlobId) -> io::Result<()>;
+}
+
+/// A handle to a committed blob, cheap to clone.
+///
+/// A blob made while serving a plugin call (a zip, a download) is *temporary*: it is removed when
+/// the last handle goes, unless the host keeps it with [`Blob::persist`]. That is how a plugin's
+/// intermediate results never pile up on disk, whatever the call's outcome.
+#[derive(Clone)]
+pub struct Blob(Arc<Entry>);
+
+struct Entry {
+    store: Arc<dyn BlobStore>,
+    id: BlobId,
+    size: u64,
+    temporary: AtomicBool,
+}
+
+impl Blob {
+    /// A handle to a blob the host keeps (a stored document).
+    pub fn kept(store: Arc<dyn BlobStore>, id: BlobId, size: u64) -> Self {
+        Self::with_lifetime(store, id, size, false)
+    }
+
+    /// A handle to a blob removed when its last handle is dropped.
+    pub fn temporary(store: Arc<dyn BlobStore>, id: BlobId, size: u64) -> Self {
+        Self::with_lifetime(store, id, size, true)
+    }
+
+    fn with_lifetime(store: Arc<dyn BlobStore>, id: BlobId, size: u64, temporary: bool) -> Self {
+        Self(Arc::new(Entry {
+            store,
+            id,
+            size,
+            temporary: AtomicBool::new(temporary),
+        }))
+    }
+
+    /// Writes `bytes` as a new temporary blob.
+    pub fn from_bytes(store: &Arc<dyn BlobStore>, bytes: &[u8]) -> io::Result<Self> {
+        let mut writer = store.create()?;
+        writer.write_all(bytes)?;
+        let (id, size) = writer.commit()?;
+        Ok(Self::temporary(store.clone(), id, size))
+    }
+
+    /// The blob's identity in its store.
+    pub fn id(&self) -> &BlobId {
+        &self.0.id
+    }
+
+    /// Its length in bytes.
+    pub fn size(&self) -> u64 {
+        self.0.size
+    }
+
+    /// The store it lives in.
+    pub fn store(&self) -> &Arc<dyn BlobStore> {
+        &self.0.store
+    }
+
+    /// Opens it for reading.
+    pub fn open(&self) -> io::Result<Box<dyn BlobReader>> {
+        self.0.store.open(&self.0.id)
+    }
+
+    /// Keeps the blob after its last handle goes; the host then owns its removal.
+    pub fn persist(&self) {
+        self.0.temporary.store(false, Ordering::SeqCst);
+    }
+
+    /// Reads up to `length` bytes at `offset`; fewer at the end, none past it.
+    pub fn read_at(&self, offset: u64, length: usize) -> io::Result<Vec<u8>> {
+        if offset >= self.size() {
+            return Ok(Vec::new());
+        }
+        let length = length.min((self.size() - offset) as usize);
+        let mut reader = self.open()?;
+        reader.seek(io::SeekFrom::Start(offset))?;
+        let mut bytes = vec![0; length];
+        reader.read_exact(&mut bytes)?;
+        Ok(bytes)
+    }
+}
+
+impl fmt::Debug for Blob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Blob")
+            .field("id", &self.0.id)
+            .field("size", &self.0.size)
+            .finish()
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if self.temporary.load(Ordering::SeqCst)
+            && let Err(error) = self.store.remove(&self.id)
+        {
+            tracing::warn!(blob = %self.id, %error, "could not remove a temporary blob");
+        }
+    }
+}

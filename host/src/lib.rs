@@ -1,0 +1,14 @@
+//! The eFormidling integration point.
+//!
+//! The host owns everything stateful or secret (configuration, keys, tokens, registry lookups,
+//! storage, scheduling) and loads every channel as a sandboxed WebAssembly component implementing
+//! the `transport` contract in `wit/`.
+
+pub mod archive;
+pub mod blobs;
+pub mod config;
+pub mod logmask;
+pub mod manage;
+pub mod plugins;
+pub mod secrets;
+pub mod tokens;

@@ -1,0 +1,116 @@
+//! The one wasmtime `Engine` of the process and how it is tuned.
+//!
+//! One engine serves every plugin and every reload, so compiled code, the instance pool and the
+//! epoch ticker are shared. The pooling allocator makes instantiation a matter of microseconds, but
+//! it reserves a large range of virtual memory up front, which some containers forbid; a start-up
+//! probe decides, and an operator can force either choice with `IP_WASM_POOLING=on|off`.
+
+use std::hash::{Hash, Hasher};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::spec::MAX_MEMORY_MIB;
+
+/// How often the epoch advances; a running guest yields to the scheduler at each tick, so this is
+/// also the granularity of call timeouts.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Instances the pool holds at once, across all plugins.
+const POOLED_INSTANCES: u32 = 256;
+
+/// Which instance allocator the engine uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocator {
+    /// Slots reserved up front; fast instantiation.
+    Pooling,
+    /// Memory mapped per instance.
+    OnDemand,
+}
+
+/// The engine and what was chosen for it.
+#[derive(Clone)]
+pub struct PluginEngine {
+    engine: Engine,
+    allocator: Allocator,
+}
+
+impl PluginEngine {
+    /// Builds the engine, probing for the pooling allocator, and starts the epoch ticker.
+    pub fn new() -> anyhow::Result<Self> {
+        let choice = std::env::var("IP_WASM_POOLING").unwrap_or_default();
+        let (engine, allocator) = match choice.as_str() {
+            "off" => (Engine::new(&base_config())?, Allocator::OnDemand),
+            "on" => (
+                Engine::new(&pooling_config()).map_err(anyhow::Error::from).context("IP_WASM_POOLING=on, but the pooling allocator cannot start")?,
+                Allocator::Pooling,
+            ),
+            _ => match Engine::new(&pooling_config()) {
+                Ok(engine) => (engine, Allocator::Pooling),
+                Err(error) => {
+                    tracing::warn!(%error, "the pooling allocator is not available here; instances are allocated on demand");
+                    (Engine::new(&base_config())?, Allocator::OnDemand)
+                }
+            },
+        };
+        start_epoch_ticker(&engine);
+        tracing::info!(?allocator, "plugin engine ready");
+        Ok(Self { engine, allocator })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The allocator in use.
+    pub fn allocator(&self) -> Allocator {
+        self.allocator
+    }
+
+    /// A stable text naming the engine's compilation settings, for keying compiled artifacts.
+    pub fn compatibility_key(&self) -> String {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config
+}
+
+fn pooling_config() -> Config {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOLED_INSTANCES)
+        .total_core_instances(POOLED_INSTANCES * 4)
+        .total_memories(POOLED_INSTANCES * 2)
+        .total_tables(POOLED_INSTANCES * 4)
+        .max_memories_per_component(4)
+        .max_memory_size(usize::try_from(MAX_MEMORY_MIB << 20).unwrap_or(usize::MAX))
+        .linear_memory_keep_resident(1 << 20);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the engine's epoch every tick for as long as the engine lives.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

@@ -1,0 +1,294 @@
+//! The host's implementations of the imports a plugin sees.
+//!
+//! Each function converts the guest's values to the host's own types and hands the work to the
+//! module that owns it: HTTP to the egress chokepoint, zips to `archive`, blob bytes to the blob
+//! store. Blocking work runs on tokio's blocking pool so a plugin call never stalls the runtime.
+//! Failures the guest can act on are returned as WIT errors; only a broken invariant (a handle
+//! that is not in the table, an oversized constructor) traps the guest.
+
+use std::time::Duration;
+
+use wasmtime::component::Resource;
+
+use super::bindings::eformidling::transport::{archive, config, crypto, http, log, types};
+use super::egress::{self, EgressError, ResponseBody, ResponseTarget};
+use super::sandbox::CallState;
+use crate::archive::{self as zip_archive, ArchiveError, EntrySource, NewEntry};
+use crate::blobs::Blob;
+use crate::logmask::mask_identity_numbers;
+
+/// The most one blob constructor or read carries across the boundary.
+const MAX_INLINE_BLOB: usize = 1 << 20;
+
+impl CallState {
+    fn blob(&self, handle: &Resource<Blob>) -> wasmtime::Result<Blob> {
+        Ok(self.table.get(handle)?.clone())
+    }
+
+    fn push_blob(&mut self, blob: Blob) -> wasmtime::Result<Resource<Blob>> {
+        Ok(self.table.push(blob)?)
+    }
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> wasmtime::Result<T> {
+    Ok(tokio::task::spawn_blocking(work).await?)
+}
+
+impl types::Host for CallState {}
+
+impl types::HostBlob for CallState {
+    async fn new(&mut self, data: Vec<u8>) -> wasmtime::Result<Resource<Blob>> {
+        if data.len() > MAX_INLINE_BLOB {
+            wasmtime::bail!("blob constructor: {} bytes is more than the 1 MiB allowed; compose large content by handle", data.len());
+        }
+        let store = self.plugin.services.blobs.clone();
+        let blob = blocking(move || Blob::from_bytes(&store, &data)).await??;
+        self.push_blob(blob)
+    }
+
+    async fn size(&mut self, handle: Resource<Blob>) -> wasmtime::Result<u64> {
+        Ok(self.blob(&handle)?.size())
+    }
+
+    async fn read(&mut self, handle: Resource<Blob>, offset: u64, length: u32) -> wasmtime::Result<Vec<u8>> {
+        let blob = self.blob(&handle)?;
+        let length = (length as usize).min(MAX_INLINE_BLOB);
+        Ok(blocking(move || blob.read_at(offset, length)).await??)
+    }
+
+    async fn drop(&mut self, handle: Resource<Blob>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        Ok(())
+    }
+}
+
+impl CallState {
+    fn content(&self, content: http::Content) -> wasmtime::Result<egress::Content> {
+        Ok(match content {
+            http::Content::Bytes(bytes) => egress::Content::Bytes(bytes),
+            http::Content::Blob(handle) => egress::Content::Blob(self.blob(&handle)?),
+        })
+    }
+
+    fn request(&self, request: http::Request) -> wasmtime::Result<egress::Request> {
+        let body = match request.body {
+            http::Body::Empty => egress::Body::Empty,
+            http::Body::Bytes(bytes) => egress::Body::Single(egress::Content::Bytes(bytes)),
+            http::Body::Blob(handle) => egress::Body::Single(egress::Content::Blob(self.blob(&handle)?)),
+            http::Body::Multipart(multipart) => egress::Body::Multipart {
+                subtype: multipart.subtype,
+                parameters: multipart.parameters,
+                parts: multipart
+                    .parts
+                    .into_iter()
+                    .map(|part| {
+                        Ok(egress::Part {
+                            headers: part.headers,
+                            content: self.content(part.content)?,
+                        })
+                    })
+                    .collect::<wasmtime::Result<_>>()?,
+            },
+        };
+        let credentials = match request.credentials {
+            http::Credentials::None => egress::Credentials::None,
+            http::Credentials::Maskinporten(scopes) => egress::Credentials::Maskinporten(scopes),
+            http::Credentials::AltinnExchange(scopes) => egress::Credentials::AltinnExchange(scopes),
+            http::Credentials::Basic(name) => egress::Credentials::Basic(name),
+            http::Credentials::ServiceBusSas(name) => egress::Credentials::ServiceBusSas(name),
+        };
+        let method = match request.method {
+            http::Method::Get => ::http::Method::GET,
+            http::Method::Head => ::http::Method::HEAD,
+            http::Method::Post => ::http::Method::POST,
+            http::Method::Put => ::http::Method::PUT,
+            http::Method::Patch => ::http::Method::PATCH,
+            http::Method::Delete => ::http::Method::DELETE,
+        };
+        Ok(egress::Request {
+            method,
+            url: request.url,
+            headers: request.headers,
+            body,
+            credentials,
+            timeout: request.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+        })
+    }
+}
+
+fn http_error(error: EgressError) -> http::Error {
+    match error {
+        EgressError::Denied(reason) => http::Error::Denied(reason),
+        EgressError::Invalid(reason) => http::Error::Invalid(reason),
+        EgressError::Credentials(reason) => http::Error::Credentials(reason),
+        EgressError::Timeout => http::Error::Timeout,
+        EgressError::Connection(reason) => http::Error::Connection(reason),
+        EgressError::TooLarge(limit) => http::Error::TooLarge(limit),
+    }
+}
+
+impl http::Host for CallState {
+    async fn send(
+        &mut self,
+        request: http::Request,
+        max_body: u32,
+    ) -> wasmtime::Result<Result<http::Response, http::Error>> {
+        let request = self.request(request)?;
+        let plugin = self.plugin.clone();
+        let target = ResponseTarget::Memory(max_body as usize);
+        Ok(match plugin.services.egress.send(&plugin.policy, request, target).await {
+            Ok(response) => match response.body {
+                ResponseBody::Bytes(body) => Ok(http::Response {
+                    status: response.status,
+                    headers: response.headers,
+                    body,
+                }),
+                ResponseBody::Blob(_) => wasmtime::bail!("a buffered request was answered into a blob"),
+            },
+            Err(error) => Err(http_error(error)),
+        })
+    }
+
+    async fn fetch(&mut self, request: http::Request) -> wasmtime::Result<Result<http::Download, http::Error>> {
+        let request = self.request(request)?;
+        let plugin = self.plugin.clone();
+        let target = ResponseTarget::Blob(plugin.services.blobs.clone());
+        Ok(match plugin.services.egress.send(&plugin.policy, request, target).await {
+            Ok(response) => match response.body {
+                ResponseBody::Blob(blob) => Ok(http::Download {
+                    status: response.status,
+                    headers: response.headers,
+                    body: self.push_blob(blob)?,
+                }),
+                ResponseBody::Bytes(_) => wasmtime::bail!("a download was answered into memory"),
+            },
+            Err(error) => Err(http_error(error)),
+        })
+    }
+}
+
+/// The crypto imports answer `unsupported` until the host has the organisation's key material and
+/// the streaming CMS, ASiC-E and JWS implementations; the interface is settled so plugins can be
+/// written against it now.
+fn no_crypto(operation: &str) -> crypto::Error {
+    crypto::Error::Unsupported(format!(
+        "{operation} needs the organisation's business certificate, which this host has not been given"
+    ))
+}
+
+impl crypto::Host for CallState {
+    async fn cms_encrypt(
+        &mut self,
+        _content: Resource<Blob>,
+        _recipient_certificate: String,
+        _key_transport: crypto::KeyTransport,
+    ) -> wasmtime::Result<Result<Resource<Blob>, crypto::Error>> {
+        Ok(Err(no_crypto("CMS encryption")))
+    }
+
+    async fn cms_decrypt(&mut self, _enveloped: Resource<Blob>) -> wasmtime::Result<Result<Resource<Blob>, crypto::Error>> {
+        Ok(Err(no_crypto("CMS decryption")))
+    }
+
+    async fn build_asic(
+        &mut self,
+        _entries: Vec<crypto::AsicEntry>,
+    ) -> wasmtime::Result<Result<Resource<Blob>, crypto::Error>> {
+        Ok(Err(no_crypto("ASiC-E signing")))
+    }
+
+    async fn sign_jws(
+        &mut self,
+        _payload: Vec<u8>,
+        _header: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<String, crypto::Error>> {
+        Ok(Err(no_crypto("JWS signing")))
+    }
+}
+
+fn archive_error(error: ArchiveError) -> archive::Error {
+    match error {
+        ArchiveError::Invalid(reason) => archive::Error::Invalid(reason),
+        ArchiveError::NotFound(name) => archive::Error::NotFound(name),
+        ArchiveError::Io(error) => archive::Error::Io(error.to_string()),
+    }
+}
+
+impl archive::Host for CallState {
+    async fn zip(&mut self, entries: Vec<archive::Entry>) -> wasmtime::Result<Result<Resource<Blob>, archive::Error>> {
+        let entries = entries
+            .into_iter()
+            .map(|entry| {
+                Ok(NewEntry {
+                    name: entry.name,
+                    source: match entry.content {
+                        archive::EntryContent::Bytes(bytes) => EntrySource::Bytes(bytes),
+                        archive::EntryContent::Blob(handle) => EntrySource::Blob(self.blob(&handle)?),
+                    },
+                    compress: entry.compress,
+                })
+            })
+            .collect::<wasmtime::Result<Vec<_>>>()?;
+        let store = self.plugin.services.blobs.clone();
+        match blocking(move || zip_archive::zip(&store, entries)).await? {
+            Ok(blob) => Ok(Ok(self.push_blob(blob)?)),
+            Err(error) => Ok(Err(archive_error(error))),
+        }
+    }
+
+    async fn entries(&mut self, handle: Resource<Blob>) -> wasmtime::Result<Result<Vec<archive::EntryInfo>, archive::Error>> {
+        let blob = self.blob(&handle)?;
+        Ok(blocking(move || zip_archive::list(&blob)).await?.map_err(archive_error).map(|entries| {
+            entries
+                .into_iter()
+                .map(|entry| archive::EntryInfo {
+                    name: entry.name,
+                    size: entry.size,
+                })
+                .collect()
+        }))
+    }
+
+    async fn open(
+        &mut self,
+        handle: Resource<Blob>,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<Blob>, archive::Error>> {
+        let blob = self.blob(&handle)?;
+        let store = self.plugin.services.blobs.clone();
+        match blocking(move || zip_archive::open(&store, &blob, &name)).await? {
+            Ok(entry) => Ok(Ok(self.push_blob(entry)?)),
+            Err(error) => Ok(Err(archive_error(error))),
+        }
+    }
+}
+
+impl config::Host for CallState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.plugin.settings.get(&key).cloned())
+    }
+
+    async fn get_all(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self
+            .plugin
+            .settings
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect())
+    }
+}
+
+impl log::Host for CallState {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let plugin = self.plugin.name.as_str();
+        let message = mask_identity_numbers(&message);
+        match level {
+            log::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+            log::Level::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+            log::Level::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,56 @@
+//! The crate a channel plugin is written against.
+//!
+//! A plugin is a WebAssembly component that implements the `channel` world of
+//! `wit/transport.wit`. Generating the bindings once, here, means every plugin sees the same
+//! types under the same paths, and the small helpers every channel needs (building requests,
+//! naming secrets, turning HTTP outcomes into the engine's failure vocabulary, reading settings)
+//! are written and tested once instead of once per channel.
+//!
+//! A plugin crate is a `cdylib` that implements [`Guest`] and says so with [`export!`]:
+//!
+//! ```ignore
+//! use eformidling_sdk::{Guest, transport::Description, types::{Failure, Outgoing, Sent}};
+//!
+//! struct MyChannel;
+//!
+//! impl Guest for MyChannel {
+//!     fn describe() -> Description { /* … */ }
+//!     fn send(message: Outgoing) -> Result<Sent, Failure> { /* … */ }
+//!     // poll_statuses, poll_incoming, confirm_incoming
+//! }
+//!
+//! eformidling_sdk::export!(MyChannel);
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip2`; the target writes a component
+//! directly, so no other tool is needed.
+
+/// The generated bindings. Public only because [`export!`] expands to paths inside it; plugin
+/// authors use the tidier re-exports at the crate root.
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "channel",
+        path: "/tmp/witcheck",
+        pub_export_macro: true,
+        default_bindings_module: "$crate::bindings",
+    });
+}
+
+pub mod failure;
+pub mod http;
+pub mod log;
+pub mod secret;
+pub mod settings;
+pub mod url;
+
+pub use bindings::eformidling::transport::{archive, config, crypto, types};
+pub use bindings::export;
+pub use transport::Guest;
+
+/// What a channel exports: the [`Guest`] trait it implements and the types only it uses.
+pub mod transport {
+    pub use crate::bindings::exports::eformidling::transport::transport::{
+        Capabilities, Description, Guest,
+    };
+}

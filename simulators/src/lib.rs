@@ -1,0 +1,8 @@
+//! Offline stand-ins for the external services the integration point talks to.
+//!
+//! The local profile and the end-to-end tests run against these instead of the real providers.
+//! Each one speaks the real surface and checks what it receives (credentials, message format,
+//! sizes), because a stand-in that accepts anything proves nothing; each can inject faults and
+//! tells a test what it received.
+
+pub mod loopback_peer;

@@ -1,0 +1,35 @@
+//! Shared ground for the end-to-end tests in `tests/`: where the plugin components are.
+//!
+//! The build script compiles the plugins workspace for wasm32-wasip2 before any test runs, so
+//! a test loads a component by a path fixed at compile time and never builds anything itself.
+
+/// Absolute paths of the plugin components, built in release by this crate's build script.
+pub mod artifacts {
+    /// The loopback reference channel (`plugins/loopback`), which talks to the simulators'
+    /// loopback peer.
+    pub const LOOPBACK: &str = env!("PLUGIN_LOOPBACK");
+
+    /// `send` panics with "hostile plugin panicked on purpose" (`tests/hostile/panic`).
+    pub const HOSTILE_PANIC: &str = env!("PLUGIN_HOSTILE_PANIC");
+
+    /// `send` spins forever without a host call (`tests/hostile/loop`).
+    pub const HOSTILE_LOOP: &str = env!("PLUGIN_HOSTILE_LOOP");
+
+    /// `send` allocates and writes memory until it dies (`tests/hostile/memory`).
+    pub const HOSTILE_MEMORY: &str = env!("PLUGIN_HOSTILE_MEMORY");
+
+    /// `send` requests the URL in setting `target` and rejects with `egress result: …`
+    /// (`tests/hostile/egress`).
+    pub const HOSTILE_EGRESS: &str = env!("PLUGIN_HOSTILE_EGRESS");
+
+    /// `send` tries its own `authorization` header, Basic from the ungranted secret
+    /// `not-granted`, and a placeholder for it in a body, against setting `endpoint`; rejects
+    /// with lines `authorization:`, `basic:`, `placeholder:` (`tests/hostile/credentials`).
+    pub const HOSTILE_CREDENTIALS: &str = env!("PLUGIN_HOSTILE_CREDENTIALS");
+
+    /// `send` tries the filesystem, the environment, TCP (to setting `port`, default 80) and
+    /// UDP; rejects with lines `fs-read-dir:`, `fs-read:`, `fs-write:`, `env: N vars`,
+    /// `env-home:`, `tcp:`, `udp:` (`tests/hostile/sandbox`).
+    pub const HOSTILE_SANDBOX: &str = env!("PLUGIN_HOSTILE_SANDBOX");
+}
+pub mod harness;

@@ -1,0 +1,133 @@
+//! Reloading the plugin set: new calls use the new plugin, a call in flight finishes on the old
+//! one, and a set that fails to load is rejected while the old one keeps serving. Driven through
+//! the `/manage/plugins/reload` admin call, which re-reads the configuration file as SIGHUP does.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use integrasjonspunkt::manage::{self, Reloader};
+use integrasjonspunkt::secrets::{Secret, Secrets};
+use integrasjonspunkt::tokens::NoTokenService;
+use ip_tests::artifacts;
+use ip_tests::harness::{Sink, TestHost, blob_sha256, outgoing};
+use tower::ServiceExt as _;
+
+fn write_config(dir: &Path, sink: &str, pin: Option<&str>) -> std::path::PathBuf {
+    let pin = pin.map(|pin| format!("sha256 = \"{pin}\"\n")).unwrap_or_default();
+    let text = format!(
+        r#"data-dir = "data"
+
+[secrets.peer]
+username = "agency"
+password = {{ file = "peer-password" }}
+
+[plugins.channel]
+file = "channel.wasm"
+{pin}allowed-hosts = ["{sink}"]
+secrets = ["peer"]
+settings = {{ endpoint = "{sink}", identifier = "0192:910075918", credentials = "peer" }}
+"#
+    );
+    std::fs::write(dir.join("peer-password"), "s3cret").unwrap();
+    let path = dir.join("integrasjonspunkt.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn reload(router: &axum::Router) -> (StatusCode, serde_json::Value) {
+    let response = router
+        .clone()
+        .oneshot(Request::post("/manage/plugins/reload").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn reload_swaps_the_set_atomically_and_rejects_a_broken_one() {
+    let mut secrets = Secrets::new();
+    secrets.insert(
+        "peer",
+        Secret::UsernamePassword {
+            username: "agency".into(),
+            password: "s3cret".into(),
+        },
+    );
+    let host = TestHost::new(secrets, Arc::new(NoTokenService));
+    let sink = Sink::start().await;
+    let dir = host.dir.path().to_path_buf();
+    std::fs::copy(artifacts::LOOPBACK, dir.join("channel.wasm")).unwrap();
+    let config_path = write_config(&dir, &sink.url, None);
+    let reloader = Arc::new(Reloader {
+        config_path: config_path.clone(),
+        plugins: host.plugins.clone(),
+    });
+    let router = manage::router(reloader);
+
+    let (status, body) = reload(&router).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["generation"], 1);
+    let old = host.plugins.plugin("channel").unwrap();
+    assert_eq!(old.description().service, "LOOPBACK");
+
+    // A send that the sink holds in flight across the reload.
+    sink.hold_answers(Duration::from_millis(1500));
+    let document = host.blob(4096);
+    let digest = blob_sha256(&document);
+    let arrival = sink.arrival();
+    let in_flight = tokio::spawn({
+        let old = old.clone();
+        let message = outgoing(vec![("main.pdf", document)]);
+        async move { old.send(&message).await }
+    });
+    arrival.await;
+
+    // Swap the plugin file on disk for another plugin and reload.
+    std::fs::copy(artifacts::HOSTILE_PANIC, dir.join("channel.wasm")).unwrap();
+    let (status, body) = reload(&router).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["generation"], 2);
+    let new = host.plugins.plugin("channel").unwrap();
+    assert_eq!(new.description().service, "HOSTILE", "new calls use the new plugin");
+    assert_eq!(new.describe().await.unwrap().service, "HOSTILE");
+    assert!(!in_flight.is_finished(), "the old call is still in flight");
+    let sent = in_flight.await.unwrap().expect("the call in flight finished on the old plugin");
+    assert!(sent.is_ok(), "{sent:?}");
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    assert!(received[0].uri.starts_with("/messages"));
+    assert_ne!(received[0].sha256, digest, "the body is a multipart envelope, not the bare file");
+
+    // A broken file is rejected, naming the file, and the active set keeps serving.
+    std::fs::write(dir.join("channel.wasm"), b"not a component").unwrap();
+    let (status, body) = reload(&router).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("channel.wasm") && message.contains("not a loadable component"), "{message}");
+    assert_eq!(body["generation"], 2);
+    assert_eq!(host.plugins.current().generation(), 2);
+    assert_eq!(host.plugins.plugin("channel").unwrap().describe().await.unwrap().service, "HOSTILE");
+
+    // A file whose digest differs from the pin is rejected with both digests named.
+    std::fs::copy(artifacts::LOOPBACK, dir.join("channel.wasm")).unwrap();
+    let pinned = "0".repeat(64);
+    write_config(&dir, &sink.url, Some(&pinned));
+    let (status, body) = reload(&router).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains(&pinned) && message.contains("has sha256"), "{message}");
+    assert_eq!(host.plugins.plugin("channel").unwrap().description().service, "HOSTILE");
+
+    // With the right pin the set loads.
+    let actual = ip_tests::harness::file_sha256(&dir.join("channel.wasm"));
+    write_config(&dir, &sink.url, Some(&actual));
+    let (status, body) = reload(&router).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["generation"], 3);
+    assert_eq!(host.plugins.plugin("channel").unwrap().sha256(), actual);
+}

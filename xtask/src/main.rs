@@ -1,0 +1,147 @@
+//! `cargo xtask`: the project's tasks that plain cargo cannot express.
+//!
+//! Plugins are built for another target than the host, so building the distributable set,
+//! running the local system and benchmarking each need a few cargo invocations in order.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
+
+#[derive(Parser)]
+#[command(about = "Project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Builds every channel plugin in release into one folder and prints each file's sha256.
+    Plugins {
+        /// The folder; `target/plugins` by default.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Starts the local system: the simulators and the host on config/local.toml.
+    Run,
+    /// Runs a benchmark and prints its table.
+    Bench {
+        /// Which: `plugin`.
+        which: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = root();
+    match Cli::parse().task {
+        Task::Plugins { out } => {
+            let out = out.unwrap_or_else(|| root.join("target/plugins"));
+            for (file, digest) in build_plugins(&root, &out)? {
+                println!("{digest}  {}", file.display());
+            }
+            Ok(())
+        }
+        Task::Run => run_local(&root),
+        Task::Bench { which } => match which.as_str() {
+            "plugin" => check(cargo(&root).args(["bench", "-p", "ip-tests", "--bench", "plugin"]).status()?),
+            other => bail!("unknown benchmark {other:?}; known: plugin"),
+        },
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ lies in the root").to_path_buf()
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(root);
+    command
+}
+
+fn check(status: ExitStatus) -> anyhow::Result<()> {
+    if status.success() { Ok(()) } else { bail!("a step failed: {status}") }
+}
+
+/// Builds the channel plugins (the cdylib packages under `plugins/`, not the test-only ones kept
+/// with the tests) and copies them to `out`; returns each file and its sha256.
+fn build_plugins(root: &Path, out: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let manifest = root.join("plugins/Cargo.toml");
+    let metadata = cargo(root)
+        .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
+        .arg(&manifest)
+        .output()?;
+    check(metadata.status)?;
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout)?;
+    let plugins_dir = root.join("plugins");
+    let mut packages = Vec::new();
+    for package in metadata["packages"].as_array().context("cargo metadata lists packages")? {
+        let manifest_path = PathBuf::from(package["manifest_path"].as_str().unwrap_or_default());
+        let is_cdylib = package["targets"].as_array().into_iter().flatten().any(|target| {
+            target["crate_types"].as_array().into_iter().flatten().any(|kind| kind == "cdylib")
+        });
+        if is_cdylib && manifest_path.starts_with(&plugins_dir) {
+            packages.push(package["name"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    let target_dir = root.join("target/wasm");
+    let mut build = cargo(root);
+    build.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"]).arg(&manifest);
+    build.arg("--target-dir").arg(&target_dir);
+    for package in &packages {
+        build.args(["-p", package]);
+    }
+    check(build.status()?)?;
+    std::fs::create_dir_all(out)?;
+    let mut built = Vec::new();
+    for package in packages {
+        let file = format!("{}.wasm", package.replace('-', "_"));
+        let source = target_dir.join("wasm32-wasip2/release").join(&file);
+        let destination = out.join(&file);
+        std::fs::copy(&source, &destination).with_context(|| format!("copying {}", source.display()))?;
+        let digest = hex::encode(Sha256::digest(std::fs::read(&destination)?));
+        built.push((destination, digest));
+    }
+    Ok(built)
+}
+
+/// Builds what the local environment needs and runs the simulators and the host until either
+/// stops or the user interrupts.
+fn run_local(root: &Path) -> anyhow::Result<()> {
+    build_plugins(root, &root.join("target/plugins"))?;
+    check(cargo(root).args(["build", "-p", "simulators", "-p", "integrasjonspunkt"]).status()?)?;
+    let password = "local-loopback-password";
+    let simulators = spawn(
+        Command::new(root.join("target/debug/simulators"))
+            .env("SIMULATORS_LOOPBACK_PASSWORD", password),
+    )?;
+    let host = spawn(
+        Command::new(root.join("target/debug/integrasjonspunkt"))
+            .args(["run", "--config"])
+            .arg(root.join("config/local.toml"))
+            .env("IP_LOOPBACK_PASSWORD", password),
+    )?;
+    println!("local system running: management on http://127.0.0.1:9093/manage/plugins; Ctrl-C stops it");
+    let mut children = [("simulators", simulators), ("integrasjonspunkt", host)];
+    loop {
+        let stopped = children.iter_mut().find_map(|(name, child)| match child.try_wait() {
+            Ok(Some(status)) => Some(format!("{name} stopped: {status}")),
+            Ok(None) => None,
+            Err(error) => Some(format!("{name}: {error}")),
+        });
+        if let Some(reason) = stopped {
+            for (_, child) in &mut children {
+                let _ = child.kill();
+            }
+            bail!(reason);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn spawn(command: &mut Command) -> anyhow::Result<Child> {
+    command.spawn().with_context(|| format!("starting {:?}", command.get_program()))
+}
