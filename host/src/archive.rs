@@ -61,7 +61,9 @@ pub fn check_entry_name(name: &str) -> Result<(), ArchiveError> {
         || name.starts_with('/')
         || name.contains('\\')
         || name.contains('\0')
-        || name.split('/').any(|segment| segment == ".." || segment.is_empty());
+        || name
+            .split('/')
+            .any(|segment| segment == ".." || segment.is_empty());
     if unsafe_name {
         return Err(ArchiveError::Invalid(format!("unsafe entry name {name:?}")));
     }
@@ -74,7 +76,10 @@ pub fn zip(store: &Arc<dyn BlobStore>, entries: Vec<NewEntry>) -> Result<Blob, A
     for entry in &entries {
         check_entry_name(&entry.name)?;
         if !names.insert(entry.name.as_str()) {
-            return Err(ArchiveError::Invalid(format!("duplicate entry name {:?}", entry.name)));
+            return Err(ArchiveError::Invalid(format!(
+                "duplicate entry name {:?}",
+                entry.name
+            )));
         }
     }
     let mut zip = ZipWriter::new_stream(store.create()?);
@@ -91,7 +96,8 @@ pub fn zip(store: &Arc<dyn BlobStore>, entries: Vec<NewEntry>) -> Result<Blob, A
         let options = SimpleFileOptions::default()
             .compression_method(method)
             .large_file(size >= u64::from(u32::MAX));
-        zip.start_file(entry.name.as_str(), options).map_err(zip_error)?;
+        zip.start_file(entry.name.as_str(), options)
+            .map_err(zip_error)?;
         match entry.source {
             EntrySource::Bytes(bytes) => zip.write_all(&bytes)?,
             EntrySource::Blob(blob) => {
@@ -179,15 +185,24 @@ mod tests {
         assert_eq!(
             entries,
             vec![
-                EntryInfo { name: "mimetype".into(), size: 31 },
-                EntryInfo { name: "docs/main.pdf".into(), size: 300_000 },
+                EntryInfo {
+                    name: "mimetype".into(),
+                    size: 31
+                },
+                EntryInfo {
+                    name: "docs/main.pdf".into(),
+                    size: 300_000
+                },
             ]
         );
         assert!(archive.size() < 300_000, "the document was deflated");
         let opened = open(&store, &archive, "docs/main.pdf").unwrap();
         assert_eq!(opened.size(), 300_000);
         assert_eq!(opened.read_at(299_999, 10).unwrap(), vec![7]);
-        assert!(matches!(open(&store, &archive, "absent"), Err(ArchiveError::NotFound(_))));
+        assert!(matches!(
+            open(&store, &archive, "absent"),
+            Err(ArchiveError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -199,14 +214,20 @@ mod tests {
                 source: EntrySource::Bytes(vec![]),
                 compress: false,
             };
-            assert!(matches!(zip(&store, vec![entry]), Err(ArchiveError::Invalid(_))), "{name}");
+            assert!(
+                matches!(zip(&store, vec![entry]), Err(ArchiveError::Invalid(_))),
+                "{name}"
+            );
         }
         let twice = || NewEntry {
             name: "same".into(),
             source: EntrySource::Bytes(vec![]),
             compress: false,
         };
-        assert!(matches!(zip(&store, vec![twice(), twice()]), Err(ArchiveError::Invalid(_))));
+        assert!(matches!(
+            zip(&store, vec![twice(), twice()]),
+            Err(ArchiveError::Invalid(_))
+        ));
         let not_zip = Blob::from_bytes(&store, b"plain text").unwrap();
         assert!(matches!(list(&not_zip), Err(ArchiveError::Invalid(_))));
     }

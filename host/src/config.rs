@@ -57,8 +57,13 @@ enum SecretRef {
 #[derive(Debug, Deserialize)]
 #[serde(untagged, deny_unknown_fields)]
 enum SecretSpec {
-    Value { value: SecretRef },
-    UsernamePassword { username: String, password: SecretRef },
+    Value {
+        value: SecretRef,
+    },
+    UsernamePassword {
+        username: String,
+        password: SecretRef,
+    },
     SharedAccessKey {
         #[serde(rename = "key-name")]
         key_name: String,
@@ -84,19 +89,26 @@ pub struct HostConfig {
 impl HostConfig {
     /// Reads and resolves the configuration file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: ConfigFile = toml::from_str(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: ConfigFile = toml::from_str(&text)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut secrets = Secrets::new();
         for (name, spec) in file.secrets {
             let key = |field: &str| format!("{}: secrets.{name}.{field}", path.display());
             let secret = match spec {
-                SecretSpec::Value { value } => Secret::Value(resolve(&value, &base_dir).with_context(|| key("value"))?),
+                SecretSpec::Value { value } => {
+                    Secret::Value(resolve(&value, &base_dir).with_context(|| key("value"))?)
+                }
                 SecretSpec::UsernamePassword { username, password } => Secret::UsernamePassword {
                     username,
                     password: resolve(&password, &base_dir).with_context(|| key("password"))?,
                 },
-                SecretSpec::SharedAccessKey { key_name, key: value } => Secret::SharedAccessKey {
+                SecretSpec::SharedAccessKey {
+                    key_name,
+                    key: value,
+                } => Secret::SharedAccessKey {
                     key_name,
                     key: resolve(&value, &base_dir).with_context(|| key("key"))?,
                 },
@@ -126,12 +138,12 @@ impl HostConfig {
 
 fn resolve(reference: &SecretRef, base_dir: &Path) -> anyhow::Result<String> {
     match reference {
-        SecretRef::Env(variable) => {
-            std::env::var(variable).with_context(|| format!("environment variable {variable} is not set"))
-        }
+        SecretRef::Env(variable) => std::env::var(variable)
+            .with_context(|| format!("environment variable {variable} is not set")),
         SecretRef::File(file) => {
             let path = base_dir.join(file);
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
             Ok(text.trim_end_matches(['\r', '\n']).to_owned())
         }
     }
@@ -165,28 +177,43 @@ secrets = ["peer"]
         );
         let config = HostConfig::load(&path).unwrap();
         assert_eq!(config.data_dir, dir.path().join("data"));
-        assert_eq!(config.secrets.get("peer").unwrap().field(Some("password")), Some("s3cret"));
+        assert_eq!(
+            config.secrets.get("peer").unwrap().field(Some("password")),
+            Some("s3cret")
+        );
 
         let path = write(
             dir.path(),
             "data-dir = \"d\"\n[plugins.loopback]\nfile = \"x.wasm\"\nsecrets = [\"absent\"]\n",
         );
         let error = format!("{:#}", HostConfig::load(&path).unwrap_err());
-        assert!(error.contains("plugins.loopback.secrets") && error.contains("absent"), "{error}");
+        assert!(
+            error.contains("plugins.loopback.secrets") && error.contains("absent"),
+            "{error}"
+        );
     }
 
     #[test]
     fn unknown_keys_and_missing_secret_sources_name_file_and_key() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "data-dir = \"d\"\n[plugins.loopback]\nfile = \"x.wasm\"\nallow-hosts = []\n");
+        let path = write(
+            dir.path(),
+            "data-dir = \"d\"\n[plugins.loopback]\nfile = \"x.wasm\"\nallow-hosts = []\n",
+        );
         let error = format!("{:#}", HostConfig::load(&path).unwrap_err());
-        assert!(error.contains("host.toml") && error.contains("allow-hosts"), "{error}");
+        assert!(
+            error.contains("host.toml") && error.contains("allow-hosts"),
+            "{error}"
+        );
 
         let path = write(
             dir.path(),
             "data-dir = \"d\"\n[secrets.peer]\nusername = \"u\"\npassword = { env = \"IP_TEST_SURELY_UNSET\" }\n",
         );
         let error = format!("{:#}", HostConfig::load(&path).unwrap_err());
-        assert!(error.contains("secrets.peer.password") && error.contains("IP_TEST_SURELY_UNSET"), "{error}");
+        assert!(
+            error.contains("secrets.peer.password") && error.contains("IP_TEST_SURELY_UNSET"),
+            "{error}"
+        );
     }
 }

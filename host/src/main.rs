@@ -33,7 +33,9 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     match Cli::parse().command {
         Command::Run { config } => run(config).await,
@@ -42,7 +44,9 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let config = HostConfig::load(&config_path)?;
-    let blobs = Arc::new(FileBlobStore::open(config.data_dir.join("blobs")).context("opening the blob store")?);
+    let blobs = Arc::new(
+        FileBlobStore::open(config.data_dir.join("blobs")).context("opening the blob store")?,
+    );
     let services = Arc::new(HostServices {
         egress: Egress::new(Arc::new(config.secrets.clone()), Arc::new(NoTokenService))?,
         blobs,
@@ -60,14 +64,17 @@ async fn run(config_path: PathBuf) -> anyhow::Result<()> {
 
     let on_hangup = reloader.clone();
     tokio::spawn(async move {
-        let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(hangups) => hangups,
-            Err(error) => return tracing::error!(%error, "cannot listen for SIGHUP"),
-        };
+        let mut hangups =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(hangups) => hangups,
+                Err(error) => return tracing::error!(%error, "cannot listen for SIGHUP"),
+            };
         while hangups.recv().await.is_some() {
             match on_hangup.reload().await {
                 Ok(generation) => tracing::info!(generation, "SIGHUP: plugin set reloaded"),
-                Err(error) => tracing::error!(error = %format!("{error:#}"), "SIGHUP: plugin set rejected; the active set keeps serving"),
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), "SIGHUP: plugin set rejected; the active set keeps serving")
+                }
             }
         }
     });

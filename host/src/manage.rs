@@ -58,7 +58,11 @@ async fn health(State(reloader): State<Arc<Reloader>>) -> Response {
         components.insert(plugin.name().to_owned(), status);
     }
     let body = json!({ "status": if up { "UP" } else { "DOWN" }, "components": { "plugins": components } });
-    let code = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body)).into_response()
 }
 

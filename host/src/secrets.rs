@@ -96,7 +96,10 @@ mod tests {
         let mut secrets = Secrets::new();
         secrets.insert("altinn", secret.clone());
         let printed = format!("{secrets:?} {secret:?}");
-        assert!(!printed.contains("hunter2") && !printed.contains("system-user"), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("system-user"),
+            "{printed}"
+        );
         assert_eq!(secret.field(Some("password")), Some("hunter2"));
         assert_eq!(secret.field(None), None);
         assert_eq!(Secret::Value("v".into()).field(None), Some("v"));

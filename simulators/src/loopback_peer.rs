@@ -36,7 +36,7 @@ use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartRejection};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -715,22 +715,8 @@ fn zip_entries(path: &Path) -> Result<Vec<String>, String> {
 
 async fn accept(
     State(state): State<Arc<PeerState>>,
-    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Refusal> {
-    // A declared length far past what could be accepted is refused before reading anything.
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let ceiling = state.max_package_size + MAX_ENVELOPE as u64 + (64 << 10);
-    if declared.is_some_and(|length| length > ceiling) {
-        return Err(Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the package exceeds {} bytes", state.max_package_size),
-        ));
-    }
-
     let mut multipart = multipart.map_err(|e| {
         Refusal::bad_request(format!("expected multipart/form-data: {}", e.body_text()))
     })?;

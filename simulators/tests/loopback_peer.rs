@@ -27,8 +27,7 @@ async fn start_peer(max_package_size: u64, data_dir: Option<&std::path::Path>) -
 
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options =
-        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, data) in entries {
         writer.start_file(*name, options).unwrap();
         writer.write_all(data).unwrap();
@@ -148,10 +147,16 @@ impl Client {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let envelope = envelope(message_id, receiver, &names);
         let (status, answer) = self
-            .post(multipart(&[envelope_part(&envelope), package_part(package)]))
+            .post(multipart(&[
+                envelope_part(&envelope),
+                package_part(package),
+            ]))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{answer}");
-        answer["reference"].as_str().expect("a reference").to_owned()
+        answer["reference"]
+            .as_str()
+            .expect("a reference")
+            .to_owned()
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -213,10 +218,15 @@ async fn accepts_a_message_and_records_what_it_received() {
     assert!(message.documents[0].primary && !message.documents[1].primary);
     assert_eq!(message.expires_at, Some(1_900_000_000_000));
     assert_eq!(message.package_size, package.len() as u64);
-    assert_eq!(message.package_sha256, hex::encode(Sha256::digest(&package)));
+    assert_eq!(
+        message.package_sha256,
+        hex::encode(Sha256::digest(&package))
+    );
     assert_eq!(message.statuses, [PeerStatus::Mottatt]);
 
-    let (status, statuses) = client.get(&format!("/statuses?reference={reference}")).await;
+    let (status, statuses) = client
+        .get(&format!("/statuses?reference={reference}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(statuses.as_array().unwrap().len(), 1);
     assert_eq!(statuses[0]["messageId"], MESSAGE_A);
@@ -240,12 +250,8 @@ async fn refuses_missing_and_wrong_credentials() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(error_text(&answer), "wrong username or password");
 
-    let (status, answer) = Client::answer(
-        client
-            .http
-            .get(format!("{}/inbox/{RECEIVER}", client.base)),
-    )
-    .await;
+    let (status, answer) =
+        Client::answer(client.http.get(format!("{}/inbox/{RECEIVER}", client.base))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(error_text(&answer), "HTTP Basic credentials required");
 
@@ -274,7 +280,10 @@ async fn refuses_a_bad_envelope_and_stores_nothing() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let error = error_text(&answer);
-    assert!(error.contains("messageId \"not-a-uuid\" is not a UUID"), "{error}");
+    assert!(
+        error.contains("messageId \"not-a-uuid\" is not a UUID"),
+        "{error}"
+    );
     assert!(error.contains("receiver is empty"), "{error}");
     assert!(error.contains("sbd is not JSON"), "{error}");
 
@@ -292,7 +301,11 @@ async fn refuses_a_bad_envelope_and_stores_nothing() {
     assert!(error_text(&answer).starts_with("the envelope is not valid"));
 
     let (status, answer) = client
-        .post(multipart(&[envelope_part(&envelope(MESSAGE_A, RECEIVER, &["a.txt"]))]))
+        .post(multipart(&[envelope_part(&envelope(
+            MESSAGE_A,
+            RECEIVER,
+            &["a.txt"],
+        ))]))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_text(&answer), "the package part is missing");
@@ -304,7 +317,10 @@ async fn refuses_a_bad_envelope_and_stores_nothing() {
         ]))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(error_text(&answer).contains("the envelope names"), "{answer}");
+    assert!(
+        error_text(&answer).contains("the envelope names"),
+        "{answer}"
+    );
 
     let (status, answer) = client
         .post(multipart(&[
@@ -343,7 +359,10 @@ async fn refuses_a_bad_envelope_and_stores_nothing() {
     let leftovers: Vec<_> = std::fs::read_dir(data_dir.path().join("packages"))
         .unwrap()
         .collect();
-    assert!(leftovers.is_empty(), "refused packages left behind: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "refused packages left behind: {leftovers:?}"
+    );
 }
 
 #[tokio::test]
@@ -473,7 +492,12 @@ async fn a_receiver_lists_downloads_and_confirms_its_messages() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["messageId"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .map(|s| {
+            (
+                s["messageId"].as_str().unwrap(),
+                s["status"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -502,7 +526,9 @@ async fn a_test_can_mark_statuses() {
         Err(UnknownReference("nope".to_owned()))
     );
 
-    let (_, statuses) = client.get(&format!("/statuses?reference={reference}")).await;
+    let (_, statuses) = client
+        .get(&format!("/statuses?reference={reference}"))
+        .await;
     let statuses = statuses.as_array().unwrap();
     assert_eq!(statuses.len(), 3);
     assert_eq!(statuses[1]["status"], "lest");

@@ -49,11 +49,17 @@ async fn main() {
     let compile: Vec<Duration> = (0..5)
         .map(|_| {
             let started = Instant::now();
-            engine.engine().precompile_component(&wasm).expect("compiles");
+            engine
+                .engine()
+                .precompile_component(&wasm)
+                .expect("compiles");
             started.elapsed()
         })
         .collect();
-    let compiled = engine.engine().precompile_component(&wasm).expect("compiles");
+    let compiled = engine
+        .engine()
+        .precompile_component(&wasm)
+        .expect("compiles");
     let load: Vec<Duration> = (0..200)
         .map(|_| {
             let started = Instant::now();
@@ -85,7 +91,9 @@ async fn main() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    host.load(vec![("loopback", loopback)]).await.expect("the plugin loads");
+    host.load(vec![("loopback", loopback)])
+        .await
+        .expect("the plugin loads");
     let plugin = host.plugins.plugin("loopback").expect("loaded");
 
     let mut instantiate = Vec::new();
@@ -114,24 +122,61 @@ async fn main() {
     plugin.send(&large).await.expect("no trap").expect("sent");
     let streamed = started.elapsed();
     let rss_after = rss_kib("VmRSS:");
-    let last = sink.received().pop().expect("the sink received the large message");
-    assert!(last.length > 100 << 20, "the whole body arrived: {} bytes", last.length);
+    let last = sink
+        .received()
+        .pop()
+        .expect("the sink received the large message");
+    assert!(
+        last.length > 100 << 20,
+        "the whole body arrived: {} bytes",
+        last.length
+    );
 
-    println!("\nplugin runtime ({:?} allocator, release host)\n", engine.allocator());
+    println!(
+        "\nplugin runtime ({:?} allocator, release host)\n",
+        engine.allocator()
+    );
     println!("| {:<58} | {:>16} |", "measure", "value");
     println!("|{}|{}|", "-".repeat(60), "-".repeat(18));
-    row("compile loopback.wasm with cranelift (median of 5)", millis(median(compile)));
-    row("load the precompiled artifact (median of 200)", micros(median(load)));
-    row("fresh store + instantiate from InstancePre (median of 2000)", micros(median(instantiate)));
-    row("fresh instance + no-op call `describe` (median of 2000)", micros(median(noop)));
-    row("fresh instance + 1 KiB send over HTTP to loopback (median of 300)", micros(median(send)));
-    row("stream a 100 MiB blob through egress (one send)", millis(streamed));
+    row(
+        "compile loopback.wasm with cranelift (median of 5)",
+        millis(median(compile)),
+    );
+    row(
+        "load the precompiled artifact (median of 200)",
+        micros(median(load)),
+    );
+    row(
+        "fresh store + instantiate from InstancePre (median of 2000)",
+        micros(median(instantiate)),
+    );
+    row(
+        "fresh instance + no-op call `describe` (median of 2000)",
+        micros(median(noop)),
+    );
+    row(
+        "fresh instance + 1 KiB send over HTTP to loopback (median of 300)",
+        micros(median(send)),
+    );
+    row(
+        "stream a 100 MiB blob through egress (one send)",
+        millis(streamed),
+    );
     row(
         "  throughput",
-        format!("{:.0} MB/s", (last.length as f64 / 1e6) / streamed.as_secs_f64()),
+        format!(
+            "{:.0} MB/s",
+            (last.length as f64 / 1e6) / streamed.as_secs_f64()
+        ),
     );
-    row("  host RSS before", format!("{:.1} MiB", rss_before as f64 / 1024.0));
-    row("  host RSS after", format!("{:.1} MiB", rss_after as f64 / 1024.0));
+    row(
+        "  host RSS before",
+        format!("{:.1} MiB", rss_before as f64 / 1024.0),
+    );
+    row(
+        "  host RSS after",
+        format!("{:.1} MiB", rss_after as f64 / 1024.0),
+    );
     row(
         "  RSS growth",
         format!("{:.1} MiB", (rss_after as f64 - rss_before as f64) / 1024.0),

@@ -17,7 +17,8 @@ use integrasjonspunkt::blobs::{Blob, BlobStore, FileBlobStore};
 use integrasjonspunkt::plugins::bindings::{Party, ServiceRecord};
 use integrasjonspunkt::plugins::egress::Egress;
 use integrasjonspunkt::plugins::{
-    Document, HostServices, Limits, OutgoingMessage, PluginEngine, PluginHost, PluginSetSpec, PluginSpec,
+    Document, HostServices, Limits, OutgoingMessage, PluginEngine, PluginHost, PluginSetSpec,
+    PluginSpec,
 };
 use integrasjonspunkt::secrets::Secrets;
 use integrasjonspunkt::tokens::TokenSource;
@@ -46,15 +47,25 @@ impl TestHost {
             blobs: blobs.clone(),
         });
         let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compiled");
-        let plugins = Arc::new(PluginHost::new(PluginEngine::new().expect("an engine"), &cache, services).expect("a plugin host"));
-        Self { plugins, blobs, dir }
+        let plugins = Arc::new(
+            PluginHost::new(PluginEngine::new().expect("an engine"), &cache, services)
+                .expect("a plugin host"),
+        );
+        Self {
+            plugins,
+            blobs,
+            dir,
+        }
     }
 
     /// Loads a set of `(name, spec)` plugins with absolute files.
     pub async fn load(&self, plugins: Vec<(&str, PluginSpec)>) -> anyhow::Result<u64> {
         let spec = PluginSetSpec {
             base_dir: self.dir.path().to_path_buf(),
-            plugins: plugins.into_iter().map(|(name, spec)| (name.to_owned(), spec)).collect(),
+            plugins: plugins
+                .into_iter()
+                .map(|(name, spec)| (name.to_owned(), spec))
+                .collect(),
         };
         Ok(self.plugins.load(&spec).await?.generation())
     }
@@ -179,8 +190,12 @@ impl Sink {
     /// Starts a sink on an ephemeral port.
     pub async fn start() -> Self {
         let state = Arc::new(SinkState::default());
-        let app = axum::Router::new().fallback(record).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding the sink");
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the sink");
         let address = listener.local_addr().expect("the sink's address");
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self {
@@ -226,7 +241,12 @@ async fn record(State(state): State<Arc<SinkState>>, request: Request) -> (Statu
         headers: parts
             .headers
             .iter()
-            .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .map(|(name, value)| {
+                (
+                    name.to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         length,
         sha256: hex::encode(hasher.finalize()),
@@ -238,7 +258,10 @@ async fn record(State(state): State<Arc<SinkState>>, request: Request) -> (Statu
         tokio::time::sleep(hold).await;
     }
     let reference = uuid::Uuid::new_v4();
-    (StatusCode::CREATED, format!("{{\"reference\":\"{reference}\"}}"))
+    (
+        StatusCode::CREATED,
+        format!("{{\"reference\":\"{reference}\"}}"),
+    )
 }
 
 /// The sha256 of a file, hex.

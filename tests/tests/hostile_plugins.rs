@@ -24,7 +24,10 @@ fn host() -> TestHost {
 }
 
 fn with_settings(mut spec: PluginSpec, settings: &[(&str, String)]) -> PluginSpec {
-    spec.settings = settings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    spec.settings = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     spec
 }
 
@@ -37,7 +40,10 @@ fn rejected(result: Result<integrasjonspunkt::plugins::bindings::Sent, Failure>)
 
 /// A well-behaved plugin answering while and after a hostile one misbehaves.
 async fn healthy(host: &TestHost) {
-    let plugin = host.plugins.plugin("healthy").expect("the healthy plugin is loaded");
+    let plugin = host
+        .plugins
+        .plugin("healthy")
+        .expect("the healthy plugin is loaded");
     let description = plugin.describe().await.expect("the healthy plugin answers");
     assert_eq!(description.service, "LOOPBACK");
 }
@@ -45,14 +51,25 @@ async fn healthy(host: &TestHost) {
 #[tokio::test]
 async fn a_panic_fails_that_call_with_the_panic_message_and_the_next_call_works() {
     let host = host();
-    host.load(vec![("panic", spec(artifacts::HOSTILE_PANIC)), ("healthy", spec(artifacts::LOOPBACK))])
-        .await
-        .unwrap();
+    host.load(vec![
+        ("panic", spec(artifacts::HOSTILE_PANIC)),
+        ("healthy", spec(artifacts::LOOPBACK)),
+    ])
+    .await
+    .unwrap();
     let plugin = host.plugins.plugin("panic").unwrap();
     let error = plugin.send(&outgoing(vec![])).await.unwrap_err();
     assert_eq!(error.kind, CallErrorKind::Trap);
-    assert!(error.detail.contains("hostile plugin panicked on purpose"), "{error}");
-    assert!(error.to_string().starts_with("plugin panic trapped in send"), "{error}");
+    assert!(
+        error.detail.contains("hostile plugin panicked on purpose"),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("plugin panic trapped in send"),
+        "{error}"
+    );
     // A fresh instance per call: the same plugin answers its next call.
     assert_eq!(plugin.describe().await.unwrap().service, "HOSTILE");
     healthy(&host).await;
@@ -63,7 +80,12 @@ async fn an_endless_loop_times_out_while_other_calls_are_served() {
     let host = host();
     let mut looping = spec(artifacts::HOSTILE_LOOP);
     looping.limits.timeout_seconds = 1;
-    host.load(vec![("loop", looping), ("healthy", spec(artifacts::LOOPBACK))]).await.unwrap();
+    host.load(vec![
+        ("loop", looping),
+        ("healthy", spec(artifacts::LOOPBACK)),
+    ])
+    .await
+    .unwrap();
     let plugin = host.plugins.plugin("loop").unwrap();
     let started = Instant::now();
     let looping = tokio::spawn(async move { plugin.send(&outgoing(vec![])).await });
@@ -73,13 +95,22 @@ async fn an_endless_loop_times_out_while_other_calls_are_served() {
     for _ in 0..5 {
         healthy(&host).await;
     }
-    assert!(!looping.is_finished(), "the loop is still running while the others were served");
+    assert!(
+        !looping.is_finished(),
+        "the loop is still running while the others were served"
+    );
 
     let error = looping.await.unwrap().unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(error.kind, CallErrorKind::Timeout, "{error}");
-    assert!(error.to_string().contains("no answer within 1 s"), "{error}");
-    assert!(elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(
+        error.to_string().contains("no answer within 1 s"),
+        "{error}"
+    );
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
     healthy(&host).await;
 }
 
@@ -88,10 +119,24 @@ async fn unbounded_memory_growth_stops_at_the_cap() {
     let host = host();
     let mut memory = spec(artifacts::HOSTILE_MEMORY);
     memory.limits.memory_mib = 32;
-    host.load(vec![("memory", memory), ("healthy", spec(artifacts::LOOPBACK))]).await.unwrap();
-    let error = host.plugins.plugin("memory").unwrap().send(&outgoing(vec![])).await.unwrap_err();
+    host.load(vec![
+        ("memory", memory),
+        ("healthy", spec(artifacts::LOOPBACK)),
+    ])
+    .await
+    .unwrap();
+    let error = host
+        .plugins
+        .plugin("memory")
+        .unwrap()
+        .send(&outgoing(vec![]))
+        .await
+        .unwrap_err();
     assert_eq!(error.kind, CallErrorKind::MemoryLimit, "{error}");
-    assert!(error.to_string().contains("went over its memory limit"), "{error}");
+    assert!(
+        error.to_string().contains("went over its memory limit"),
+        "{error}"
+    );
     healthy(&host).await;
 }
 
@@ -100,13 +145,38 @@ async fn a_host_off_the_allow_list_is_refused_and_never_contacted() {
     let host = host();
     let allowed = Sink::start().await;
     let forbidden = Sink::start().await;
-    let mut egress = with_settings(spec(artifacts::HOSTILE_EGRESS), &[("target", format!("{}/steal", forbidden.url))]);
+    let mut egress = with_settings(
+        spec(artifacts::HOSTILE_EGRESS),
+        &[("target", format!("{}/steal", forbidden.url))],
+    );
     egress.allowed_hosts = vec![allowed.url.clone()];
-    host.load(vec![("egress", egress), ("healthy", spec(artifacts::LOOPBACK))]).await.unwrap();
-    let text = rejected(host.plugins.plugin("egress").unwrap().send(&outgoing(vec![])).await.unwrap());
+    host.load(vec![
+        ("egress", egress),
+        ("healthy", spec(artifacts::LOOPBACK)),
+    ])
+    .await
+    .unwrap();
+    let text = rejected(
+        host.plugins
+            .plugin("egress")
+            .unwrap()
+            .send(&outgoing(vec![]))
+            .await
+            .unwrap(),
+    );
     assert!(text.contains("Denied"), "{text}");
-    assert!(text.contains(&format!("{}:{} is not on the allow-list", "127.0.0.1", forbidden.address.port())), "{text}");
-    assert!(forbidden.received().is_empty(), "the forbidden host was contacted");
+    assert!(
+        text.contains(&format!(
+            "{}:{} is not on the allow-list",
+            "127.0.0.1",
+            forbidden.address.port()
+        )),
+        "{text}"
+    );
+    assert!(
+        forbidden.received().is_empty(),
+        "the forbidden host was contacted"
+    );
 
     let denied_rows = host
         .plugins
@@ -126,22 +196,50 @@ async fn a_host_off_the_allow_list_is_refused_and_never_contacted() {
 async fn a_plugin_cannot_set_authorization_nor_use_a_secret_not_granted_to_it() {
     let host = host();
     let sink = Sink::start().await;
-    let mut credentials = with_settings(spec(artifacts::HOSTILE_CREDENTIALS), &[("endpoint", sink.url.clone())]);
+    let mut credentials = with_settings(
+        spec(artifacts::HOSTILE_CREDENTIALS),
+        &[("endpoint", sink.url.clone())],
+    );
     credentials.allowed_hosts = vec![sink.url.clone()];
-    host.load(vec![("credentials", credentials), ("healthy", spec(artifacts::LOOPBACK))]).await.unwrap();
-    let text = rejected(host.plugins.plugin("credentials").unwrap().send(&outgoing(vec![])).await.unwrap());
+    host.load(vec![
+        ("credentials", credentials),
+        ("healthy", spec(artifacts::LOOPBACK)),
+    ])
+    .await
+    .unwrap();
+    let text = rejected(
+        host.plugins
+            .plugin("credentials")
+            .unwrap()
+            .send(&outgoing(vec![]))
+            .await
+            .unwrap(),
+    );
     let line = |prefix: &str| {
         text.lines()
             .find(|line| line.starts_with(prefix))
             .unwrap_or_else(|| panic!("no {prefix} line in {text}"))
             .to_owned()
     };
-    assert!(line("authorization:").contains("may not set the authorization header"), "{text}");
+    assert!(
+        line("authorization:").contains("may not set the authorization header"),
+        "{text}"
+    );
     let basic = line("basic:");
-    assert!(basic.contains("not-granted") && basic.contains("is not granted to plugin credentials"), "{text}");
+    assert!(
+        basic.contains("not-granted") && basic.contains("is not granted to plugin credentials"),
+        "{text}"
+    );
     assert!(line("placeholder:").contains("not granted"), "{text}");
-    assert!(!text.contains("their-password"), "the secret leaked into the plugin: {text}");
-    assert!(sink.received().is_empty(), "a refused request went out: {:?}", sink.received());
+    assert!(
+        !text.contains("their-password"),
+        "the secret leaked into the plugin: {text}"
+    );
+    assert!(
+        sink.received().is_empty(),
+        "a refused request went out: {:?}",
+        sink.received()
+    );
     healthy(&host).await;
 }
 
@@ -149,18 +247,40 @@ async fn a_plugin_cannot_set_authorization_nor_use_a_secret_not_granted_to_it() 
 async fn the_sandbox_has_no_files_environment_or_sockets() {
     let host = host();
     let listening = Sink::start().await;
-    let sandbox = with_settings(spec(artifacts::HOSTILE_SANDBOX), &[("port", listening.address.port().to_string())]);
-    host.load(vec![("sandbox", sandbox), ("healthy", spec(artifacts::LOOPBACK))]).await.unwrap();
+    let sandbox = with_settings(
+        spec(artifacts::HOSTILE_SANDBOX),
+        &[("port", listening.address.port().to_string())],
+    );
+    host.load(vec![
+        ("sandbox", sandbox),
+        ("healthy", spec(artifacts::LOOPBACK)),
+    ])
+    .await
+    .unwrap();
     // SAFETY: set before the call; the variable only proves the host's environment is not passed on.
     unsafe { std::env::set_var("IP_SANDBOX_PROBE", "host-only") };
-    let text = rejected(host.plugins.plugin("sandbox").unwrap().send(&outgoing(vec![])).await.unwrap());
+    let text = rejected(
+        host.plugins
+            .plugin("sandbox")
+            .unwrap()
+            .send(&outgoing(vec![]))
+            .await
+            .unwrap(),
+    );
     let line = |prefix: &str| {
         text.lines()
             .find(|line| line.starts_with(prefix))
             .unwrap_or_else(|| panic!("no {prefix} line in {text}"))
             .to_owned()
     };
-    for prefix in ["fs-read-dir:", "fs-read:", "fs-write:", "env-home:", "tcp:", "udp:"] {
+    for prefix in [
+        "fs-read-dir:",
+        "fs-read:",
+        "fs-write:",
+        "env-home:",
+        "tcp:",
+        "udp:",
+    ] {
         let line = line(prefix);
         assert!(line.contains("Err"), "{prefix} was not refused: {line}");
     }

@@ -16,7 +16,9 @@ use ip_tests::harness::{Sink, TestHost, blob_sha256, outgoing};
 use tower::ServiceExt as _;
 
 fn write_config(dir: &Path, sink: &str, pin: Option<&str>) -> std::path::PathBuf {
-    let pin = pin.map(|pin| format!("sha256 = \"{pin}\"\n")).unwrap_or_default();
+    let pin = pin
+        .map(|pin| format!("sha256 = \"{pin}\"\n"))
+        .unwrap_or_default();
     let text = format!(
         r#"data-dir = "data"
 
@@ -40,11 +42,17 @@ settings = {{ endpoint = "{sink}", identifier = "0192:910075918", credentials = 
 async fn reload(router: &axum::Router) -> (StatusCode, serde_json::Value) {
     let response = router
         .clone()
-        .oneshot(Request::post("/manage/plugins/reload").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::post("/manage/plugins/reload")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
@@ -93,25 +101,47 @@ async fn reload_swaps_the_set_atomically_and_rejects_a_broken_one() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["generation"], 2);
     let new = host.plugins.plugin("channel").unwrap();
-    assert_eq!(new.description().service, "HOSTILE", "new calls use the new plugin");
+    assert_eq!(
+        new.description().service,
+        "HOSTILE",
+        "new calls use the new plugin"
+    );
     assert_eq!(new.describe().await.unwrap().service, "HOSTILE");
     assert!(!in_flight.is_finished(), "the old call is still in flight");
-    let sent = in_flight.await.unwrap().expect("the call in flight finished on the old plugin");
+    let sent = in_flight
+        .await
+        .unwrap()
+        .expect("the call in flight finished on the old plugin");
     assert!(sent.is_ok(), "{sent:?}");
     let received = sink.received();
     assert_eq!(received.len(), 1);
     assert!(received[0].uri.starts_with("/messages"));
-    assert_ne!(received[0].sha256, digest, "the body is a multipart envelope, not the bare file");
+    assert_ne!(
+        received[0].sha256, digest,
+        "the body is a multipart envelope, not the bare file"
+    );
 
     // A broken file is rejected, naming the file, and the active set keeps serving.
     std::fs::write(dir.join("channel.wasm"), b"not a component").unwrap();
     let (status, body) = reload(&router).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("channel.wasm") && message.contains("not a loadable component"), "{message}");
+    assert!(
+        message.contains("channel.wasm") && message.contains("not a loadable component"),
+        "{message}"
+    );
     assert_eq!(body["generation"], 2);
     assert_eq!(host.plugins.current().generation(), 2);
-    assert_eq!(host.plugins.plugin("channel").unwrap().describe().await.unwrap().service, "HOSTILE");
+    assert_eq!(
+        host.plugins
+            .plugin("channel")
+            .unwrap()
+            .describe()
+            .await
+            .unwrap()
+            .service,
+        "HOSTILE"
+    );
 
     // A file whose digest differs from the pin is rejected with both digests named.
     std::fs::copy(artifacts::LOOPBACK, dir.join("channel.wasm")).unwrap();
@@ -120,8 +150,18 @@ async fn reload_swaps_the_set_atomically_and_rejects_a_broken_one() {
     let (status, body) = reload(&router).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains(&pinned) && message.contains("has sha256"), "{message}");
-    assert_eq!(host.plugins.plugin("channel").unwrap().description().service, "HOSTILE");
+    assert!(
+        message.contains(&pinned) && message.contains("has sha256"),
+        "{message}"
+    );
+    assert_eq!(
+        host.plugins
+            .plugin("channel")
+            .unwrap()
+            .description()
+            .service,
+        "HOSTILE"
+    );
 
     // With the right pin the set loads.
     let actual = ip_tests::harness::file_sha256(&dir.join("channel.wasm"));

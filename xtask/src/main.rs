@@ -46,14 +46,21 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Run => run_local(&root),
         Task::Bench { which } => match which.as_str() {
-            "plugin" => check(cargo(&root).args(["bench", "-p", "ip-tests", "--bench", "plugin"]).status()?),
+            "plugin" => check(
+                cargo(&root)
+                    .args(["bench", "-p", "ip-tests", "--bench", "plugin"])
+                    .status()?,
+            ),
             other => bail!("unknown benchmark {other:?}; known: plugin"),
         },
     }
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ lies in the root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask/ lies in the root")
+        .to_path_buf()
 }
 
 fn cargo(root: &Path) -> Command {
@@ -63,7 +70,11 @@ fn cargo(root: &Path) -> Command {
 }
 
 fn check(status: ExitStatus) -> anyhow::Result<()> {
-    if status.success() { Ok(()) } else { bail!("a step failed: {status}") }
+    if status.success() {
+        Ok(())
+    } else {
+        bail!("a step failed: {status}")
+    }
 }
 
 /// Builds the channel plugins (the cdylib packages under `plugins/`, not the test-only ones kept
@@ -71,25 +82,50 @@ fn check(status: ExitStatus) -> anyhow::Result<()> {
 fn build_plugins(root: &Path, out: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
     let manifest = root.join("plugins/Cargo.toml");
     let metadata = cargo(root)
-        .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .output()?;
     check(metadata.status)?;
     let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout)?;
     let plugins_dir = root.join("plugins");
     let mut packages = Vec::new();
-    for package in metadata["packages"].as_array().context("cargo metadata lists packages")? {
+    for package in metadata["packages"]
+        .as_array()
+        .context("cargo metadata lists packages")?
+    {
         let manifest_path = PathBuf::from(package["manifest_path"].as_str().unwrap_or_default());
-        let is_cdylib = package["targets"].as_array().into_iter().flatten().any(|target| {
-            target["crate_types"].as_array().into_iter().flatten().any(|kind| kind == "cdylib")
-        });
+        let is_cdylib = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|target| {
+                target["crate_types"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|kind| kind == "cdylib")
+            });
         if is_cdylib && manifest_path.starts_with(&plugins_dir) {
             packages.push(package["name"].as_str().unwrap_or_default().to_owned());
         }
     }
     let target_dir = root.join("target/wasm");
     let mut build = cargo(root);
-    build.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"]).arg(&manifest);
+    build
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(&manifest);
     build.arg("--target-dir").arg(&target_dir);
     for package in &packages {
         build.args(["-p", package]);
@@ -101,7 +137,8 @@ fn build_plugins(root: &Path, out: &Path) -> anyhow::Result<Vec<(PathBuf, String
         let file = format!("{}.wasm", package.replace('-', "_"));
         let source = target_dir.join("wasm32-wasip2/release").join(&file);
         let destination = out.join(&file);
-        std::fs::copy(&source, &destination).with_context(|| format!("copying {}", source.display()))?;
+        std::fs::copy(&source, &destination)
+            .with_context(|| format!("copying {}", source.display()))?;
         let digest = hex::encode(Sha256::digest(std::fs::read(&destination)?));
         built.push((destination, digest));
     }
@@ -112,7 +149,11 @@ fn build_plugins(root: &Path, out: &Path) -> anyhow::Result<Vec<(PathBuf, String
 /// stops or the user interrupts.
 fn run_local(root: &Path) -> anyhow::Result<()> {
     build_plugins(root, &root.join("target/plugins"))?;
-    check(cargo(root).args(["build", "-p", "simulators", "-p", "integrasjonspunkt"]).status()?)?;
+    check(
+        cargo(root)
+            .args(["build", "-p", "simulators", "-p", "integrasjonspunkt"])
+            .status()?,
+    )?;
     let password = "local-loopback-password";
     let simulators = spawn(
         Command::new(root.join("target/debug/simulators"))
@@ -124,14 +165,18 @@ fn run_local(root: &Path) -> anyhow::Result<()> {
             .arg(root.join("config/local.toml"))
             .env("IP_LOOPBACK_PASSWORD", password),
     )?;
-    println!("local system running: management on http://127.0.0.1:9093/manage/plugins; Ctrl-C stops it");
+    println!(
+        "local system running: management on http://127.0.0.1:9093/manage/plugins; Ctrl-C stops it"
+    );
     let mut children = [("simulators", simulators), ("integrasjonspunkt", host)];
     loop {
-        let stopped = children.iter_mut().find_map(|(name, child)| match child.try_wait() {
-            Ok(Some(status)) => Some(format!("{name} stopped: {status}")),
-            Ok(None) => None,
-            Err(error) => Some(format!("{name}: {error}")),
-        });
+        let stopped = children
+            .iter_mut()
+            .find_map(|(name, child)| match child.try_wait() {
+                Ok(Some(status)) => Some(format!("{name} stopped: {status}")),
+                Ok(None) => None,
+                Err(error) => Some(format!("{name}: {error}")),
+            });
         if let Some(reason) = stopped {
             for (_, child) in &mut children {
                 let _ = child.kill();
@@ -143,5 +188,7 @@ fn run_local(root: &Path) -> anyhow::Result<()> {
 }
 
 fn spawn(command: &mut Command) -> anyhow::Result<Child> {
-    command.spawn().with_context(|| format!("starting {:?}", command.get_program()))
+    command
+        .spawn()
+        .with_context(|| format!("starting {:?}", command.get_program()))
 }

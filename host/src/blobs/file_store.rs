@@ -88,7 +88,10 @@ struct FileBlobWriter {
 
 impl Write for FileBlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let file = self.file.as_mut().ok_or_else(|| io::Error::other("blob already committed"))?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("blob already committed"))?;
         let n = file.write(buf)?;
         self.written += n as u64;
         Ok(n)
@@ -104,7 +107,10 @@ impl Write for FileBlobWriter {
 
 impl BlobWriter for FileBlobWriter {
     fn commit(mut self: Box<Self>) -> io::Result<(BlobId, u64)> {
-        let file = self.file.take().ok_or_else(|| io::Error::other("blob already committed"))?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("blob already committed"))?;
         let file = file.into_inner().map_err(|error| error.into_error())?;
         file.sync_data()?;
         fs::rename(&self.partial_path, &self.final_path)?;
@@ -135,7 +141,11 @@ mod tests {
         let mut writer = store.create().unwrap();
         writer.write_all(b"half").unwrap();
         drop(writer);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "an abandoned write leaves nothing");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "an abandoned write leaves nothing"
+        );
 
         let mut writer = store.create().unwrap();
         writer.write_all(b"whole").unwrap();

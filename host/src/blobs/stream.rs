@@ -44,7 +44,9 @@ pub fn read_stream(blob: Blob) -> impl Stream<Item = io::Result<Bytes>> + Send +
             }
         }
     });
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 /// Writes the stream into a new temporary blob. Refuses more than `limit` bytes with an error of

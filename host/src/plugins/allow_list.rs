@@ -26,7 +26,11 @@ enum HostPattern {
 impl AllowList {
     /// Parses the entries; the error names the bad entry.
     pub fn parse(entries: &[String]) -> Result<Self, String> {
-        entries.iter().map(|entry| parse_entry(entry)).collect::<Result<_, _>>().map(Self)
+        entries
+            .iter()
+            .map(|entry| parse_entry(entry))
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 
     /// Whether a request to this URL may go out.
@@ -34,7 +38,10 @@ impl AllowList {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return false;
         };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         self.0.iter().any(|allowed| {
             allowed.scheme == url.scheme()
                 && allowed.port == port
@@ -67,7 +74,9 @@ impl fmt::Display for AllowList {
 
 fn parse_entry(entry: &str) -> Result<Allowed, String> {
     let bad = |why: &str| format!("allowed host {entry:?}: {why}");
-    let (scheme, rest) = entry.split_once("://").ok_or_else(|| bad("expected scheme://host[:port]"))?;
+    let (scheme, rest) = entry
+        .split_once("://")
+        .ok_or_else(|| bad("expected scheme://host[:port]"))?;
     let scheme = scheme.to_ascii_lowercase();
     let default_port = match scheme.as_str() {
         "https" => 443,
@@ -89,7 +98,9 @@ fn parse_entry(entry: &str) -> Result<Allowed, String> {
         },
     };
     let port = match port {
-        Some(port) => port.parse::<u16>().map_err(|_| bad("the port is not a number"))?,
+        Some(port) => port
+            .parse::<u16>()
+            .map_err(|_| bad("the port is not a number"))?,
         None => default_port,
     };
     let host = host.to_ascii_lowercase();
@@ -97,11 +108,17 @@ fn parse_entry(entry: &str) -> Result<Allowed, String> {
         return Err(bad("the host is empty"));
     }
     let pattern = match host.strip_prefix("*.") {
-        Some(domain) if !domain.is_empty() && !domain.contains('*') => HostPattern::Subdomains(format!(".{domain}")),
+        Some(domain) if !domain.is_empty() && !domain.contains('*') => {
+            HostPattern::Subdomains(format!(".{domain}"))
+        }
         _ if host.contains('*') => return Err(bad("a wildcard may only stand first, as *.domain")),
         _ => HostPattern::Exact(host),
     };
-    Ok(Allowed { scheme, host: pattern, port })
+    Ok(Allowed {
+        scheme,
+        host: pattern,
+        port,
+    })
 }
 
 #[cfg(test)]
@@ -123,17 +140,33 @@ mod tests {
 
     #[test]
     fn scheme_host_and_port_must_all_match() {
-        let list = list(&["https://www.altinn.no", "http://127.0.0.1:7101", "https://*.servicebus.windows.net"]);
-        assert!(allows(&list, "https://www.altinn.no/ServiceEngineExternal/BrokerServiceExternalBasic.svc"));
+        let list = list(&[
+            "https://www.altinn.no",
+            "http://127.0.0.1:7101",
+            "https://*.servicebus.windows.net",
+        ]);
+        assert!(allows(
+            &list,
+            "https://www.altinn.no/ServiceEngineExternal/BrokerServiceExternalBasic.svc"
+        ));
         assert!(allows(&list, "https://WWW.ALTINN.NO:443/x"));
         assert!(!allows(&list, "http://www.altinn.no/"), "other scheme");
         assert!(!allows(&list, "https://www.altinn.no:8443/"), "other port");
         assert!(!allows(&list, "https://altinn.no/"), "other host");
-        assert!(!allows(&list, "https://www.altinn.no.evil.example/"), "suffix trick");
+        assert!(
+            !allows(&list, "https://www.altinn.no.evil.example/"),
+            "suffix trick"
+        );
         assert!(allows(&list, "http://127.0.0.1:7101/messages"));
         assert!(!allows(&list, "http://127.0.0.1:7102/messages"));
-        assert!(allows(&list, "https://move-dpe-prod.servicebus.windows.net/q/messages"));
-        assert!(!allows(&list, "https://servicebus.windows.net/"), "the bare domain is not a subdomain");
+        assert!(allows(
+            &list,
+            "https://move-dpe-prod.servicebus.windows.net/q/messages"
+        ));
+        assert!(
+            !allows(&list, "https://servicebus.windows.net/"),
+            "the bare domain is not a subdomain"
+        );
         assert!(!allows(&list, "https://evilservicebus.windows.net/"));
     }
 
@@ -146,7 +179,14 @@ mod tests {
 
     #[test]
     fn malformed_entries_are_refused_by_name() {
-        for entry in ["www.altinn.no", "ftp://x", "https://x/path", "https://x:port", "https://a*.b", "https://u@x"] {
+        for entry in [
+            "www.altinn.no",
+            "ftp://x",
+            "https://x/path",
+            "https://x:port",
+            "https://a*.b",
+            "https://u@x",
+        ] {
             let error = AllowList::parse(&[entry.to_string()]).unwrap_err();
             assert!(error.contains(entry), "{error}");
         }

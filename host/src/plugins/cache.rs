@@ -48,13 +48,17 @@ impl CompileCache {
         sha256: &str,
         wasm: &[u8],
     ) -> anyhow::Result<(Component, Provenance)> {
-        let path = self.dir.join(format!("{sha256}-{}.cwasm", engine.compatibility_key()));
+        let path = self
+            .dir
+            .join(format!("{sha256}-{}.cwasm", engine.compatibility_key()));
         if path.exists() {
             // SAFETY: the file was written by `store` below from `Engine::precompile_component`
             // of this very digest and engine configuration, into a directory the host owns.
             match unsafe { Component::deserialize_file(engine.engine(), &path) } {
                 Ok(component) => return Ok((component, Provenance::Cached)),
-                Err(error) => tracing::warn!(path = %path.display(), %error, "recompiling an unusable cached artifact"),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "recompiling an unusable cached artifact")
+                }
             }
         }
         let compiled = engine.engine().precompile_component(wasm)?;
@@ -67,7 +71,8 @@ impl CompileCache {
     }
 
     fn store(&self, path: &Path, compiled: &[u8]) -> anyhow::Result<()> {
-        fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
         let partial = path.with_extension(format!("partial-{}", std::process::id()));
         fs::write(&partial, compiled).with_context(|| format!("writing {}", partial.display()))?;
         fs::rename(&partial, path).with_context(|| format!("renaming to {}", path.display()))?;

@@ -178,6 +178,9 @@ const HOST_HEADERS: [&str; 6] = [
     "te",
 ];
 
+/// A body ready to send: the stream, its length and the content type the host sets.
+type PreparedBody = (Option<reqwest::Body>, Option<u64>, Option<String>);
+
 /// The chokepoint, shared by every plugin call.
 pub struct Egress {
     client: reqwest::Client,
@@ -249,7 +252,8 @@ impl Egress {
                 "error".into()
             }
         };
-        self.metrics.record(&policy.plugin, &destination, &outcome, started.elapsed());
+        self.metrics
+            .record(&policy.plugin, &destination, &outcome, started.elapsed());
         result
     }
 
@@ -260,7 +264,10 @@ impl Egress {
         request: Request,
     ) -> Result<reqwest::RequestBuilder, EgressError> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(EgressError::Denied(format!("scheme {:?} is not allowed", url.scheme())));
+            return Err(EgressError::Denied(format!(
+                "scheme {:?} is not allowed",
+                url.scheme()
+            )));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(EgressError::Denied(
@@ -282,15 +289,21 @@ impl Egress {
             let name = header_name(name)?;
             if name == http::header::AUTHORIZATION {
                 return Err(EgressError::Denied(
-                    "a plugin may not set the authorization header; name the credentials instead".into(),
+                    "a plugin may not set the authorization header; name the credentials instead"
+                        .into(),
                 ));
             }
             if HOST_HEADERS.contains(&name.as_str()) {
-                return Err(EgressError::Invalid(format!("the {name} header is set by the host")));
+                return Err(EgressError::Invalid(format!(
+                    "the {name} header is set by the host"
+                )));
             }
             headers.append(name, header_value(value)?);
         }
-        if let Some(value) = self.authorization(policy, url, &request.credentials).await? {
+        if let Some(value) = self
+            .authorization(policy, url, &request.credentials)
+            .await?
+        {
             let mut value = header_value(&value)?;
             value.set_sensitive(true);
             headers.insert(http::header::AUTHORIZATION, value);
@@ -302,9 +315,9 @@ impl Egress {
         if let Some(length) = length {
             headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
         }
-        let timeout = request
-            .timeout
-            .map_or(policy.request_timeout, |timeout| timeout.min(policy.request_timeout));
+        let timeout = request.timeout.map_or(policy.request_timeout, |timeout| {
+            timeout.min(policy.request_timeout)
+        });
         let mut builder = self
             .client
             .request(request.method, url.clone())
@@ -322,38 +335,56 @@ impl Egress {
         url: &reqwest::Url,
         credentials: &Credentials,
     ) -> Result<Option<String>, EgressError> {
-        let check_scopes = |scopes: &[String]| {
-            match scopes.iter().find(|scope| !policy.scopes.contains(*scope)) {
+        let check_scopes =
+            |scopes: &[String]| match scopes.iter().find(|scope| !policy.scopes.contains(*scope)) {
                 Some(scope) => Err(EgressError::Denied(format!(
                     "scope {scope:?} is not granted to plugin {}",
                     policy.plugin
                 ))),
                 None if scopes.is_empty() => Err(EgressError::Invalid("no scopes named".into())),
                 None => Ok(()),
-            }
-        };
+            };
         Ok(match credentials {
             Credentials::None => None,
             Credentials::Maskinporten(scopes) => {
                 check_scopes(scopes)?;
-                let token = self.tokens.maskinporten(scopes).await.map_err(EgressError::Credentials)?;
+                let token = self
+                    .tokens
+                    .maskinporten(scopes)
+                    .await
+                    .map_err(EgressError::Credentials)?;
                 Some(format!("Bearer {token}"))
             }
             Credentials::AltinnExchange(scopes) => {
                 check_scopes(scopes)?;
-                let token = self.tokens.altinn(scopes).await.map_err(EgressError::Credentials)?;
+                let token = self
+                    .tokens
+                    .altinn(scopes)
+                    .await
+                    .map_err(EgressError::Credentials)?;
                 Some(format!("Bearer {token}"))
             }
             Credentials::Basic(name) => match self.granted(policy, name)? {
                 Secret::UsernamePassword { username, password } => {
-                    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+                    let pair = base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"));
                     Some(format!("Basic {pair}"))
                 }
-                _ => return Err(EgressError::Invalid(format!("secret {name:?} is not a username and password"))),
+                _ => {
+                    return Err(EgressError::Invalid(format!(
+                        "secret {name:?} is not a username and password"
+                    )));
+                }
             },
             Credentials::ServiceBusSas(name) => match self.granted(policy, name)? {
-                Secret::SharedAccessKey { key_name, key } => Some(service_bus_sas(url, key_name, key)),
-                _ => return Err(EgressError::Invalid(format!("secret {name:?} is not a shared access key"))),
+                Secret::SharedAccessKey { key_name, key } => {
+                    Some(service_bus_sas(url, key_name, key))
+                }
+                _ => {
+                    return Err(EgressError::Invalid(format!(
+                        "secret {name:?} is not a shared access key"
+                    )));
+                }
             },
         })
     }
@@ -365,9 +396,9 @@ impl Egress {
                 policy.plugin
             )));
         }
-        self.secrets
-            .get(name)
-            .ok_or_else(|| EgressError::Credentials(format!("secret {name:?} is granted but not configured")))
+        self.secrets.get(name).ok_or_else(|| {
+            EgressError::Credentials(format!("secret {name:?} is granted but not configured"))
+        })
     }
 
     fn fill(&self, policy: &EgressPolicy, bytes: Vec<u8>) -> Result<Vec<u8>, EgressError> {
@@ -376,18 +407,17 @@ impl Egress {
             secret.field(field).map(str::to_owned).ok_or_else(|| {
                 EgressError::Invalid(match field {
                     Some(field) => format!("secret {name:?} has no field {field:?}"),
-                    None => format!("secret {name:?} has fields {}; name one", secret.fields().join(", ")),
+                    None => format!(
+                        "secret {name:?} has fields {}; name one",
+                        secret.fields().join(", ")
+                    ),
                 })
             })
         })
     }
 
     /// The streamed body, its length and the content type the host sets.
-    fn body(
-        &self,
-        policy: &EgressPolicy,
-        body: Body,
-    ) -> Result<(Option<reqwest::Body>, Option<u64>, Option<String>), EgressError> {
+    fn body(&self, policy: &EgressPolicy, body: Body) -> Result<PreparedBody, EgressError> {
         Ok(match body {
             Body::Empty => (None, None, None),
             Body::Single(Content::Bytes(bytes)) => {
@@ -397,14 +427,25 @@ impl Egress {
             }
             Body::Single(Content::Blob(blob)) => {
                 let length = blob.size();
-                (Some(reqwest::Body::wrap_stream(blobs::read_stream(blob))), Some(length), None)
+                (
+                    Some(reqwest::Body::wrap_stream(blobs::read_stream(blob))),
+                    Some(length),
+                    None,
+                )
             }
-            Body::Multipart { subtype, parameters, parts } => {
+            Body::Multipart {
+                subtype,
+                parameters,
+                parts,
+            } => {
                 let boundary = format!("ip-{}", uuid::Uuid::new_v4().simple());
-                let mut content_type = format!("multipart/{}; boundary=\"{boundary}\"", token(&subtype)?);
+                let mut content_type =
+                    format!("multipart/{}; boundary=\"{boundary}\"", token(&subtype)?);
                 for (name, value) in &parameters {
                     if value.contains(['"', '\\', '\r', '\n']) {
-                        return Err(EgressError::Invalid(format!("multipart parameter {name:?} has a quote or line break")));
+                        return Err(EgressError::Invalid(format!(
+                            "multipart parameter {name:?} has a quote or line break"
+                        )));
                     }
                     content_type.push_str(&format!("; {}=\"{value}\"", token(name)?));
                 }
@@ -432,13 +473,20 @@ impl Egress {
                         Content::Blob(blob) => blob.size(),
                     })
                     .sum();
-                let stream: BoxStream<'static, std::io::Result<Bytes>> = futures::stream::iter(segments)
-                    .flat_map(|segment| match segment {
-                        Content::Bytes(bytes) => futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed(),
-                        Content::Blob(blob) => blobs::read_stream(blob).boxed(),
-                    })
-                    .boxed();
-                (Some(reqwest::Body::wrap_stream(stream)), Some(length), Some(content_type))
+                let stream: BoxStream<'static, std::io::Result<Bytes>> =
+                    futures::stream::iter(segments)
+                        .flat_map(|segment| match segment {
+                            Content::Bytes(bytes) => {
+                                futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed()
+                            }
+                            Content::Blob(blob) => blobs::read_stream(blob).boxed(),
+                        })
+                        .boxed();
+                (
+                    Some(reqwest::Body::wrap_stream(stream)),
+                    Some(length),
+                    Some(content_type),
+                )
             }
         })
     }
@@ -454,7 +502,12 @@ impl Egress {
         let headers = response
             .headers()
             .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = match target {
             ResponseTarget::Memory(max) => {
@@ -479,7 +532,11 @@ impl Egress {
                 }
             }
         };
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -492,7 +549,10 @@ fn transport_error(error: reqwest::Error) -> EgressError {
 }
 
 fn stream_error(error: std::io::Error) -> EgressError {
-    match error.get_ref().and_then(|inner| inner.downcast_ref::<reqwest::Error>()) {
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+    {
         Some(inner) if inner.is_timeout() => EgressError::Timeout,
         _ => EgressError::Connection(error_chain(&error)),
     }
@@ -510,27 +570,40 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 fn header_name(name: &str) -> Result<HeaderName, EgressError> {
-    HeaderName::from_bytes(name.as_bytes()).map_err(|_| EgressError::Invalid(format!("header name {name:?}")))
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| EgressError::Invalid(format!("header name {name:?}")))
 }
 
 fn header_value(value: &str) -> Result<HeaderValue, EgressError> {
-    HeaderValue::from_str(value).map_err(|_| EgressError::Invalid("a header value has a forbidden character".into()))
+    HeaderValue::from_str(value)
+        .map_err(|_| EgressError::Invalid("a header value has a forbidden character".into()))
 }
 
 fn token(text: &str) -> Result<&str, EgressError> {
-    let valid = !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
-    if valid { Ok(text) } else { Err(EgressError::Invalid(format!("{text:?} is not a media type token"))) }
+    let valid = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+    if valid {
+        Ok(text)
+    } else {
+        Err(EgressError::Invalid(format!(
+            "{text:?} is not a media type token"
+        )))
+    }
 }
 
 /// A Service Bus SAS token for the request's resource, valid for an hour.
 fn service_bus_sas(url: &reqwest::Url, key_name: &str, key: &str) -> String {
-    let resource = format!("{}://{}{}", url.scheme(), url.authority(), url.path()).to_ascii_lowercase();
+    let resource =
+        format!("{}://{}{}", url.scheme(), url.authority(), url.path()).to_ascii_lowercase();
     let encoded = urlencoding::encode(&resource);
     let expiry = (SystemTime::now() + SAS_VALIDITY)
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes a key of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(format!("{encoded}\n{expiry}").as_bytes());
     let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
     format!(
@@ -555,9 +628,16 @@ pub struct EgressCount {
 
 impl EgressMetrics {
     fn record(&self, plugin: &str, destination: &str, outcome: &str, elapsed: Duration) {
-        let mut rows = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut rows = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let row = rows
-            .entry((plugin.to_owned(), destination.to_owned(), outcome.to_owned()))
+            .entry((
+                plugin.to_owned(),
+                destination.to_owned(),
+                outcome.to_owned(),
+            ))
             .or_default();
         row.requests += 1;
         row.seconds += elapsed.as_secs_f64();
@@ -565,8 +645,13 @@ impl EgressMetrics {
 
     /// Every row: (plugin, destination, outcome) and its count.
     pub fn snapshot(&self) -> Vec<((String, String, String), EgressCount)> {
-        let rows = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        rows.iter().map(|(key, count)| (key.clone(), *count)).collect()
+        let rows = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        rows.iter()
+            .map(|(key, count)| (key.clone(), *count))
+            .collect()
     }
 }
 
@@ -576,7 +661,8 @@ mod tests {
 
     #[test]
     fn a_sas_token_signs_the_resource_and_expiry_with_the_key() {
-        let url = reqwest::Url::parse("https://Move-DPE.servicebus.windows.net/queue/messages?x=1").unwrap();
+        let url = reqwest::Url::parse("https://Move-DPE.servicebus.windows.net/queue/messages?x=1")
+            .unwrap();
         let token = service_bus_sas(&url, "RootManageSharedAccessKey", "c2VjcmV0");
         let fields: BTreeMap<&str, &str> = token
             .strip_prefix("SharedAccessSignature ")
@@ -584,11 +670,15 @@ mod tests {
             .split('&')
             .map(|pair| pair.split_once('=').unwrap())
             .collect();
-        assert_eq!(fields["sr"], "https%3A%2F%2Fmove-dpe.servicebus.windows.net%2Fqueue%2Fmessages");
+        assert_eq!(
+            fields["sr"],
+            "https%3A%2F%2Fmove-dpe.servicebus.windows.net%2Fqueue%2Fmessages"
+        );
         assert_eq!(fields["skn"], "RootManageSharedAccessKey");
         let mut mac = Hmac::<Sha256>::new_from_slice(b"c2VjcmV0").unwrap();
         mac.update(format!("{}\n{}", fields["sr"], fields["se"]).as_bytes());
-        let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
         assert_eq!(urlencoding::decode(fields["sig"]).unwrap(), expected);
     }
 }

@@ -44,7 +44,9 @@ impl PluginEngine {
         let (engine, allocator) = match choice.as_str() {
             "off" => (Engine::new(&base_config())?, Allocator::OnDemand),
             "on" => (
-                Engine::new(&pooling_config()).map_err(anyhow::Error::from).context("IP_WASM_POOLING=on, but the pooling allocator cannot start")?,
+                Engine::new(&pooling_config())
+                    .map_err(anyhow::Error::from)
+                    .context("IP_WASM_POOLING=on, but the pooling allocator cannot start")?,
                 Allocator::Pooling,
             ),
             _ => match Engine::new(&pooling_config()) {
@@ -73,7 +75,9 @@ impl PluginEngine {
     /// A stable text naming the engine's compilation settings, for keying compiled artifacts.
     pub fn compatibility_key(&self) -> String {
         let mut hasher = std::hash::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
         format!("{:016x}", hasher.finish())
     }
 }

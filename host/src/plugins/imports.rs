@@ -30,7 +30,9 @@ impl CallState {
     }
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> wasmtime::Result<T> {
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> wasmtime::Result<T> {
     Ok(tokio::task::spawn_blocking(work).await?)
 }
 
@@ -39,7 +41,10 @@ impl types::Host for CallState {}
 impl types::HostBlob for CallState {
     async fn new(&mut self, data: Vec<u8>) -> wasmtime::Result<Resource<Blob>> {
         if data.len() > MAX_INLINE_BLOB {
-            wasmtime::bail!("blob constructor: {} bytes is more than the 1 MiB allowed; compose large content by handle", data.len());
+            wasmtime::bail!(
+                "blob constructor: {} bytes is more than the 1 MiB allowed; compose large content by handle",
+                data.len()
+            );
         }
         let store = self.plugin.services.blobs.clone();
         let blob = blocking(move || Blob::from_bytes(&store, &data)).await??;
@@ -50,7 +55,12 @@ impl types::HostBlob for CallState {
         Ok(self.blob(&handle)?.size())
     }
 
-    async fn read(&mut self, handle: Resource<Blob>, offset: u64, length: u32) -> wasmtime::Result<Vec<u8>> {
+    async fn read(
+        &mut self,
+        handle: Resource<Blob>,
+        offset: u64,
+        length: u32,
+    ) -> wasmtime::Result<Vec<u8>> {
         let blob = self.blob(&handle)?;
         let length = (length as usize).min(MAX_INLINE_BLOB);
         Ok(blocking(move || blob.read_at(offset, length)).await??)
@@ -74,7 +84,9 @@ impl CallState {
         let body = match request.body {
             http::Body::Empty => egress::Body::Empty,
             http::Body::Bytes(bytes) => egress::Body::Single(egress::Content::Bytes(bytes)),
-            http::Body::Blob(handle) => egress::Body::Single(egress::Content::Blob(self.blob(&handle)?)),
+            http::Body::Blob(handle) => {
+                egress::Body::Single(egress::Content::Blob(self.blob(&handle)?))
+            }
             http::Body::Multipart(multipart) => egress::Body::Multipart {
                 subtype: multipart.subtype,
                 parameters: multipart.parameters,
@@ -93,7 +105,9 @@ impl CallState {
         let credentials = match request.credentials {
             http::Credentials::None => egress::Credentials::None,
             http::Credentials::Maskinporten(scopes) => egress::Credentials::Maskinporten(scopes),
-            http::Credentials::AltinnExchange(scopes) => egress::Credentials::AltinnExchange(scopes),
+            http::Credentials::AltinnExchange(scopes) => {
+                egress::Credentials::AltinnExchange(scopes)
+            }
             http::Credentials::Basic(name) => egress::Credentials::Basic(name),
             http::Credentials::ServiceBusSas(name) => egress::Credentials::ServiceBusSas(name),
         };
@@ -111,7 +125,9 @@ impl CallState {
             headers: request.headers,
             body,
             credentials,
-            timeout: request.timeout_ms.map(|ms| Duration::from_millis(ms.into())),
+            timeout: request
+                .timeout_ms
+                .map(|ms| Duration::from_millis(ms.into())),
         })
     }
 }
@@ -136,34 +152,55 @@ impl http::Host for CallState {
         let request = self.request(request)?;
         let plugin = self.plugin.clone();
         let target = ResponseTarget::Memory(max_body as usize);
-        Ok(match plugin.services.egress.send(&plugin.policy, request, target).await {
-            Ok(response) => match response.body {
-                ResponseBody::Bytes(body) => Ok(http::Response {
-                    status: response.status,
-                    headers: response.headers,
-                    body,
-                }),
-                ResponseBody::Blob(_) => wasmtime::bail!("a buffered request was answered into a blob"),
+        Ok(
+            match plugin
+                .services
+                .egress
+                .send(&plugin.policy, request, target)
+                .await
+            {
+                Ok(response) => match response.body {
+                    ResponseBody::Bytes(body) => Ok(http::Response {
+                        status: response.status,
+                        headers: response.headers,
+                        body,
+                    }),
+                    ResponseBody::Blob(_) => {
+                        wasmtime::bail!("a buffered request was answered into a blob")
+                    }
+                },
+                Err(error) => Err(http_error(error)),
             },
-            Err(error) => Err(http_error(error)),
-        })
+        )
     }
 
-    async fn fetch(&mut self, request: http::Request) -> wasmtime::Result<Result<http::Download, http::Error>> {
+    async fn fetch(
+        &mut self,
+        request: http::Request,
+    ) -> wasmtime::Result<Result<http::Download, http::Error>> {
         let request = self.request(request)?;
         let plugin = self.plugin.clone();
         let target = ResponseTarget::Blob(plugin.services.blobs.clone());
-        Ok(match plugin.services.egress.send(&plugin.policy, request, target).await {
-            Ok(response) => match response.body {
-                ResponseBody::Blob(blob) => Ok(http::Download {
-                    status: response.status,
-                    headers: response.headers,
-                    body: self.push_blob(blob)?,
-                }),
-                ResponseBody::Bytes(_) => wasmtime::bail!("a download was answered into memory"),
+        Ok(
+            match plugin
+                .services
+                .egress
+                .send(&plugin.policy, request, target)
+                .await
+            {
+                Ok(response) => match response.body {
+                    ResponseBody::Blob(blob) => Ok(http::Download {
+                        status: response.status,
+                        headers: response.headers,
+                        body: self.push_blob(blob)?,
+                    }),
+                    ResponseBody::Bytes(_) => {
+                        wasmtime::bail!("a download was answered into memory")
+                    }
+                },
+                Err(error) => Err(http_error(error)),
             },
-            Err(error) => Err(http_error(error)),
-        })
+        )
     }
 }
 
@@ -186,7 +223,10 @@ impl crypto::Host for CallState {
         Ok(Err(no_crypto("CMS encryption")))
     }
 
-    async fn cms_decrypt(&mut self, _enveloped: Resource<Blob>) -> wasmtime::Result<Result<Resource<Blob>, crypto::Error>> {
+    async fn cms_decrypt(
+        &mut self,
+        _enveloped: Resource<Blob>,
+    ) -> wasmtime::Result<Result<Resource<Blob>, crypto::Error>> {
         Ok(Err(no_crypto("CMS decryption")))
     }
 
@@ -215,7 +255,10 @@ fn archive_error(error: ArchiveError) -> archive::Error {
 }
 
 impl archive::Host for CallState {
-    async fn zip(&mut self, entries: Vec<archive::Entry>) -> wasmtime::Result<Result<Resource<Blob>, archive::Error>> {
+    async fn zip(
+        &mut self,
+        entries: Vec<archive::Entry>,
+    ) -> wasmtime::Result<Result<Resource<Blob>, archive::Error>> {
         let entries = entries
             .into_iter()
             .map(|entry| {
@@ -223,7 +266,9 @@ impl archive::Host for CallState {
                     name: entry.name,
                     source: match entry.content {
                         archive::EntryContent::Bytes(bytes) => EntrySource::Bytes(bytes),
-                        archive::EntryContent::Blob(handle) => EntrySource::Blob(self.blob(&handle)?),
+                        archive::EntryContent::Blob(handle) => {
+                            EntrySource::Blob(self.blob(&handle)?)
+                        }
                     },
                     compress: entry.compress,
                 })
@@ -236,17 +281,23 @@ impl archive::Host for CallState {
         }
     }
 
-    async fn entries(&mut self, handle: Resource<Blob>) -> wasmtime::Result<Result<Vec<archive::EntryInfo>, archive::Error>> {
+    async fn entries(
+        &mut self,
+        handle: Resource<Blob>,
+    ) -> wasmtime::Result<Result<Vec<archive::EntryInfo>, archive::Error>> {
         let blob = self.blob(&handle)?;
-        Ok(blocking(move || zip_archive::list(&blob)).await?.map_err(archive_error).map(|entries| {
-            entries
-                .into_iter()
-                .map(|entry| archive::EntryInfo {
-                    name: entry.name,
-                    size: entry.size,
-                })
-                .collect()
-        }))
+        Ok(blocking(move || zip_archive::list(&blob))
+            .await?
+            .map_err(archive_error)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|entry| archive::EntryInfo {
+                        name: entry.name,
+                        size: entry.size,
+                    })
+                    .collect()
+            }))
     }
 
     async fn open(

@@ -93,7 +93,10 @@ pub struct IncomingMessage {
 }
 
 impl IncomingMessage {
-    pub(super) fn from_wit(incoming: wit::Incoming, state: &mut CallState) -> wasmtime::Result<Self> {
+    pub(super) fn from_wit(
+        incoming: wit::Incoming,
+        state: &mut CallState,
+    ) -> wasmtime::Result<Self> {
         let package = incoming
             .package
             .map(|handle: Resource<Blob>| state.table.delete(handle))

@@ -23,17 +23,25 @@ pub fn fill(
     let mut at = first;
     loop {
         let start = at + OPEN.len();
-        let end = find(&bytes, CLOSE, start)
-            .ok_or_else(|| EgressError::Invalid("an unterminated {{secret:...}} placeholder".into()))?;
+        let end = find(&bytes, CLOSE, start).ok_or_else(|| {
+            EgressError::Invalid("an unterminated {{secret:...}} placeholder".into())
+        })?;
         let inner = std::str::from_utf8(&bytes[start..end])
             .map_err(|_| EgressError::Invalid("a placeholder is not text".into()))?;
         let (name, field) = match inner.split_once('.') {
             Some((name, field)) => (name, Some(field)),
             None => (inner, None),
         };
-        let valid = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let valid = |part: &str| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
         if !valid(name) || !field.is_none_or(valid) {
-            return Err(EgressError::Invalid(format!("malformed placeholder {{{{secret:{inner}}}}}")));
+            return Err(EgressError::Invalid(format!(
+                "malformed placeholder {{{{secret:{inner}}}}}"
+            )));
         }
         out.extend_from_slice(xml_escape(&resolve(name, field)?).as_bytes());
         at = end + CLOSE.len();
@@ -88,10 +96,18 @@ mod tests {
 
     #[test]
     fn placeholders_are_replaced_xml_escaped_and_the_rest_kept() {
-        let body = b"<u>{{secret:system.username}}</u><p>{{secret:system.password}}</p>{{secret:plain}}".to_vec();
+        let body =
+            b"<u>{{secret:system.username}}</u><p>{{secret:system.password}}</p>{{secret:plain}}"
+                .to_vec();
         let filled = fill(body, resolve).unwrap();
-        assert_eq!(String::from_utf8(filled).unwrap(), "<u>user</u><p>p&lt;&amp;&gt;ss</p>v");
-        assert_eq!(fill(b"no placeholders {{x}}".to_vec(), resolve).unwrap(), b"no placeholders {{x}}");
+        assert_eq!(
+            String::from_utf8(filled).unwrap(),
+            "<u>user</u><p>p&lt;&amp;&gt;ss</p>v"
+        );
+        assert_eq!(
+            fill(b"no placeholders {{x}}".to_vec(), resolve).unwrap(),
+            b"no placeholders {{x}}"
+        );
     }
 
     #[test]
@@ -100,8 +116,19 @@ mod tests {
             fill(b"a {{secret:other}} b".to_vec(), resolve),
             Err(EgressError::Denied("other not granted".into()))
         );
-        for body in ["{{secret:system.password", "{{secret:}}", "{{secret:a b}}", "{{secret:a.}}"] {
-            assert!(matches!(fill(body.as_bytes().to_vec(), resolve), Err(EgressError::Invalid(_))), "{body}");
+        for body in [
+            "{{secret:system.password",
+            "{{secret:}}",
+            "{{secret:a b}}",
+            "{{secret:a.}}",
+        ] {
+            assert!(
+                matches!(
+                    fill(body.as_bytes().to_vec(), resolve),
+                    Err(EgressError::Invalid(_))
+                ),
+                "{body}"
+            );
         }
     }
 }

@@ -21,8 +21,8 @@ use wasmtime::component::{Component, Linker, types::ComponentItem};
 
 use super::allow_list::AllowList;
 use super::bindings::{
-    CONTRACT_VERSION, Channel, ChannelPre, Description, EXPORTED_INTERFACE, Failure, PROVIDED_INTERFACES, Pending,
-    Sent, StatusEvent,
+    CONTRACT_VERSION, Channel, ChannelPre, Description, EXPORTED_INTERFACE, Failure,
+    PROVIDED_INTERFACES, Pending, Sent, StatusEvent,
 };
 use super::cache::{CompileCache, Provenance};
 use super::egress::EgressPolicy;
@@ -79,7 +79,11 @@ impl fmt::Display for CallError {
             CallErrorKind::Timeout => "timed out",
             CallErrorKind::Instantiation => "could not be instantiated",
         };
-        write!(f, "plugin {} {kind} in {}: {}", self.plugin, self.operation, self.detail)
+        write!(
+            f,
+            "plugin {} {kind} in {}: {}",
+            self.plugin, self.operation, self.detail
+        )
     }
 }
 
@@ -98,9 +102,16 @@ impl Plugin {
     ) -> anyhow::Result<Self> {
         let path = base_dir.join(&spec.file);
         let context = || format!("plugin {name} ({})", path.display());
-        spec.limits.validate().map_err(|reason| anyhow::anyhow!(reason)).with_context(context)?;
-        let allowed = AllowList::parse(&spec.allowed_hosts).map_err(|reason| anyhow::anyhow!(reason)).with_context(context)?;
-        let wasm = tokio::fs::read(&path).await.with_context(|| format!("plugin {name}: reading {}", path.display()))?;
+        spec.limits
+            .validate()
+            .map_err(|reason| anyhow::anyhow!(reason))
+            .with_context(context)?;
+        let allowed = AllowList::parse(&spec.allowed_hosts)
+            .map_err(|reason| anyhow::anyhow!(reason))
+            .with_context(context)?;
+        let wasm = tokio::fs::read(&path)
+            .await
+            .with_context(|| format!("plugin {name}: reading {}", path.display()))?;
         let sha256 = hex::encode(Sha256::digest(&wasm));
         if let Some(pinned) = &spec.sha256
             && !pinned.eq_ignore_ascii_case(&sha256)
@@ -114,11 +125,21 @@ impl Plugin {
             let (engine, cache, sha256) = (engine.clone(), cache.clone(), sha256.clone());
             tokio::task::spawn_blocking(move || cache.component(&engine, &sha256, &wasm))
                 .await?
-                .with_context(|| format!("plugin {name}: {} is not a loadable component", path.display()))?
+                .with_context(|| {
+                    format!(
+                        "plugin {name}: {} is not a loadable component",
+                        path.display()
+                    )
+                })?
         };
         check_world(engine, &component).with_context(context)?;
-        let instance_pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(context)?;
-        let pre = ChannelPre::new(instance_pre).map_err(anyhow::Error::from).with_context(context)?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(context)?;
+        let pre = ChannelPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(context)?;
         let policy = EgressPolicy {
             plugin: name.to_owned(),
             allowed,
@@ -186,31 +207,54 @@ impl Plugin {
 
     /// Asks the plugin to describe itself.
     pub async fn describe(&self) -> Result<Description, CallError> {
-        self.call("describe", async |store, channel| channel.eformidling_transport_transport().call_describe(store).await)
-            .await
+        self.call("describe", async |store, channel| {
+            channel
+                .eformidling_transport_transport()
+                .call_describe(store)
+                .await
+        })
+        .await
     }
 
     /// Hands one message to the channel.
-    pub async fn send(&self, message: &OutgoingMessage) -> Result<Result<Sent, Failure>, CallError> {
+    pub async fn send(
+        &self,
+        message: &OutgoingMessage,
+    ) -> Result<Result<Sent, Failure>, CallError> {
         self.call("send", async |store, channel| {
             let outgoing = message.to_wit(store.data_mut())?;
-            channel.eformidling_transport_transport().call_send(store, &outgoing).await
+            channel
+                .eformidling_transport_transport()
+                .call_send(store, &outgoing)
+                .await
         })
         .await
     }
 
     /// New statuses of messages sent earlier.
-    pub async fn poll_statuses(&self, pending: &[Pending]) -> Result<Result<Vec<StatusEvent>, Failure>, CallError> {
+    pub async fn poll_statuses(
+        &self,
+        pending: &[Pending],
+    ) -> Result<Result<Vec<StatusEvent>, Failure>, CallError> {
         self.call("poll-statuses", async |store, channel| {
-            channel.eformidling_transport_transport().call_poll_statuses(store, pending).await
+            channel
+                .eformidling_transport_transport()
+                .call_poll_statuses(store, pending)
+                .await
         })
         .await
     }
 
     /// Up to `max` messages waiting at the provider.
-    pub async fn poll_incoming(&self, max: u32) -> Result<Result<Vec<IncomingMessage>, Failure>, CallError> {
+    pub async fn poll_incoming(
+        &self,
+        max: u32,
+    ) -> Result<Result<Vec<IncomingMessage>, Failure>, CallError> {
         self.call("poll-incoming", async |store, channel| {
-            let polled = channel.eformidling_transport_transport().call_poll_incoming(&mut *store, max).await?;
+            let polled = channel
+                .eformidling_transport_transport()
+                .call_poll_incoming(&mut *store, max)
+                .await?;
             Ok(match polled {
                 Ok(messages) => Ok(messages
                     .into_iter()
@@ -223,9 +267,15 @@ impl Plugin {
     }
 
     /// Tells the provider a received message is stored.
-    pub async fn confirm_incoming(&self, reference: &str) -> Result<Result<(), Failure>, CallError> {
+    pub async fn confirm_incoming(
+        &self,
+        reference: &str,
+    ) -> Result<Result<(), Failure>, CallError> {
         self.call("confirm-incoming", async |store, channel| {
-            channel.eformidling_transport_transport().call_confirm_incoming(store, reference).await
+            channel
+                .eformidling_transport_transport()
+                .call_confirm_incoming(store, reference)
+                .await
         })
         .await
     }
@@ -242,9 +292,17 @@ impl Plugin {
             kind,
             detail,
         };
-        let _permit = self.permits.acquire().await.map_err(|_| error(CallErrorKind::Instantiation, "the plugin is closed".into()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| error(CallErrorKind::Instantiation, "the plugin is closed".into()))?;
         let output = GuestOutput::default();
-        let state = CallState::new(self.context.clone(), self.limits.memory_bytes(), output.clone());
+        let state = CallState::new(
+            self.context.clone(),
+            self.limits.memory_bytes(),
+            output.clone(),
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
@@ -299,7 +357,7 @@ fn describe_trap(error: &wasmtime::Error, output: &str) -> String {
 }
 
 fn human(duration: Duration) -> String {
-    if duration.as_millis() % 1000 == 0 {
+    if duration.as_millis().is_multiple_of(1000) {
         format!("{} s", duration.as_secs())
     } else {
         format!("{} ms", duration.as_millis())
@@ -310,8 +368,15 @@ fn human(duration: Duration) -> String {
 /// first item that does not match.
 fn check_world(engine: &PluginEngine, component: &Component) -> anyhow::Result<()> {
     let compatible = |version: Option<&str>| {
-        let ours = CONTRACT_VERSION.rsplit_once('.').map(|(major_minor, _)| major_minor).unwrap_or(CONTRACT_VERSION);
-        version.is_some_and(|version| version.rsplit_once('.').is_some_and(|(major_minor, _)| major_minor == ours))
+        let ours = CONTRACT_VERSION
+            .rsplit_once('.')
+            .map(|(major_minor, _)| major_minor)
+            .unwrap_or(CONTRACT_VERSION);
+        version.is_some_and(|version| {
+            version
+                .rsplit_once('.')
+                .is_some_and(|(major_minor, _)| major_minor == ours)
+        })
     };
     let ty = component.component_type();
     for (name, item) in ty.imports(engine.engine()) {
@@ -336,11 +401,18 @@ fn check_world(engine: &PluginEngine, component: &Component) -> anyhow::Result<(
         }
     }
     let exports: Vec<&str> = ty.exports(engine.engine()).map(|(name, _)| name).collect();
-    let export = exports.iter().find(|name| name.split('@').next() == Some(EXPORTED_INTERFACE));
+    let export = exports
+        .iter()
+        .find(|name| name.split('@').next() == Some(EXPORTED_INTERFACE));
     match export {
-        None => anyhow::bail!("does not export {EXPORTED_INTERFACE}@{CONTRACT_VERSION} (it exports: {})", exports.join(", ")),
+        None => anyhow::bail!(
+            "does not export {EXPORTED_INTERFACE}@{CONTRACT_VERSION} (it exports: {})",
+            exports.join(", ")
+        ),
         Some(name) if !compatible(name.split_once('@').map(|(_, version)| version)) => {
-            anyhow::bail!("exports {name:?}, but this host calls {EXPORTED_INTERFACE}@{CONTRACT_VERSION}")
+            anyhow::bail!(
+                "exports {name:?}, but this host calls {EXPORTED_INTERFACE}@{CONTRACT_VERSION}"
+            )
         }
         Some(_) => Ok(()),
     }

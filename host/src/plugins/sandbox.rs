@@ -94,7 +94,10 @@ pub struct GuestOutput(Arc<Mutex<Vec<u8>>>);
 impl GuestOutput {
     /// The captured text, trimmed.
     pub fn text(&self) -> String {
-        let bytes = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         String::from_utf8_lossy(&bytes).trim().to_owned()
     }
 }
@@ -112,8 +115,15 @@ impl StdoutStream for GuestOutput {
 }
 
 impl AsyncWrite for GuestOutput {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let mut kept = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut kept = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let room = GUEST_OUTPUT_CAP.saturating_sub(kept.len());
         kept.extend_from_slice(&buf[..buf.len().min(room)]);
         Poll::Ready(Ok(buf.len()))

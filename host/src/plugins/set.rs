@@ -66,10 +66,18 @@ pub struct PluginHost {
 
 impl PluginHost {
     /// A host with an empty set, caching compiled plugins in `cache_dir`.
-    pub fn new(engine: PluginEngine, cache_dir: &Path, services: Arc<HostServices>) -> anyhow::Result<Self> {
+    pub fn new(
+        engine: PluginEngine,
+        cache_dir: &Path,
+        services: Arc<HostServices>,
+    ) -> anyhow::Result<Self> {
         let mut linker = Linker::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("linking WASI")?;
-        Channel::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |state| state).map_err(anyhow::Error::from).context("linking the host imports")?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI")?;
+        Channel::add_to_linker::<_, HasSelf<CallState>>(&mut linker, |state| state)
+            .map_err(anyhow::Error::from)
+            .context("linking the host imports")?;
         Ok(Self {
             engine,
             linker,

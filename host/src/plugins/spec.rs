@@ -92,7 +92,10 @@ impl Limits {
     /// Checks the limits are usable; the error names the key.
     pub fn validate(&self) -> Result<(), String> {
         if self.memory_mib == 0 || self.memory_mib > MAX_MEMORY_MIB {
-            return Err(format!("limits.memory-mib must be 1..={MAX_MEMORY_MIB}, not {}", self.memory_mib));
+            return Err(format!(
+                "limits.memory-mib must be 1..={MAX_MEMORY_MIB}, not {}",
+                self.memory_mib
+            ));
         }
         if self.timeout_seconds == 0 {
             return Err("limits.timeout-seconds must be at least 1".into());

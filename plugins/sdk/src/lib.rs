@@ -31,7 +31,7 @@
 pub mod bindings {
     wit_bindgen::generate!({
         world: "channel",
-        path: "/tmp/witcheck",
+        path: "../../wit",
         pub_export_macro: true,
         default_bindings_module: "$crate::bindings",
     });
