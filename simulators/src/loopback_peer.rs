@@ -57,8 +57,10 @@ pub const DEFAULT_MAX_PACKAGE_SIZE: u64 = 100 << 20;
 /// The largest envelope part accepted; an envelope is metadata and an SBD.
 const MAX_ENVELOPE: usize = 1 << 20;
 
-/// How many inbox entries one listing returns at most, and when `max` is not given.
+/// The largest `max` an inbox listing accepts.
 const MAX_LISTING: u32 = 1000;
+
+/// How many inbox entries a listing returns when `max` is not given.
 const DEFAULT_LISTING: u32 = 100;
 
 /// How the peer is set up.

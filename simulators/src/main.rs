@@ -3,6 +3,7 @@
 //! Each service listens on its own fixed loopback port so the local environment file can name
 //! it; logs go to stdout so a developer sees every request a stand-in refused and why.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -42,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stdout)
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let args = Args::parse();
 

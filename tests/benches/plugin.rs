@@ -118,10 +118,14 @@ async fn main() {
 
     let large = outgoing(vec![("large.pdf", host.blob(100 << 20))]);
     let rss_before = rss_kib("VmRSS:");
+    // Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS, so the peak read after
+    // the send is the peak of the send alone.
+    let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let started = Instant::now();
     plugin.send(&large).await.expect("no trap").expect("sent");
     let streamed = started.elapsed();
     let rss_after = rss_kib("VmRSS:");
+    let rss_peak = rss_kib("VmHWM:");
     let last = sink
         .received()
         .pop()
@@ -181,4 +185,14 @@ async fn main() {
         "  RSS growth",
         format!("{:.1} MiB", (rss_after as f64 - rss_before as f64) / 1024.0),
     );
+    if peak_reset {
+        row(
+            "  host peak RSS during the send",
+            format!("{:.1} MiB", rss_peak as f64 / 1024.0),
+        );
+        row(
+            "  peak growth over RSS before",
+            format!("{:.1} MiB", (rss_peak as f64 - rss_before as f64) / 1024.0),
+        );
+    }
 }

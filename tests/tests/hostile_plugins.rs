@@ -20,6 +20,13 @@ fn host() -> TestHost {
             password: "their-password".into(),
         },
     );
+    secrets.insert(
+        "peer",
+        Secret::UsernamePassword {
+            username: "agency".into(),
+            password: "s3cret".into(),
+        },
+    );
     TestHost::new(secrets, Arc::new(NoTokenService))
 }
 
@@ -110,6 +117,47 @@ async fn an_endless_loop_times_out_while_other_calls_are_served() {
     assert!(
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5),
         "{elapsed:?}"
+    );
+    healthy(&host).await;
+}
+
+#[tokio::test]
+async fn time_spent_waiting_in_a_host_call_counts_against_the_call_timeout() {
+    let host = host();
+    let sink = Sink::start().await;
+    sink.hold_answers(Duration::from_secs(30));
+    let mut slow = with_settings(
+        spec(artifacts::LOOPBACK),
+        &[
+            ("endpoint", sink.url.clone()),
+            ("identifier", "0192:910075918".into()),
+            ("credentials", "peer".into()),
+        ],
+    );
+    slow.allowed_hosts = vec![sink.url.clone()];
+    slow.secrets = vec!["peer".into()];
+    slow.limits.timeout_seconds = 1;
+    host.load(vec![("slow", slow), ("healthy", spec(artifacts::LOOPBACK))])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let error = host
+        .plugins
+        .plugin("slow")
+        .unwrap()
+        .send(&outgoing(vec![]))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, CallErrorKind::Timeout, "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "the request was in flight when the call timed out"
     );
     healthy(&host).await;
 }

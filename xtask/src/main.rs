@@ -1,5 +1,7 @@
 //! `cargo xtask`: the project's tasks that plain cargo cannot express.
 //!
+//! `cargo xtask test` is the project's test command (README, `.ci/run`).
+//!
 //! Plugins are built for another target than the host, so building the distributable set,
 //! running the local system and benchmarking each need a few cargo invocations in order.
 
@@ -25,6 +27,13 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Runs every test: the workspace's (which build the plugins for wasm32-wasip2 first) and
+    /// the plugin SDK's own, which run natively.
+    Test {
+        /// Passed on to `cargo test --workspace`, for example a test name filter.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Starts the local system: the simulators and the host on config/local.toml.
     Run,
     /// Runs a benchmark and prints its table.
@@ -43,6 +52,23 @@ fn main() -> anyhow::Result<()> {
                 println!("{digest}  {}", file.display());
             }
             Ok(())
+        }
+        Task::Test { args } => {
+            check(
+                cargo(&root)
+                    .args(["test", "--workspace"])
+                    .args(&args)
+                    .status()?,
+            )?;
+            let sdk = root.join("plugins/Cargo.toml");
+            check(
+                cargo(&root)
+                    .args(["test", "-p", "eformidling-sdk", "--manifest-path"])
+                    .arg(&sdk)
+                    .arg("--target-dir")
+                    .arg(root.join("target"))
+                    .status()?,
+            )
         }
         Task::Run => run_local(&root),
         Task::Bench { which } => match which.as_str() {

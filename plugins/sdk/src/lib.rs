@@ -8,19 +8,44 @@
 //!
 //! A plugin crate is a `cdylib` that implements [`Guest`] and says so with [`export!`]:
 //!
-//! ```ignore
-//! use eformidling_sdk::{Guest, transport::Description, types::{Failure, Outgoing, Sent}};
+//! ```no_run
+//! use eformidling_sdk::transport::{Capabilities, Description};
+//! use eformidling_sdk::types::{Failure, Incoming, Outgoing, Pending, Sent, StatusEvent};
+//! use eformidling_sdk::{Guest, http::RequestBuilder, settings};
 //!
 //! struct MyChannel;
 //!
 //! impl Guest for MyChannel {
-//!     fn describe() -> Description { /* … */ }
-//!     fn send(message: Outgoing) -> Result<Sent, Failure> { /* … */ }
-//!     // poll_statuses, poll_incoming, confirm_incoming
+//!     fn describe() -> Description {
+//!         Description {
+//!             service: "MY".into(),
+//!             name: "My channel".into(),
+//!             version: env!("CARGO_PKG_VERSION").into(),
+//!             capabilities: Capabilities::SEND,
+//!             max_message_size: None,
+//!         }
+//!     }
+//!
+//!     fn send(message: Outgoing) -> Result<Sent, Failure> {
+//!         let endpoint = settings::required("endpoint")?;
+//!         let response = RequestBuilder::post(format!("{endpoint}/messages"))
+//!             .bytes("application/json", message.sbd.into_bytes())
+//!             .basic("my-provider")
+//!             .send(64 * 1024)?;
+//!         eformidling_sdk::failure::expect_status(&response, &[201], None)?;
+//!         Ok(Sent { reference: message.message_id, statuses: vec![] })
+//!     }
+//!
+//!     fn poll_statuses(_: Vec<Pending>) -> Result<Vec<StatusEvent>, Failure> { Ok(vec![]) }
+//!     fn poll_incoming(_: u32) -> Result<Vec<Incoming>, Failure> { Ok(vec![]) }
+//!     fn confirm_incoming(_: String) -> Result<(), Failure> { Ok(()) }
 //! }
 //!
 //! eformidling_sdk::export!(MyChannel);
+//! # fn main() {}
 //! ```
+//!
+//! `plugins/loopback` is a complete channel built this way.
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2`; the target writes a component
 //! directly, so no other tool is needed.
