@@ -26,6 +26,9 @@ const PLUGINS: &[(&str, &str)] = &[
     ("PLUGIN_HOSTILE_EGRESS", "hostile_egress"),
     ("PLUGIN_HOSTILE_CREDENTIALS", "hostile_credentials"),
     ("PLUGIN_HOSTILE_SANDBOX", "hostile_sandbox"),
+    ("PLUGIN_HOSTILE_FOREIGN", "hostile_foreign"),
+    ("PLUGIN_HOSTILE_OUTDATED", "hostile_outdated"),
+    ("PLUGIN_HOSTILE_NO_TRANSPORT", "hostile_no_transport"),
 ];
 
 fn main() {

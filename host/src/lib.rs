@@ -7,8 +7,13 @@
 pub mod archive;
 pub mod blobs;
 pub mod config;
+pub mod crypto;
+pub mod expiring;
+mod http_text;
 pub mod logmask;
+pub mod logship;
 pub mod manage;
 pub mod plugins;
+pub mod registry;
 pub mod secrets;
 pub mod tokens;

@@ -3,8 +3,8 @@
 //! Operators swap a channel by editing the plugin set and reloading, by this endpoint or SIGHUP;
 //! both go through [`Reloader`], which re-reads the configuration file and hands the set to the
 //! plugin host, where a set that fails to load is rejected and the old one keeps serving.
+//! Secrets and endpoints outside the plugin set take effect at the next start.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,13 +14,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::config::HostConfig;
+use crate::config::{Config, LoadOptions};
 use crate::plugins::PluginHost;
 
-/// Reloads the plugin set from the configuration file.
+/// Reloads the plugin set from the configuration.
 pub struct Reloader {
-    /// The configuration file.
-    pub config_path: PathBuf,
+    /// How the configuration was loaded at start; reloading reads the same files again.
+    pub options: LoadOptions,
     /// The plugin host.
     pub plugins: Arc<PluginHost>,
 }
@@ -28,8 +28,8 @@ pub struct Reloader {
 impl Reloader {
     /// Re-reads the configuration and loads its plugin set; returns the new generation.
     pub async fn reload(&self) -> anyhow::Result<u64> {
-        let config = HostConfig::load(&self.config_path)?;
-        Ok(self.plugins.load(&config.plugins).await?.generation())
+        let config = Config::load(&self.options).await?;
+        Ok(self.plugins.load(&config.plugin_set()).await?.generation())
     }
 }
 

@@ -6,3 +6,4 @@
 //! tells a test what it received.
 
 pub mod loopback_peer;
+pub mod pki;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use simulators::loopback_peer::{DEFAULT_MAX_PACKAGE_SIZE, LoopbackPeer, LoopbackPeerConfig};
+use simulators::pki::TestPki;
 use tracing_subscriber::EnvFilter;
 
 /// Offline stand-ins for the services the integration point talks to.
@@ -34,6 +35,23 @@ struct Args {
     /// Directory for received data; a temporary one, removed at exit, when not given.
     #[arg(long, env = "SIMULATORS_DATA_DIR")]
     data_dir: Option<PathBuf>,
+
+    /// Where the fresh test PKI is written: the CA, and per organisation `<orgnr>.p12`,
+    /// `<orgnr>.pem` and `<orgnr>-key.pem`.
+    #[arg(long, env = "SIMULATORS_PKI_DIR", default_value = "target/local/pki")]
+    pki_dir: PathBuf,
+
+    /// The password of the PKCS#12 keystores written to the PKI directory.
+    #[arg(long, env = "SIMULATORS_KEYSTORE_PASSWORD", hide_env_values = true)]
+    keystore_password: String,
+
+    /// The organisations that get a business certificate, `orgnr=name`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "910075918=Lokal testetat,910076787=Lokal mottakeretat"
+    )]
+    organisations: Vec<String>,
 }
 
 #[tokio::main]
@@ -46,6 +64,17 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stdout().is_terminal())
         .init();
     let args = Args::parse();
+
+    let pki = TestPki::new(&args.pki_dir).context("creating the test PKI")?;
+    for organisation in &args.organisations {
+        let (number, name) = organisation
+            .split_once('=')
+            .unwrap_or((organisation, organisation));
+        let issued = pki
+            .issue(number, name, -1, 365, &args.keystore_password)
+            .with_context(|| format!("issuing a business certificate for {number}"))?;
+        tracing::info!(keystore = %issued.keystore.display(), "business certificate issued");
+    }
 
     let loopback = LoopbackPeer::start(LoopbackPeerConfig {
         port: args.loopback_port,

@@ -45,6 +45,7 @@ impl TestHost {
         let services = Arc::new(HostServices {
             egress: Egress::new(Arc::new(secrets), tokens).expect("an egress client"),
             blobs: blobs.clone(),
+            certificate: None,
         });
         let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compiled");
         let plugins = Arc::new(
@@ -267,4 +268,15 @@ async fn record(State(state): State<Arc<SinkState>>, request: Request) -> (Statu
 /// The sha256 of a file, hex.
 pub fn file_sha256(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).expect("reading a file")))
+}
+
+/// Writes `keystore.p12` (a business certificate for 0192:910075918 from a fresh test CA) and
+/// `keystore-password` into `dir`, as an operator file's `[keystore]` names them.
+pub fn write_keystore(dir: &Path) {
+    let pki = simulators::pki::TestPki::new(&dir.join("pki")).expect("a test CA");
+    let issued = pki
+        .issue("910075918", "Testetat", -1, 365, "keystore-pw")
+        .expect("a business certificate");
+    std::fs::copy(issued.keystore, dir.join("keystore.p12")).expect("copying the keystore");
+    std::fs::write(dir.join("keystore-password"), "keystore-pw").expect("writing the password");
 }

@@ -31,5 +31,17 @@ pub mod artifacts {
     /// UDP; rejects with lines `fs-read-dir:`, `fs-read:`, `fs-write:`, `env: N vars`,
     /// `env-home:`, `tcp:`, `udp:` (`tests/hostile/sandbox`).
     pub const HOSTILE_SANDBOX: &str = env!("PLUGIN_HOSTILE_SANDBOX");
+
+    /// A component importing `acme:spy/exfiltrate@1.0.0`, which no host provides
+    /// (`tests/hostile/foreign`).
+    pub const HOSTILE_FOREIGN: &str = env!("PLUGIN_HOSTILE_FOREIGN");
+
+    /// A plugin built against contract version 0.2.0: imports `eformidling:transport/log@0.2.0`
+    /// (`tests/hostile/outdated`).
+    pub const HOSTILE_OUTDATED: &str = env!("PLUGIN_HOSTILE_OUTDATED");
+
+    /// A component exporting only `acme:other/api@1.0.0`, not `transport`
+    /// (`tests/hostile/no-transport`).
+    pub const HOSTILE_NO_TRANSPORT: &str = env!("PLUGIN_HOSTILE_NO_TRANSPORT");
 }
 pub mod harness;

@@ -1,6 +1,6 @@
 //! Reloading the plugin set: new calls use the new plugin, a call in flight finishes on the old
 //! one, and a set that fails to load is rejected while the old one keeps serving. Driven through
-//! the `/manage/plugins/reload` admin call, which re-reads the configuration file as SIGHUP does.
+//! the `/manage/plugins/reload` admin call, which re-reads the configuration as SIGHUP does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,35 +8,68 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use integrasjonspunkt::config::LoadOptions;
 use integrasjonspunkt::manage::{self, Reloader};
 use integrasjonspunkt::secrets::{Secret, Secrets};
 use integrasjonspunkt::tokens::NoTokenService;
 use ip_tests::artifacts;
-use ip_tests::harness::{Sink, TestHost, blob_sha256, outgoing};
+use ip_tests::harness::{Sink, TestHost, blob_sha256, outgoing, write_keystore};
 use tower::ServiceExt as _;
 
-fn write_config(dir: &Path, sink: &str, pin: Option<&str>) -> std::path::PathBuf {
+/// Writes the environment file `config/test.toml` naming the plugin `channel`, pinned when
+/// `pin` is given, and an operator file enabling it; returns how to load them.
+fn write_config(dir: &Path, sink: &str, pin: Option<&str>) -> LoadOptions {
     let pin = pin
         .map(|pin| format!("sha256 = \"{pin}\"\n"))
         .unwrap_or_default();
-    let text = format!(
-        r#"data-dir = "data"
+    let environment = format!(
+        r#"[environment]
+name = "test"
+
+[endpoints]
+service-registry = "https://sr.example"
+maskinporten = "https://mp.example/token"
+maskinporten-audience = "https://mp.example/"
+altinn-token-exchange = "https://altinn.example/exchange"
+log-service = "logs.example:443"
+
+[endpoints.channels.channel]
+endpoint = "{sink}"
+
+[plugins.channel]
+file = "../channel.wasm"
+{pin}allowed-hosts = ["{sink}"]
+secrets = ["peer"]
+settings = {{ identifier = "0192:910075918", credentials = "peer" }}
+"#
+    );
+    let operator = r#"[organisation]
+number = "910075918"
+
+[keystore]
+path = "keystore.p12"
+password = { file = "keystore-password" }
+
+[channels]
+enabled = ["channel"]
 
 [secrets.peer]
 username = "agency"
-password = {{ file = "peer-password" }}
-
-[plugins.channel]
-file = "channel.wasm"
-{pin}allowed-hosts = ["{sink}"]
-secrets = ["peer"]
-settings = {{ endpoint = "{sink}", identifier = "0192:910075918", credentials = "peer" }}
-"#
-    );
+password = { file = "peer-password" }
+"#;
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(dir.join("config/test.toml"), environment).unwrap();
+    std::fs::write(dir.join("integrasjonspunkt.toml"), operator).unwrap();
     std::fs::write(dir.join("peer-password"), "s3cret").unwrap();
-    let path = dir.join("integrasjonspunkt.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    if !dir.join("keystore.p12").exists() {
+        write_keystore(dir);
+    }
+    LoadOptions {
+        profile: "test".into(),
+        config_dir: dir.join("config"),
+        operator_file: Some(dir.join("integrasjonspunkt.toml")),
+        variables: vec![],
+    }
 }
 
 async fn reload(router: &axum::Router) -> (StatusCode, serde_json::Value) {
@@ -70,9 +103,9 @@ async fn reload_swaps_the_set_atomically_and_rejects_a_broken_one() {
     let sink = Sink::start().await;
     let dir = host.dir.path().to_path_buf();
     std::fs::copy(artifacts::LOOPBACK, dir.join("channel.wasm")).unwrap();
-    let config_path = write_config(&dir, &sink.url, None);
+    let options = write_config(&dir, &sink.url, None);
     let reloader = Arc::new(Reloader {
-        config_path: config_path.clone(),
+        options,
         plugins: host.plugins.clone(),
     });
     let router = manage::router(reloader);

@@ -38,7 +38,7 @@ enum Task {
     Run,
     /// Runs a benchmark and prints its table.
     Bench {
-        /// Which: `plugin`.
+        /// Which: `plugin` or `crypto`.
         which: String,
     },
 }
@@ -77,7 +77,13 @@ fn main() -> anyhow::Result<()> {
                     .args(["bench", "-p", "ip-tests", "--bench", "plugin"])
                     .status()?,
             ),
-            other => bail!("unknown benchmark {other:?}; known: plugin"),
+            // The size is `CRYPTO_BENCH_BYTES` (default 2 GiB), read by the bench itself.
+            "crypto" => check(
+                cargo(&root)
+                    .args(["bench", "-p", "integrasjonspunkt", "--bench", "crypto"])
+                    .status()?,
+            ),
+            other => bail!("unknown benchmark {other:?}; known: plugin, crypto"),
         },
     }
 }
@@ -181,18 +187,32 @@ fn run_local(root: &Path) -> anyhow::Result<()> {
             .status()?,
     )?;
     let password = "local-loopback-password";
+    let keystore_password = "local-keystore-password";
+    let pki_dir = root.join("target/local/pki");
+    let _ = std::fs::remove_dir_all(&pki_dir);
     let simulators = spawn(
         Command::new(root.join("target/debug/simulators"))
-            .env("SIMULATORS_LOOPBACK_PASSWORD", password),
+            .arg("--pki-dir")
+            .arg(&pki_dir)
+            .env("SIMULATORS_LOOPBACK_PASSWORD", password)
+            .env("SIMULATORS_KEYSTORE_PASSWORD", keystore_password),
     )?;
+    // The host's start checks its business certificate, which the simulators issue at start.
+    let keystore = pki_dir.join("910075918.p12");
+    let started = std::time::Instant::now();
+    while !keystore.exists() && started.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let host = spawn(
         Command::new(root.join("target/debug/integrasjonspunkt"))
-            .args(["run", "--config"])
-            .arg(root.join("config/local.toml"))
-            .env("IP_LOOPBACK_PASSWORD", password),
+            .args(["--profile", "local", "--config-dir"])
+            .arg(root.join("config"))
+            .arg("run")
+            .env("IP_LOOPBACK_PASSWORD", password)
+            .env("IP_KEYSTORE_PASSWORD", keystore_password),
     )?;
     println!(
-        "local system running: management on http://127.0.0.1:9093/manage/plugins; Ctrl-C stops it"
+        "local system running: http://127.0.0.1:9093/manage/plugins lists the plugins; Ctrl-C stops it"
     );
     let mut children = [("simulators", simulators), ("integrasjonspunkt", host)];
     loop {

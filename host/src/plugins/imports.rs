@@ -2,20 +2,23 @@
 //!
 //! Each function converts the guest's values to the host's own types and hands the work to the
 //! module that owns it: HTTP to the egress chokepoint, zips to `archive`, blob bytes to the blob
-//! store. Blocking work runs on tokio's blocking pool so a plugin call never stalls the runtime.
-//! Failures the guest can act on are returned as WIT errors; only a broken invariant (a handle
-//! that is not in the table, an oversized constructor) traps the guest.
+//! store, CMS, ASiC-E and JWS to `crypto` (through `crypto_imports`). Blocking work runs on
+//! tokio's blocking pool so a plugin call never stalls the runtime. Failures the guest can act on
+//! are returned as WIT errors; only a broken invariant (a handle that is not in the table, an
+//! oversized constructor) traps the guest.
 
 use std::time::Duration;
 
 use wasmtime::component::Resource;
 
-use super::bindings::eformidling::transport::{archive, config, crypto, http, log, types};
+use super::bindings::eformidling::transport::{archive, config, http, log, types};
 use super::egress::{self, EgressError, ResponseBody, ResponseTarget};
 use super::sandbox::CallState;
 use crate::archive::{self as zip_archive, ArchiveError, EntrySource, NewEntry};
 use crate::blobs::Blob;
 use crate::logmask::mask_identity_numbers;
+
+mod crypto_imports;
 
 /// The most one blob constructor or read carries across the boundary.
 const MAX_INLINE_BLOB: usize = 1 << 20;
@@ -201,48 +204,6 @@ impl http::Host for CallState {
                 Err(error) => Err(http_error(error)),
             },
         )
-    }
-}
-
-/// The crypto imports answer `unsupported` until the host has the organisation's key material and
-/// the streaming CMS, ASiC-E and JWS implementations; the interface is settled so plugins can be
-/// written against it now.
-fn no_crypto(operation: &str) -> crypto::Error {
-    crypto::Error::Unsupported(format!(
-        "{operation} needs the organisation's business certificate, which this host has not been given"
-    ))
-}
-
-impl crypto::Host for CallState {
-    async fn cms_encrypt(
-        &mut self,
-        _content: Resource<Blob>,
-        _recipient_certificate: String,
-        _key_transport: crypto::KeyTransport,
-    ) -> wasmtime::Result<Result<Resource<Blob>, crypto::Error>> {
-        Ok(Err(no_crypto("CMS encryption")))
-    }
-
-    async fn cms_decrypt(
-        &mut self,
-        _enveloped: Resource<Blob>,
-    ) -> wasmtime::Result<Result<Resource<Blob>, crypto::Error>> {
-        Ok(Err(no_crypto("CMS decryption")))
-    }
-
-    async fn build_asic(
-        &mut self,
-        _entries: Vec<crypto::AsicEntry>,
-    ) -> wasmtime::Result<Result<Resource<Blob>, crypto::Error>> {
-        Ok(Err(no_crypto("ASiC-E signing")))
-    }
-
-    async fn sign_jws(
-        &mut self,
-        _payload: Vec<u8>,
-        _header: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<String, crypto::Error>> {
-        Ok(Err(no_crypto("JWS signing")))
     }
 }
 

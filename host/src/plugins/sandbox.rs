@@ -20,6 +20,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::egress::{Egress, EgressPolicy};
 use crate::blobs::BlobStore;
+use crate::crypto::BusinessCertificate;
 
 /// How much guest output is kept per call.
 const GUEST_OUTPUT_CAP: usize = 16 * 1024;
@@ -30,6 +31,9 @@ pub struct HostServices {
     pub egress: Egress,
     /// Where blobs live.
     pub blobs: Arc<dyn BlobStore>,
+    /// The organisation's business certificate for the `crypto` imports; without it they
+    /// answer `unsupported`.
+    pub certificate: Option<BusinessCertificate>,
 }
 
 /// What the host imports of one plugin need to know about it.

@@ -1,0 +1,22 @@
+//! The host's cryptography: the business certificate, CMS, ASiC-E and JWS.
+//!
+//! Everything that needs the organisation's private key happens here, in the host, so that no
+//! key ever enters a plugin; plugins ask for these operations through the `crypto` imports and
+//! pass documents by blob handle. The CMS and ASiC code streams, because a message's documents
+//! may be gigabytes and memory must not grow with them.
+
+pub mod asic;
+pub mod at_rest;
+mod ber_stream;
+mod cades;
+pub mod cms;
+mod der;
+pub mod jws;
+pub mod keystore;
+mod time;
+
+pub use cades::SignError;
+pub use keystore::{BusinessCertificate, ExpiryStatus, KeystoreError};
+
+#[cfg(test)]
+pub(crate) mod testpki;
