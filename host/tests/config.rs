@@ -5,24 +5,8 @@ use std::path::{Path, PathBuf};
 
 use integrasjonspunkt::config::{Config, ConfigError, LoadOptions, Source};
 
-const ENVIRONMENT: &str = r#"[environment]
-name = "test"
-
-[endpoints]
-service-registry = "https://sr.example"
-maskinporten = "https://mp.example/token"
-maskinporten-audience = "https://mp.example/"
-altinn-token-exchange = "https://altinn.example/exchange"
-log-service = "logs.example:443"
-
-[endpoints.channels.dpo]
-broker-basic = "https://broker.example/Basic.svc"
-
-[plugins.dpo]
-file = "dpo.wasm"
-allowed-hosts = ["https://broker.example"]
-secrets = ["dpo"]
-"#;
+mod common;
+use common::{ENVIRONMENT, write_keystore};
 
 const OPERATOR: &str = r#"[organisation]
 number = "910075918"
@@ -72,17 +56,6 @@ impl Files {
     async fn load(&self, variables: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::load(&self.options(variables)).await
     }
-}
-
-/// Writes `keystore.p12` (a business certificate for 910075918 valid `days` from yesterday) and
-/// `keystore-password` into `dir`.
-fn write_keystore(dir: &Path, days: u32) {
-    let pki = simulators::pki::TestPki::new(&dir.join("pki")).unwrap();
-    let issued = pki
-        .issue("910075918", "Testetat", -1, days, "keystore-pw")
-        .unwrap();
-    std::fs::copy(issued.keystore, dir.join("keystore.p12")).unwrap();
-    std::fs::write(dir.join("keystore-password"), "keystore-pw\n").unwrap();
 }
 
 fn located(error: &ConfigError, file: &Path, line: usize, key: &str) -> String {

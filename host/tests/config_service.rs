@@ -10,16 +10,8 @@ use axum::response::{IntoResponse, Response};
 use integrasjonspunkt::config::{Config, LoadOptions, Source};
 use serde_json::json;
 
-const ENVIRONMENT: &str = r#"[environment]
-name = "staging"
-
-[endpoints]
-service-registry = "https://sr.example"
-maskinporten = "https://mp.example/token"
-maskinporten-audience = "https://mp.example/"
-altinn-token-exchange = "https://altinn.example/exchange"
-log-service = "logs.example:443"
-"#;
+mod common;
+use common::{ENVIRONMENT, write_keystore};
 
 #[derive(Default)]
 struct Service {
@@ -62,7 +54,11 @@ async fn start() -> (String, Arc<Service>) {
 
 fn files(dir: &std::path::Path, url: &str, when_unreachable: &str) -> LoadOptions {
     std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(dir.join("config/staging.toml"), ENVIRONMENT).unwrap();
+    std::fs::write(
+        dir.join("config/staging.toml"),
+        ENVIRONMENT.replace("name = \"test\"", "name = \"staging\""),
+    )
+    .unwrap();
     let operator = format!(
         r#"[organisation]
 number = "910075918"
@@ -82,12 +78,7 @@ when-unreachable = "{when_unreachable}"
     );
     std::fs::write(dir.join("integrasjonspunkt.toml"), operator).unwrap();
     if !dir.join("keystore.p12").exists() {
-        let pki = simulators::pki::TestPki::new(&dir.join("pki")).unwrap();
-        let issued = pki
-            .issue("910075918", "Testetat", -1, 365, "keystore-pw")
-            .unwrap();
-        std::fs::copy(issued.keystore, dir.join("keystore.p12")).unwrap();
-        std::fs::write(dir.join("keystore-password"), "keystore-pw").unwrap();
+        write_keystore(dir, 365);
     }
     LoadOptions {
         profile: "staging".into(),

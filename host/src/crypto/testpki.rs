@@ -171,3 +171,22 @@ fn rand_serial() -> u32 {
     openssl::rand::rand_bytes(&mut bytes).expect("rand");
     u32::from_be_bytes(bytes) >> 1
 }
+
+/// A test PKI and a blob store in one temporary directory, as the crypto tests use them.
+pub(crate) struct Fixture {
+    /// The directory (kept alive with the fixture).
+    pub dir: tempfile::TempDir,
+    /// The PKI, valid for a year.
+    pub pki: TestPki,
+    /// A file blob store in `dir/blobs`.
+    pub store: std::sync::Arc<dyn crate::blobs::BlobStore>,
+}
+
+/// A fresh [`Fixture`].
+pub(crate) fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path(), 365);
+    let store: std::sync::Arc<dyn crate::blobs::BlobStore> =
+        std::sync::Arc::new(crate::blobs::FileBlobStore::open(dir.path().join("blobs")).unwrap());
+    Fixture { dir, pki, store }
+}

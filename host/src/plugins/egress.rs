@@ -24,6 +24,7 @@ use tracing::Instrument as _;
 use super::allow_list::AllowList;
 use super::placeholders;
 use crate::blobs::{self, Blob, BlobStore};
+use crate::http_text::error_chain;
 use crate::secrets::{Secret, Secrets};
 use crate::tokens::TokenSource;
 
@@ -556,17 +557,6 @@ fn stream_error(error: std::io::Error) -> EgressError {
         Some(inner) if inner.is_timeout() => EgressError::Timeout,
         _ => EgressError::Connection(error_chain(&error)),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 fn header_name(name: &str) -> Result<HeaderName, EgressError> {

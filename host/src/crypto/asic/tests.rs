@@ -2,29 +2,14 @@
 
 use std::io::{Cursor, Read, Write};
 use std::process::Command;
-use std::sync::Arc;
 
 use openssl::x509::store::X509StoreBuilder;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::*;
-use crate::blobs::{Blob, BlobStore, FileBlobStore};
-use crate::crypto::testpki::TestPki;
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    pki: TestPki,
-    store: Arc<dyn BlobStore>,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(dir.path(), 365);
-    let store: Arc<dyn BlobStore> =
-        Arc::new(FileBlobStore::open(dir.path().join("blobs")).unwrap());
-    Fixture { dir, pki, store }
-}
+use crate::blobs::Blob;
+use crate::crypto::testpki::{Fixture, TestPki, fixture};
 
 fn container(f: &Fixture) -> Blob {
     let entries = vec![

@@ -2,25 +2,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 use super::*;
-use crate::blobs::FileBlobStore;
-use crate::crypto::testpki::TestPki;
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    pki: TestPki,
-    store: Arc<dyn BlobStore>,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::new(dir.path(), 365);
-    let store: Arc<dyn BlobStore> =
-        Arc::new(FileBlobStore::open(dir.path().join("blobs")).unwrap());
-    Fixture { dir, pki, store }
-}
+use crate::crypto::testpki::{TestPki, fixture};
 
 fn random(length: usize) -> Vec<u8> {
     let mut bytes = vec![0; length];
