@@ -1,4 +1,8 @@
 //! Fixtures the configuration tests share: a minimal environment file and a keystore.
+//!
+//! Every test file that declares `mod common` compiles all of it and uses a part, so unused
+//! items are expected per test binary.
+#![allow(dead_code)]
 
 use std::path::Path;
 
