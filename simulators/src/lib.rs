@@ -5,5 +5,14 @@
 //! sizes), because a stand-in that accepts anything proves nothing; each can inject faults and
 //! tells a test what it received.
 
+pub mod altinn_exchange;
+pub mod config_service;
+pub mod fixture;
+mod jose;
+pub mod log_sink;
 pub mod loopback_peer;
+pub mod maskinporten;
 pub mod pki;
+pub mod processes;
+pub mod registry;
+mod serving;

@@ -5,11 +5,18 @@
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use simulators::altinn_exchange::{AltinnExchange, AltinnExchangeConfig};
+use simulators::config_service::{ConfigService, ConfigServiceConfig};
+use simulators::fixture::Fixture;
+use simulators::log_sink::{LogSink, LogSinkConfig};
 use simulators::loopback_peer::{DEFAULT_MAX_PACKAGE_SIZE, LoopbackPeer, LoopbackPeerConfig};
+use simulators::maskinporten::{Maskinporten, MaskinportenConfig};
 use simulators::pki::TestPki;
+use simulators::registry::{RegistryConfig, ServiceRegistry};
 use tracing_subscriber::EnvFilter;
 
 /// Offline stand-ins for the services the integration point talks to.
@@ -32,6 +39,54 @@ struct Args {
     #[arg(long, env = "SIMULATORS_LOOPBACK_MAX_PACKAGE_SIZE", default_value_t = DEFAULT_MAX_PACKAGE_SIZE)]
     loopback_max_package_size: u64,
 
+    /// Port of the Maskinporten token endpoint (`/token`) and JWK set (`/jwk`) on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_MASKINPORTEN_PORT", default_value_t = 7111)]
+    maskinporten_port: u16,
+
+    /// The `aud` Maskinporten requires in assertions, and the `iss` of its tokens.
+    #[arg(
+        long,
+        env = "SIMULATORS_MASKINPORTEN_AUDIENCE",
+        default_value = "http://127.0.0.1:7111/"
+    )]
+    maskinporten_audience: String,
+
+    /// The scopes Maskinporten grants.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "eformidling:dpo,eformidling:dpe,eformidling:dpv,eformidling:dpf,\
+eformidling:dph,eformidling:dpi,digitalpostinnbygger:send,global/kontaktinformasjon.read,\
+global/sikkerdigitalpost.read,global/varslingsstatus.read,global/sertifikat.read,\
+global/navn.read,global/postadresse.read"
+    )]
+    maskinporten_scopes: Vec<String>,
+
+    /// Port of the Altinn token exchange on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_ALTINN_EXCHANGE_PORT", default_value_t = 7112)]
+    altinn_exchange_port: u16,
+
+    /// Port of the configuration service on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_CONFIG_SERVICE_PORT", default_value_t = 7113)]
+    config_service_port: u16,
+
+    /// Port of the log service (TCP, JSON lines) on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_LOG_SERVICE_PORT", default_value_t = 7114)]
+    log_service_port: u16,
+
+    /// Port of the ServiceRegistry on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_REGISTRY_PORT", default_value_t = 7110)]
+    registry_port: u16,
+
+    /// The fixture of organisations and citizens the registry answers about; it also issues a
+    /// business certificate and keystore to each organisation in it.
+    #[arg(
+        long,
+        env = "SIMULATORS_FIXTURE",
+        default_value = "simulators/fixture.toml"
+    )]
+    fixture: PathBuf,
+
     /// Directory for received data; a temporary one, removed at exit, when not given.
     #[arg(long, env = "SIMULATORS_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -45,12 +100,10 @@ struct Args {
     #[arg(long, env = "SIMULATORS_KEYSTORE_PASSWORD", hide_env_values = true)]
     keystore_password: String,
 
-    /// The organisations that get a business certificate, `orgnr=name`.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "910075918=Lokal testetat,910076787=Lokal mottakeretat"
-    )]
+    /// Organisations outside the fixture that get a business certificate, `orgnr=name`. The
+    /// fixture's own get theirs from the registry, which must be the only issuer of those:
+    /// issuing twice would leave a keystore whose serial `/virksert` does not answer.
+    #[arg(long, value_delimiter = ',')]
     organisations: Vec<String>,
 }
 
@@ -92,10 +145,94 @@ async fn main() -> anyhow::Result<()> {
     })?;
     tracing::info!(url = %loopback.base_url(), "loopback peer ready");
 
+    let mut maskinporten_config = MaskinportenConfig::new(
+        pki.ca().clone(),
+        args.maskinporten_audience,
+        args.maskinporten_scopes,
+    );
+    maskinporten_config.port = args.maskinporten_port;
+    let maskinporten = Maskinporten::start(maskinporten_config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start Maskinporten on port {}",
+                args.maskinporten_port
+            )
+        })?;
+    let mut exchange_config = AltinnExchangeConfig::new(maskinporten.verifier());
+    exchange_config.port = args.altinn_exchange_port;
+    let altinn_exchange = AltinnExchange::start(exchange_config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the Altinn token exchange on port {}",
+                args.altinn_exchange_port
+            )
+        })?;
+    // The local environment asks for nothing yet; an empty answer is a valid one.
+    let config_service = ConfigService::start(ConfigServiceConfig {
+        port: args.config_service_port,
+        environments: vec![("integrasjonspunkt".into(), "local".into(), Vec::new())],
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the configuration service on port {}",
+            args.config_service_port
+        )
+    })?;
+    let log_sink = LogSink::start(LogSinkConfig {
+        port: args.log_service_port,
+        ..LogSinkConfig::default()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the log service on port {}",
+            args.log_service_port
+        )
+    })?;
+
+    let fixture = Fixture::load(&args.fixture)?;
+    let mut registry_config = RegistryConfig::new(
+        fixture,
+        Arc::new(maskinporten.verifier()),
+        args.keystore_password,
+        // No Service Bus simulator shares it yet; a fresh key is as good as any.
+        uuid::Uuid::new_v4().simple().to_string(),
+    );
+    registry_config.port = args.registry_port;
+    let registry = ServiceRegistry::start(registry_config, &pki)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the service registry on port {}",
+                args.registry_port
+            )
+        })?;
+
+    let services = [
+        ("loopback peer", loopback.base_url()),
+        ("Maskinporten", maskinporten.token_url()),
+        ("Altinn token exchange", altinn_exchange.exchange_url()),
+        ("configuration service", config_service.base_url()),
+        ("log service (TCP)", log_sink.destination()),
+        ("ServiceRegistry", registry.base_url()),
+    ];
+    println!("{:<24} URL", "service");
+    for (name, url) in &services {
+        println!("{name:<24} {url}");
+    }
+
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;
     tracing::info!("stopping");
     loopback.shutdown().await;
+    maskinporten.shutdown().await;
+    altinn_exchange.shutdown().await;
+    config_service.shutdown().await;
+    log_sink.shutdown().await;
+    registry.shutdown().await;
     Ok(())
 }

@@ -1,0 +1,658 @@
+//! The ServiceRegistry (adressetjeneste): who a receiver is and which channel reaches it.
+//!
+//! It answers the integration point's lookups from the fixture's registers ([`records`]), signs
+//! its answers the way the real registry does ([`signing`]) and, like the real one, serves
+//! nobody without a Maskinporten token: every path but `/jwk` needs a bearer token the
+//! configured [`TokenVerifier`] accepts, from a consumer `0192:<orgnr>`; citizens' records need
+//! a DPI scope and the SAS key the DPE scope. At start it issues a business certificate from the
+//! shared [`TestPki`] to every organisation of the fixture, written as the keystores the local
+//! environment's integration points load, so the certificate an integration point holds and the
+//! one `/virksert` answers are the same (it compares their serial numbers at start).
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /identifier/{id}[/process/{urn}]?securityLevel=&conversationId=&print=` | `{infoRecord, serviceRecords}` |
+//! | `GET /info/{id}` | `{infoRecord}` |
+//! | `GET /virksert/{orgnr}` | the organisation's certificate, PEM |
+//! | `GET /sastoken` | the Service Bus shared access key (scope `eformidling:dpe`) |
+//! | `GET /jwk` | the JWK set of the signing key, no token needed |
+//!
+//! With `Accept: application/jose` an answer is a compact JWS of the same text; otherwise JSON
+//! (PEM and the key as plain text). Refusals are `{"error_code", "error_description"}` with
+//! 400, 401, 403 or 404.
+
+mod records;
+mod signing;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json};
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::X509;
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::fixture::{Fixture, valid_orgnr};
+use crate::pki::TestPki;
+use crate::processes;
+use records::{Entity, Options, Registers};
+use signing::PayloadSigner;
+
+/// The organisation number the registry's signing certificate names (the real registry's
+/// operator, Digdir).
+const REGISTRY_ORGNR: &str = "991825827";
+
+/// How many requests inspection keeps; older ones are dropped, so memory stays bounded.
+const SEEN_LIMIT: usize = 10_000;
+
+/// Scopes that allow looking citizens up (the real registry's DPI scopes).
+const DPI_SCOPES: [&str; 2] = ["eformidling:dpi", "move/dpi.read"];
+
+/// The scope `/sastoken` requires.
+const DPE_SCOPE: &str = "eformidling:dpe";
+
+/// What the registry needs from a verified Maskinporten access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    /// The `consumer` organisation, `0192:<orgnr>`.
+    pub consumer: String,
+    /// The token's scopes.
+    pub scopes: Vec<String>,
+}
+
+/// Checks bearer tokens. The registry trusts only tokens of its Maskinporten; the seam lets a
+/// test, or the Maskinporten simulator, be that issuer.
+pub trait TokenVerifier: Send + Sync {
+    /// The claims of `token` if it is valid (signature, issuer, expiry), else why not.
+    fn verify(&self, token: &str) -> Result<TokenClaims, String>;
+}
+
+/// How the registry is set up.
+#[derive(Clone)]
+pub struct RegistryConfig {
+    /// The port on 127.0.0.1; 0 lets the system pick a free one.
+    pub port: u16,
+    /// The organisations and citizens it answers about.
+    pub fixture: Fixture,
+    /// Who decides whether a bearer token is valid.
+    pub verifier: Arc<dyn TokenVerifier>,
+    /// The password of the keystores written for the fixture's organisations.
+    pub keystore_password: String,
+    /// The Service Bus shared access key `/sastoken` gives DPE.
+    pub sas_key: String,
+}
+
+impl RegistryConfig {
+    /// A registry on a free port for `fixture`, trusting `verifier`'s tokens.
+    pub fn new(
+        fixture: Fixture,
+        verifier: Arc<dyn TokenVerifier>,
+        keystore_password: impl Into<String>,
+        sas_key: impl Into<String>,
+    ) -> Self {
+        Self {
+            port: 0,
+            fixture,
+            verifier,
+            keystore_password: keystore_password.into(),
+            sas_key: sas_key.into(),
+        }
+    }
+}
+
+/// A request the registry received, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    /// The path, e.g. `/identifier/910075918`.
+    pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
+    /// The `Accept` header, if any.
+    pub accept: Option<String>,
+    /// The consumer of an accepted token.
+    pub consumer: Option<String>,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// A running registry. Dropping it stops the server; [`ServiceRegistry::shutdown`] stops it
+/// gracefully.
+pub struct ServiceRegistry {
+    address: SocketAddr,
+    state: Arc<RegistryState>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+struct RegistryState {
+    fixture: Fixture,
+    /// Business certificates by organisation number.
+    certificates: HashMap<String, X509>,
+    /// The same, PEM, as records carry them.
+    pems: HashMap<String, String>,
+    signer: PayloadSigner,
+    forgery: Mutex<Forgery>,
+    verifier: Arc<dyn TokenVerifier>,
+    sas_key: String,
+    fail_next: AtomicU64,
+    seen: Mutex<VecDeque<SeenRequest>>,
+}
+
+impl ServiceRegistry {
+    /// Issues the certificates from `pki`, binds 127.0.0.1 on the configured port and serves
+    /// until stopped. Must be called inside a Tokio runtime.
+    pub async fn start(config: RegistryConfig, pki: &TestPki) -> anyhow::Result<Self> {
+        let password = config.keystore_password.as_str();
+        // Key generation dominates start-up, so the certificates are issued side by side.
+        let (signing, issued) = std::thread::scope(|scope| {
+            let signing = scope.spawn(|| {
+                pki.issue(
+                    REGISTRY_ORGNR,
+                    "Simulated ServiceRegistry",
+                    -1,
+                    365,
+                    password,
+                )
+                .context("issuing the registry's signing certificate")
+            });
+            let issued: Vec<_> = config
+                .fixture
+                .organisations
+                .iter()
+                .map(|organisation| {
+                    scope.spawn(move || {
+                        pki.issue(&organisation.orgnr, &organisation.name, -1, 365, password)
+                            .map(|issued| (organisation.orgnr.clone(), issued.certificate))
+                            .with_context(|| {
+                                format!("issuing a certificate for {}", organisation.orgnr)
+                            })
+                    })
+                })
+                .collect();
+            (
+                joined(signing),
+                issued.into_iter().map(joined).collect::<Vec<_>>(),
+            )
+        });
+        let signing = signing?;
+        let signer = PayloadSigner::new(signing.key, &[signing.certificate, pki.ca().clone()])?;
+        let mut certificates = HashMap::new();
+        let mut pems = HashMap::new();
+        for issued in issued {
+            let (orgnr, certificate) = issued?;
+            pems.insert(orgnr.clone(), String::from_utf8(certificate.to_pem()?)?);
+            certificates.insert(orgnr, certificate);
+        }
+        let state = Arc::new(RegistryState {
+            fixture: config.fixture,
+            certificates,
+            pems,
+            signer,
+            forgery: Mutex::new(Forgery::default()),
+            verifier: config.verifier,
+            sas_key: config.sas_key,
+            fail_next: AtomicU64::new(0),
+            seen: Mutex::new(VecDeque::new()),
+        });
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{}", config.port))?;
+        let address = listener.local_addr()?;
+        let app = router(state.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "service registry stopped serving");
+            }
+        });
+        tracing::info!(%address, "service registry listening");
+        Ok(Self {
+            address,
+            state,
+            stop: Some(stop),
+            server: Some(server),
+        })
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// The address the registry listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The business certificate issued to `orgnr` at start.
+    pub fn certificate(&self, orgnr: &str) -> Option<&X509> {
+        self.state.certificates.get(orgnr)
+    }
+
+    /// The requests received so far (the latest ones, up to a bound), oldest first.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        lock(&self.state.seen).iter().cloned().collect()
+    }
+
+    /// Answers the next `requests` requests, whatever they are, with 503 before checking them.
+    pub fn fail_next(&self, requests: u64) {
+        self.state.fail_next.store(requests, Ordering::SeqCst);
+    }
+
+    /// Signs the next `answers` signed answers with a key that is not the registry's while the
+    /// header still names the registry's key: a forgery a client must refuse.
+    pub fn forge_next(&self, answers: u64) -> Result<(), openssl::error::ErrorStack> {
+        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        *lock(&self.state.forgery) = Forgery {
+            remaining: answers,
+            key: Some(key),
+        };
+        Ok(())
+    }
+
+    /// Stops accepting connections and waits for requests in flight to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for ServiceRegistry {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// What a scoped thread returned; its panic, if it panicked, continues here.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Answers still to be signed with a key that is not the registry's, and that key (made only
+/// when asked for, as key generation is slow).
+#[derive(Default)]
+struct Forgery {
+    remaining: u64,
+    key: Option<PKey<Private>>,
+}
+
+/// A poisoned lock only means a handler panicked; the list is still consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn router(state: Arc<RegistryState>) -> Router {
+    // Layers run outermost last-added: record every request, then inject faults, then (for all
+    // but /jwk) check the token, and only then answer.
+    Router::new()
+        .route("/identifier/{id}", get(identifier))
+        .route(
+            "/identifier/{id}/process/{process}",
+            get(identifier_process),
+        )
+        .route("/info/{id}", get(info))
+        .route("/virksert/{id}", get(virksert))
+        .route("/sastoken", get(sas_token))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route("/jwk", get(jwk))
+        .fallback(|| async { Refusal::not_found("no such resource") })
+        .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+/// A refused request, answered with the registry's error body.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+
+    fn not_found(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", description)
+    }
+
+    fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "service registry failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error",
+        )
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        tracing::warn!(status = %self.status, description = %self.description, "service registry refused a request");
+        let body = json!({ "error_code": self.code, "error_description": self.description });
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        response
+    }
+}
+
+async fn record(State(state): State<Arc<RegistryState>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let response = next.run(request).await;
+    let consumer = response
+        .extensions()
+        .get::<TokenClaims>()
+        .map(|claims| claims.consumer.clone());
+    let mut seen = lock(&state.seen);
+    if seen.len() == SEEN_LIMIT {
+        seen.pop_front();
+    }
+    seen.push_back(SeenRequest {
+        path,
+        query,
+        accept,
+        consumer,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn inject_faults(
+    State(state): State<Arc<RegistryState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let injected = state
+        .fail_next
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if injected {
+        return Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "unavailable (injected fault)",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+async fn authenticate(
+    State(state): State<Arc<RegistryState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let Some(token) = token else {
+        return Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a Maskinporten bearer token is required",
+        )
+        .into_response();
+    };
+    let claims = match state.verifier.verify(token) {
+        Ok(claims) => claims,
+        Err(reason) => {
+            return Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                format!("the bearer token was refused: {reason}"),
+            )
+            .into_response();
+        }
+    };
+    let orgnr = claims.consumer.strip_prefix("0192:").unwrap_or_default();
+    if !valid_orgnr(orgnr) {
+        return Refusal::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            format!(
+                "the token's consumer {:?} is not an organisation (0192:<orgnr>)",
+                claims.consumer
+            ),
+        )
+        .into_response();
+    }
+    request.extensions_mut().insert(claims.clone());
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(claims);
+    response
+}
+
+/// The query of an identifier lookup. `conversationId` only correlates the registry's logs.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LookupQuery {
+    security_level: Option<i32>,
+    #[serde(rename = "conversationId")]
+    _conversation_id: Option<String>,
+    print: Option<bool>,
+}
+
+async fn identifier(
+    State(state): State<Arc<RegistryState>>,
+    Extension(claims): Extension<TokenClaims>,
+    Path(id): Path<String>,
+    query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    lookup(&state, &claims, &id, None, query, &headers)
+}
+
+async fn identifier_process(
+    State(state): State<Arc<RegistryState>>,
+    Extension(claims): Extension<TokenClaims>,
+    Path((id, process)): Path<(String, String)>,
+    query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    lookup(&state, &claims, &id, Some(&process), query, &headers)
+}
+
+fn lookup(
+    state: &RegistryState,
+    claims: &TokenClaims,
+    id: &str,
+    process: Option<&str>,
+    query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
+    headers: &HeaderMap,
+) -> Result<Response, Refusal> {
+    let Query(query) = query.map_err(|rejection| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("malformed query: {}", rejection.body_text()),
+        )
+    })?;
+    let registers = state.registers();
+    let entity = registers.entity(id).ok_or_else(|| unknown(id))?;
+    if matches!(entity, Entity::Citizen(_))
+        && !claims
+            .scopes
+            .iter()
+            .any(|s| DPI_SCOPES.contains(&s.as_str()))
+    {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("looking up citizens requires one of the scopes {DPI_SCOPES:?}"),
+        ));
+    }
+    let process = process
+        .map(|urn| {
+            processes::find(urn).ok_or_else(|| Refusal::not_found(format!("unknown process {urn}")))
+        })
+        .transpose()?;
+    let options = Options {
+        security_level: query.security_level,
+        print: query.print.unwrap_or(true),
+    };
+    let consumer = claims.consumer.strip_prefix("0192:").unwrap_or_default();
+    let records = registers.service_records(&entity, process, options, consumer);
+    if let Some(process) = process
+        && records.is_empty()
+    {
+        return Err(Refusal::not_found(format!(
+            "{id} has no service record for process {}",
+            process.urn
+        )));
+    }
+    let body = json!({ "infoRecord": registers.info_record(&entity), "serviceRecords": records });
+    state.answer(headers, Answer::Json(body))
+}
+
+async fn info(
+    State(state): State<Arc<RegistryState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let registers = state.registers();
+    let entity = registers.entity(&id).ok_or_else(|| unknown(&id))?;
+    let body = json!({ "infoRecord": registers.info_record(&entity) });
+    state.answer(&headers, Answer::Json(body))
+}
+
+async fn virksert(
+    State(state): State<Arc<RegistryState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let pem = state
+        .pems
+        .get(&id)
+        .ok_or_else(|| Refusal::not_found(format!("no certificate for {id} in Virksert")))?;
+    state.answer(&headers, Answer::Text(pem.clone()))
+}
+
+async fn sas_token(
+    State(state): State<Arc<RegistryState>>,
+    Extension(claims): Extension<TokenClaims>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    if !claims.scopes.iter().any(|scope| scope == DPE_SCOPE) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!("the SAS key requires the scope {DPE_SCOPE}"),
+        ));
+    }
+    state.answer(&headers, Answer::Text(state.sas_key.clone()))
+}
+
+async fn jwk(State(state): State<Arc<RegistryState>>) -> Response {
+    Json(state.signer.jwk_set()).into_response()
+}
+
+fn unknown(id: &str) -> Refusal {
+    Refusal::not_found(format!("identifier {id} not found"))
+}
+
+/// An answer before it is signed or not.
+enum Answer {
+    Json(serde_json::Value),
+    Text(String),
+}
+
+impl RegistryState {
+    fn registers(&self) -> Registers<'_> {
+        Registers {
+            fixture: &self.fixture,
+            certificates: &self.pems,
+        }
+    }
+
+    /// `answer` as a JWS when the client accepts `application/jose`, else as it is.
+    fn answer(&self, headers: &HeaderMap, answer: Answer) -> Result<Response, Refusal> {
+        let (text, content_type) = match answer {
+            Answer::Json(value) => (value.to_string(), "application/json"),
+            Answer::Text(text) => (text, "text/plain; charset=utf-8"),
+        };
+        let wants_jose = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| value.contains("application/jose"));
+        if !wants_jose {
+            return Ok(([(header::CONTENT_TYPE, content_type)], text).into_response());
+        }
+        let foreign_key = {
+            let mut forgery = lock(&self.forgery);
+            if forgery.remaining > 0 {
+                forgery.remaining -= 1;
+                forgery.key.clone()
+            } else {
+                None
+            }
+        };
+        let signed = match &foreign_key {
+            Some(key) => self.signer.sign_with(key, text.as_bytes()),
+            None => self.signer.sign(text.as_bytes()),
+        }
+        .map_err(Refusal::internal)?;
+        Ok(([(header::CONTENT_TYPE, "application/jose")], signed).into_response())
+    }
+}
+
+/// The registry trusts exactly the tokens the Maskinporten simulator issues, as the real one
+/// trusts its Maskinporten.
+impl TokenVerifier for crate::maskinporten::TokenVerifier {
+    fn verify(&self, token: &str) -> Result<TokenClaims, String> {
+        let claims = crate::maskinporten::TokenVerifier::verify(self, token, None)?;
+        Ok(TokenClaims {
+            consumer: claims.consumer,
+            scopes: claims.scopes,
+        })
+    }
+}
