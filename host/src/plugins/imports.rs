@@ -135,6 +135,24 @@ impl CallState {
     }
 }
 
+impl CallState {
+    /// Sends a guest's request through the egress chokepoint under this plugin's policy.
+    async fn through_egress(
+        &mut self,
+        request: http::Request,
+        target: ResponseTarget,
+    ) -> wasmtime::Result<Result<egress::Response, http::Error>> {
+        let request = self.request(request)?;
+        let plugin = self.plugin.clone();
+        Ok(plugin
+            .services
+            .egress
+            .send(&plugin.policy, request, target)
+            .await
+            .map_err(http_error))
+    }
+}
+
 fn http_error(error: EgressError) -> http::Error {
     match error {
         EgressError::Denied(reason) => http::Error::Denied(reason),
@@ -152,58 +170,40 @@ impl http::Host for CallState {
         request: http::Request,
         max_body: u32,
     ) -> wasmtime::Result<Result<http::Response, http::Error>> {
-        let request = self.request(request)?;
-        let plugin = self.plugin.clone();
         let target = ResponseTarget::Memory(max_body as usize);
-        Ok(
-            match plugin
-                .services
-                .egress
-                .send(&plugin.policy, request, target)
-                .await
-            {
-                Ok(response) => match response.body {
-                    ResponseBody::Bytes(body) => Ok(http::Response {
-                        status: response.status,
-                        headers: response.headers,
-                        body,
-                    }),
-                    ResponseBody::Blob(_) => {
-                        wasmtime::bail!("a buffered request was answered into a blob")
-                    }
-                },
-                Err(error) => Err(http_error(error)),
-            },
-        )
+        Ok(match self.through_egress(request, target).await? {
+            Ok(egress::Response {
+                status,
+                headers,
+                body: ResponseBody::Bytes(body),
+            }) => Ok(http::Response {
+                status,
+                headers,
+                body,
+            }),
+            Ok(_) => wasmtime::bail!("a buffered request was answered into a blob"),
+            Err(error) => Err(error),
+        })
     }
 
     async fn fetch(
         &mut self,
         request: http::Request,
     ) -> wasmtime::Result<Result<http::Download, http::Error>> {
-        let request = self.request(request)?;
-        let plugin = self.plugin.clone();
-        let target = ResponseTarget::Blob(plugin.services.blobs.clone());
-        Ok(
-            match plugin
-                .services
-                .egress
-                .send(&plugin.policy, request, target)
-                .await
-            {
-                Ok(response) => match response.body {
-                    ResponseBody::Blob(blob) => Ok(http::Download {
-                        status: response.status,
-                        headers: response.headers,
-                        body: self.push_blob(blob)?,
-                    }),
-                    ResponseBody::Bytes(_) => {
-                        wasmtime::bail!("a download was answered into memory")
-                    }
-                },
-                Err(error) => Err(http_error(error)),
-            },
-        )
+        let target = ResponseTarget::Blob(self.plugin.services.blobs.clone());
+        Ok(match self.through_egress(request, target).await? {
+            Ok(egress::Response {
+                status,
+                headers,
+                body: ResponseBody::Blob(blob),
+            }) => Ok(http::Download {
+                status,
+                headers,
+                body: self.push_blob(blob)?,
+            }),
+            Ok(_) => wasmtime::bail!("a download was answered into memory"),
+            Err(error) => Err(error),
+        })
     }
 }
 
