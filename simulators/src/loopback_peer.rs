@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, BufReader};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -46,10 +46,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 use uuid::Uuid;
+
+use crate::serving::Server;
 
 /// The package size limit when the configuration does not set one: 100 MiB.
 pub const DEFAULT_MAX_PACKAGE_SIZE: u64 = 100 << 20;
@@ -189,10 +189,8 @@ impl std::error::Error for UnknownReference {}
 /// A running loopback peer. Dropping it stops the server; [`LoopbackPeer::shutdown`] stops it
 /// gracefully.
 pub struct LoopbackPeer {
-    address: SocketAddr,
+    server: Server,
     state: Arc<PeerState>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
 }
 
 impl LoopbackPeer {
@@ -222,38 +220,19 @@ impl LoopbackPeer {
             book: Mutex::new(Book::default()),
         });
 
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.port)).await?;
-        let address = listener.local_addr()?;
-        let app = router(state.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    // Either an explicit stop or the handle going away ends the server.
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "loopback peer stopped serving");
-            }
-        });
-        tracing::info!(%address, data_dir = %data_dir.display(), "loopback peer listening");
-        Ok(Self {
-            address,
-            state,
-            stop: Some(stop),
-            server: Some(server),
-        })
+        let server = Server::serve("loopback peer", config.port, router(state.clone())).await?;
+        tracing::info!(data_dir = %data_dir.display(), "loopback peer keeps packages here");
+        Ok(Self { server, state })
     }
 
     /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.base_url()
     }
 
     /// The address the peer listens on.
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.server.address()
     }
 
     /// Every message accepted so far, in the order accepted.
@@ -307,21 +286,8 @@ impl LoopbackPeer {
     }
 
     /// Stops accepting connections and waits for requests in flight to finish.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
-    }
-}
-
-impl Drop for LoopbackPeer {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 

@@ -32,9 +32,15 @@ impl Server {
         app: Router,
         fail_next: Arc<AtomicU64>,
     ) -> io::Result<Self> {
+        let app = app.layer(middleware::from_fn_with_state(fail_next, inject_faults));
+        Self::serve(name, port, app).await
+    }
+
+    /// Serves `app` as it is, for a simulator whose faults must answer in its own service's
+    /// error format or come after its own request recording.
+    pub(crate) async fn serve(name: &'static str, port: u16, app: Router) -> io::Result<Self> {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let address = listener.local_addr()?;
-        let app = app.layer(middleware::from_fn_with_state(fail_next, inject_faults));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -52,6 +58,11 @@ impl Server {
             stop: Some(stop),
             task: Some(task),
         })
+    }
+
+    /// The address it listens on.
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.

@@ -25,7 +25,7 @@ mod records;
 mod signing;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -41,12 +41,11 @@ use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::X509;
 use serde_json::json;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::fixture::{Fixture, valid_orgnr};
 use crate::pki::TestPki;
 use crate::processes;
+use crate::serving::Server;
 use records::{Entity, Options, Registers};
 use signing::PayloadSigner;
 
@@ -130,10 +129,8 @@ pub struct SeenRequest {
 /// A running registry. Dropping it stops the server; [`ServiceRegistry::shutdown`] stops it
 /// gracefully.
 pub struct ServiceRegistry {
-    address: SocketAddr,
+    server: Server,
     state: Arc<RegistryState>,
-    stop: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<()>>,
 }
 
 struct RegistryState {
@@ -206,39 +203,20 @@ impl ServiceRegistry {
             fail_next: AtomicU64::new(0),
             seen: Mutex::new(VecDeque::new()),
         });
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.port))
+        let server = Server::serve("service registry", config.port, router(state.clone()))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", config.port))?;
-        let address = listener.local_addr()?;
-        let app = router(state.clone());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "service registry stopped serving");
-            }
-        });
-        tracing::info!(%address, "service registry listening");
-        Ok(Self {
-            address,
-            state,
-            stop: Some(stop),
-            server: Some(server),
-        })
+        Ok(Self { server, state })
     }
 
     /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.base_url()
     }
 
     /// The address the registry listens on.
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.server.address()
     }
 
     /// The business certificate issued to `orgnr` at start.
@@ -268,21 +246,8 @@ impl ServiceRegistry {
     }
 
     /// Stops accepting connections and waits for requests in flight to finish.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
-        }
-    }
-}
-
-impl Drop for ServiceRegistry {
-    fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
