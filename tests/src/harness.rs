@@ -280,3 +280,61 @@ pub fn write_keystore(dir: &Path) {
     std::fs::copy(issued.keystore, dir.join("keystore.p12")).expect("copying the keystore");
     std::fs::write(dir.join("keystore-password"), "keystore-pw").expect("writing the password");
 }
+
+/// An environment file `name` whose one channel, `channel`, is the loopback plugin `file`
+/// (relative to the environment file, pinned when `sha256` is given) sending to `sink` with
+/// Basic from the secret `peer`; `settings` adds inline-table entries to its settings.
+pub fn loopback_environment(
+    name: &str,
+    channel: &str,
+    file: &str,
+    sha256: Option<&str>,
+    sink: &str,
+    settings: &str,
+) -> String {
+    let pin = sha256
+        .map(|digest| format!("sha256 = \"{digest}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"[environment]
+name = "{name}"
+
+[endpoints]
+service-registry = "https://sr.example"
+maskinporten = "https://mp.example/token"
+maskinporten-audience = "https://mp.example/"
+altinn-token-exchange = "https://altinn.example/exchange"
+log-service = "logs.example:443"
+
+[endpoints.channels.{channel}]
+endpoint = "{sink}"
+
+[plugins.{channel}]
+file = "{file}"
+{pin}allowed-hosts = ["{sink}"]
+secrets = ["peer"]
+settings = {{ identifier = "0192:910075918", credentials = "peer"{settings} }}
+"#
+    )
+}
+
+/// An operator file for 0192:910075918 enabling `channel`, with the keystore
+/// [`write_keystore`] writes and the `peer` secret's password from `password` (a reference).
+pub fn loopback_operator(channel: &str, password: &str) -> String {
+    format!(
+        r#"[organisation]
+number = "910075918"
+
+[keystore]
+path = "keystore.p12"
+password = {{ file = "keystore-password" }}
+
+[channels]
+enabled = ["{channel}"]
+
+[secrets.peer]
+username = "agency"
+password = {password}
+"#
+    )
+}

@@ -7,48 +7,9 @@ use std::sync::Arc;
 use integrasjonspunkt::config::{Config, LoadOptions};
 use integrasjonspunkt::tokens::NoTokenService;
 use ip_tests::artifacts;
-use ip_tests::harness::{Sink, TestHost, file_sha256, outgoing, write_keystore};
-
-fn environment(name: &str, file: &str, sha256: &str, service: &str, sink: &str) -> String {
-    format!(
-        r#"[environment]
-name = "{name}"
-plugin-dir = "../plugins"
-
-[endpoints]
-service-registry = "https://sr.{name}.example"
-maskinporten = "https://mp.{name}.example/token"
-maskinporten-audience = "https://mp.{name}.example/"
-altinn-token-exchange = "https://altinn.{name}.example/exchange"
-log-service = "logs.{name}.example:443"
-
-[endpoints.channels.loopback]
-endpoint = "{sink}"
-
-[plugins.loopback]
-file = "{file}"
-sha256 = "{sha256}"
-allowed-hosts = ["{sink}"]
-secrets = ["peer"]
-settings = {{ identifier = "0192:910075918", credentials = "peer", service = "{service}" }}
-"#
-    )
-}
-
-const OPERATOR: &str = r#"[organisation]
-number = "910075918"
-
-[keystore]
-path = "keystore.p12"
-password = { file = "keystore-password" }
-
-[channels]
-enabled = ["loopback"]
-
-[secrets.peer]
-username = "agency"
-password = { env = "IP_PROFILES_TEST_PASSWORD" }
-"#;
+use ip_tests::harness::{
+    Sink, TestHost, file_sha256, loopback_environment, loopback_operator, outgoing, write_keystore,
+};
 
 #[tokio::test]
 async fn only_the_profile_decides_which_plugin_a_channel_uses() {
@@ -69,29 +30,34 @@ async fn only_the_profile_decides_which_plugin_a_channel_uses() {
 
     let staging_sink = Sink::start().await;
     let local_sink = Sink::start().await;
-    std::fs::write(
-        root.join("config/staging.toml"),
-        environment(
+    for (name, file, digest, service, sink) in [
+        (
             "staging",
             "loopback.wasm",
             &first_digest,
             "LOOPBACK",
-            &staging_sink.url,
+            &staging_sink,
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("config/local.toml"),
-        environment(
+        (
             "local",
             "loopback-next.wasm",
             &second_digest,
             "LOOPBACK-NEXT",
-            &local_sink.url,
+            &local_sink,
         ),
-    )
-    .unwrap();
-    std::fs::write(root.join("integrasjonspunkt.toml"), OPERATOR).unwrap();
+    ] {
+        let environment = loopback_environment(
+            name,
+            "loopback",
+            &format!("../plugins/{file}"),
+            Some(digest),
+            &sink.url,
+            &format!(", service = \"{service}\""),
+        );
+        std::fs::write(root.join(format!("config/{name}.toml")), environment).unwrap();
+    }
+    let operator = loopback_operator("loopback", r#"{ env = "IP_PROFILES_TEST_PASSWORD" }"#);
+    std::fs::write(root.join("integrasjonspunkt.toml"), operator).unwrap();
     write_keystore(root);
 
     for (profile, digest, service, sink, other) in [

@@ -13,50 +13,16 @@ use integrasjonspunkt::manage::{self, Reloader};
 use integrasjonspunkt::secrets::{Secret, Secrets};
 use integrasjonspunkt::tokens::NoTokenService;
 use ip_tests::artifacts;
-use ip_tests::harness::{Sink, TestHost, blob_sha256, outgoing, write_keystore};
+use ip_tests::harness::{
+    Sink, TestHost, blob_sha256, loopback_environment, loopback_operator, outgoing, write_keystore,
+};
 use tower::ServiceExt as _;
 
 /// Writes the environment file `config/test.toml` naming the plugin `channel`, pinned when
 /// `pin` is given, and an operator file enabling it; returns how to load them.
 fn write_config(dir: &Path, sink: &str, pin: Option<&str>) -> LoadOptions {
-    let pin = pin
-        .map(|pin| format!("sha256 = \"{pin}\"\n"))
-        .unwrap_or_default();
-    let environment = format!(
-        r#"[environment]
-name = "test"
-
-[endpoints]
-service-registry = "https://sr.example"
-maskinporten = "https://mp.example/token"
-maskinporten-audience = "https://mp.example/"
-altinn-token-exchange = "https://altinn.example/exchange"
-log-service = "logs.example:443"
-
-[endpoints.channels.channel]
-endpoint = "{sink}"
-
-[plugins.channel]
-file = "../channel.wasm"
-{pin}allowed-hosts = ["{sink}"]
-secrets = ["peer"]
-settings = {{ identifier = "0192:910075918", credentials = "peer" }}
-"#
-    );
-    let operator = r#"[organisation]
-number = "910075918"
-
-[keystore]
-path = "keystore.p12"
-password = { file = "keystore-password" }
-
-[channels]
-enabled = ["channel"]
-
-[secrets.peer]
-username = "agency"
-password = { file = "peer-password" }
-"#;
+    let environment = loopback_environment("test", "channel", "../channel.wasm", pin, sink, "");
+    let operator = loopback_operator("channel", r#"{ file = "peer-password" }"#);
     std::fs::create_dir_all(dir.join("config")).unwrap();
     std::fs::write(dir.join("config/test.toml"), environment).unwrap();
     std::fs::write(dir.join("integrasjonspunkt.toml"), operator).unwrap();
