@@ -45,3 +45,4 @@ pub mod artifacts {
     pub const HOSTILE_NO_TRANSPORT: &str = env!("PLUGIN_HOSTILE_NO_TRANSPORT");
 }
 pub mod harness;
+pub mod network;
