@@ -95,6 +95,17 @@ impl Network {
     /// The configuration directory of organisation `orgnr`'s integration point: an environment
     /// file `e2e.toml` and an operator file, with `operator_extra` appended to the latter.
     pub fn configure(&self, orgnr: &str, operator_extra: &str) -> PathBuf {
+        self.configure_channel(orgnr, operator_extra, "")
+    }
+
+    /// As [`Network::configure`], with `plugin_settings` (inline-table entries, each starting
+    /// with a comma) added to the loopback plugin's settings.
+    pub fn configure_channel(
+        &self,
+        orgnr: &str,
+        operator_extra: &str,
+        plugin_settings: &str,
+    ) -> PathBuf {
         let home = self.dir.path().join(format!("ip-{orgnr}"));
         let config_dir = home.join("config");
         std::fs::create_dir_all(&config_dir).expect("a configuration directory");
@@ -118,7 +129,7 @@ file = "{plugin}"
 allowed-hosts = ["{peer}"]
 secrets = ["peer"]
 limits = {{ memory-mib = 64, timeout-seconds = 120, concurrency = 8 }}
-settings = {{ identifier = "0192:{orgnr}", credentials = "peer", service = "DPO" }}
+settings = {{ identifier = "0192:{orgnr}", credentials = "peer", service = "DPO"{plugin_settings} }}
 "#,
             registry = self.registry.base_url(),
             token = self.maskinporten.token_url(),
@@ -189,6 +200,8 @@ pub fn load_options(home: &Path) -> LoadOptions {
 
 /// An integration point started in-process, with an HTTP client for its API.
 pub struct IntegrationPoint {
+    /// Its directory: configuration, keystore password, `data/`.
+    pub home: PathBuf,
     /// The running service.
     pub service: RunningService,
     /// `http://127.0.0.1:PORT`.
@@ -206,6 +219,7 @@ impl IntegrationPoint {
             .expect("the integration point starts");
         let url = format!("http://{}", service.address());
         Self {
+            home: home.to_path_buf(),
             service,
             url,
             client: reqwest::Client::new(),
@@ -239,6 +253,24 @@ impl IntegrationPoint {
         let status = answer.status().as_u16();
         let body = answer.bytes().await.expect("a body");
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// How many files the blob store holds.
+    pub fn stored_files(&self) -> usize {
+        fn count(dir: &Path) -> usize {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|entry| {
+                            let path = entry.path();
+                            if path.is_dir() { count(&path) } else { 1 }
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        count(&self.home.join("data/blobs"))
     }
 
     /// The statuses of outgoing message `message_id`, in order.

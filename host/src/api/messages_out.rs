@@ -363,19 +363,22 @@ pub async fn upload(
     let (message, sbd) = unsent_message(&state, &message_id).await?;
     let upload = upload_headers(&headers, &query)?;
     let room = check_new_file(&state, &message, &sbd, &upload).await?;
-    let blob = write_stream(state.blobs.clone(), body.into_data_stream(), Some(room))
-        .await
-        .map_err(|error| {
-            if error.kind() == std::io::ErrorKind::FileTooLarge {
-                too_large(room)
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "InputStreamException",
-                    format!("the upload could not be read: {error}"),
-                )
-            }
-        })?;
+    let mut stream = body.into_data_stream();
+    let written = write_stream(state.blobs.clone(), &mut stream, Some(room)).await;
+    if written.is_err() {
+        drain(&mut stream).await;
+    }
+    let blob = written.map_err(|error| {
+        if error.kind() == std::io::ErrorKind::FileTooLarge {
+            too_large(room)
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InputStreamException",
+                format!("the upload could not be read: {error}"),
+            )
+        }
+    })?;
     keep_file(&state, &message, &sbd, upload, blob).await?;
     Ok(StatusCode::OK)
 }
@@ -538,6 +541,11 @@ pub async fn multipart(
     }
     .await;
     if let Err(error) = outcome {
+        while let Ok(Some(mut field)) = form.next_field().await {
+            if !drain_field(&mut field).await {
+                break;
+            }
+        }
         if let Ok(Some(blobs)) = state.store.delete_out_message(&sbd.message_id).await {
             remove_blobs(&state, blobs).await;
         }
@@ -551,6 +559,34 @@ pub async fn multipart(
         return Err(error);
     }
     Ok(Json(sbd.json))
+}
+
+/// How much of a refused request body is read and discarded, so that the client, still
+/// writing, gets the answer instead of a broken connection; beyond it the connection is closed.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// Reads and discards what is left of a refused upload, up to [`DRAIN_LIMIT`].
+async fn drain(stream: &mut axum::body::BodyDataStream) {
+    use futures::StreamExt as _;
+    let mut drained = 0u64;
+    while let Some(Ok(chunk)) = stream.next().await {
+        drained += chunk.len() as u64;
+        if drained > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
+/// Reads and discards a multipart field; false when it was larger than [`DRAIN_LIMIT`].
+async fn drain_field(field: &mut axum::extract::multipart::Field<'_>) -> bool {
+    let mut drained = 0u64;
+    while let Ok(Some(chunk)) = field.chunk().await {
+        drained += chunk.len() as u64;
+        if drained > DRAIN_LIMIT {
+            return false;
+        }
+    }
+    true
 }
 
 /// Filters of the messages listings.
