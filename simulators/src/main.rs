@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use simulators::altinn_exchange::{AltinnExchange, AltinnExchangeConfig};
 use simulators::config_service::{ConfigService, ConfigServiceConfig};
+use simulators::dpi::{Meldingsformidler, MeldingsformidlerConfig, Provider};
 use simulators::fixture::Fixture;
 use simulators::log_sink::{LogSink, LogSinkConfig};
 use simulators::loopback_peer::{DEFAULT_MAX_PACKAGE_SIZE, LoopbackPeer, LoopbackPeerConfig};
@@ -78,6 +79,11 @@ global/navn.read,global/postadresse.read"
     #[arg(long, env = "SIMULATORS_REGISTRY_PORT", default_value_t = 7110)]
     registry_port: u16,
 
+    /// Port of the DPI meldingsformidler (corner 2, under `/api`) and KRR's print certificate
+    /// on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_DPI_PORT", default_value_t = 7123)]
+    dpi_port: u16,
+
     /// The fixture of organisations and citizens the registry answers about; it also issues a
     /// business certificate and keystore to each organisation in it.
     #[arg(
@@ -128,13 +134,16 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("issuing a business certificate for {number}"))?;
         tracing::info!(keystore = %issued.keystore.display(), "business certificate issued");
     }
+    let formidler = pki
+        .issue_meldingsformidler(&args.keystore_password)
+        .context("issuing the meldingsformidler's certificate")?;
 
     let loopback = LoopbackPeer::start(LoopbackPeerConfig {
         port: args.loopback_port,
         username: args.loopback_username,
         password: args.loopback_password,
         max_package_size: args.loopback_max_package_size,
-        data_dir: args.data_dir.map(|dir| dir.join("loopback-peer")),
+        data_dir: args.data_dir.as_ref().map(|dir| dir.join("loopback-peer")),
     })
     .await
     .with_context(|| {
@@ -194,6 +203,18 @@ async fn main() -> anyhow::Result<()> {
     })?;
 
     let fixture = Fixture::load(&args.fixture)?;
+    // The registry issues the mailbox and print providers' certificates; the meldingsformidler
+    // opens packages with their keys, so it starts after the registry.
+    let mut providers: Vec<String> = fixture
+        .citizens
+        .iter()
+        .filter_map(|citizen| citizen.krr.mailbox.as_ref())
+        .map(|mailbox| mailbox.provider.clone())
+        .chain([fixture.print_provider.clone()])
+        .collect();
+    providers.sort_unstable();
+    providers.dedup();
+    let print_provider = fixture.print_provider.clone();
     let mut registry_config = RegistryConfig::new(
         fixture,
         Arc::new(maskinporten.verifier()),
@@ -211,6 +232,38 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
 
+    let providers = providers
+        .iter()
+        .map(|orgnr| {
+            let (certificate, key) = pki
+                .issued_identity(orgnr)
+                .with_context(|| format!("reading the provider {orgnr}'s key"))?;
+            Ok(Provider {
+                orgnr: orgnr.clone(),
+                certificate,
+                key,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let dpi = Meldingsformidler::start(MeldingsformidlerConfig {
+        port: args.dpi_port,
+        maskinporten: maskinporten.verifier(),
+        ca: pki.ca().clone(),
+        receipt_certificate: formidler.certificate,
+        receipt_key: formidler.key,
+        providers,
+        print_provider,
+        max_package_size: simulators::dpi::DEFAULT_MAX_PACKAGE_SIZE,
+        data_dir: args.data_dir.as_ref().map(|dir| dir.join("dpi")),
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the DPI meldingsformidler on port {}",
+            args.dpi_port
+        )
+    })?;
+
     let services = [
         ("loopback peer", loopback.base_url()),
         ("Maskinporten", maskinporten.token_url()),
@@ -218,6 +271,8 @@ async fn main() -> anyhow::Result<()> {
         ("configuration service", config_service.base_url()),
         ("log service (TCP)", log_sink.destination()),
         ("ServiceRegistry", registry.base_url()),
+        ("DPI meldingsformidler", dpi.api_url()),
+        ("KRR print certificate", dpi.print_certificate_url()),
     ];
     println!("{:<24} URL", "service");
     for (name, url) in &services {
@@ -234,5 +289,6 @@ async fn main() -> anyhow::Result<()> {
     config_service.shutdown().await;
     log_sink.shutdown().await;
     registry.shutdown().await;
+    dpi.shutdown().await;
     Ok(())
 }
