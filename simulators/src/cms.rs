@@ -5,8 +5,11 @@
 //! integration point picked the right certificate. SvarInn hands packages out encrypted, so the
 //! SvarUt simulator also encrypts (AES-256-CBC, as SvarInn does).
 
-use openssl::cms::CmsContentInfo;
+use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::error::ErrorStack;
 use openssl::pkey::{PKeyRef, Private};
+use openssl::stack::Stack;
+use openssl::symm::Cipher;
 use openssl::x509::X509;
 
 /// The content of the EnvelopedData `der`, decrypted with `key` (the private half of
@@ -23,29 +26,23 @@ pub(crate) fn decrypt(
     })
 }
 
+/// `content` as a DER EnvelopedData for `certificate`: AES-256-CBC, RSA key transport.
+pub(crate) fn encrypt(certificate: &X509, content: &[u8]) -> Result<Vec<u8>, ErrorStack> {
+    let mut recipients = Stack::new()?;
+    recipients.push(certificate.clone())?;
+    CmsContentInfo::encrypt(
+        &recipients,
+        content,
+        Cipher::aes_256_cbc(),
+        CMSOptions::BINARY,
+    )?
+    .to_der()
+}
+
 #[cfg(test)]
 mod tests {
-    use openssl::cms::CMSOptions;
-    use openssl::stack::Stack;
-    use openssl::symm::Cipher;
-    use openssl::x509::X509;
-
     use super::*;
     use crate::pki::TestPki;
-
-    fn encrypt(certificate: &X509, content: &[u8]) -> Vec<u8> {
-        let mut recipients = Stack::new().unwrap();
-        recipients.push(certificate.clone()).unwrap();
-        CmsContentInfo::encrypt(
-            &recipients,
-            content,
-            Cipher::aes_256_cbc(),
-            CMSOptions::BINARY,
-        )
-        .unwrap()
-        .to_der()
-        .unwrap()
-    }
 
     #[test]
     fn only_the_recipient_key_opens_an_envelope() {
@@ -53,7 +50,7 @@ mod tests {
         let pki = TestPki::new(dir.path()).unwrap();
         let receiver = pki.issue("910075918", "Mottaker", -1, 365, "pw").unwrap();
         let other = pki.issue("910076787", "Annen", -1, 365, "pw").unwrap();
-        let envelope = encrypt(&receiver.certificate, b"innhold");
+        let envelope = encrypt(&receiver.certificate, b"innhold").unwrap();
         assert_eq!(
             decrypt(&envelope, &receiver.certificate, &receiver.key).unwrap(),
             b"innhold"

@@ -18,4 +18,6 @@ pub mod pki;
 pub mod processes;
 pub mod registry;
 mod serving;
+pub mod svarut;
 mod timestamp;
+mod xml_tree;

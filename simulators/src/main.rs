@@ -18,6 +18,7 @@ use simulators::loopback_peer::{DEFAULT_MAX_PACKAGE_SIZE, LoopbackPeer, Loopback
 use simulators::maskinporten::{Maskinporten, MaskinportenConfig};
 use simulators::pki::TestPki;
 use simulators::registry::{RegistryConfig, ServiceRegistry};
+use simulators::svarut::{self, SvarUt, SvarUtConfig};
 use tracing_subscriber::EnvFilter;
 
 /// Offline stand-ins for the services the integration point talks to.
@@ -79,6 +80,11 @@ global/navn.read,global/postadresse.read"
     #[arg(long, env = "SIMULATORS_REGISTRY_PORT", default_value_t = 7110)]
     registry_port: u16,
 
+    /// Port of SvarUt (`/tjenester/forsendelseservice/...`) and SvarInn (`/tjenester/svarinn`)
+    /// on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_SVARUT_PORT", default_value_t = 7122)]
+    svarut_port: u16,
+
     /// Port of the DPI meldingsformidler (corner 2, under `/api`) and KRR's print certificate
     /// on 127.0.0.1.
     #[arg(long, env = "SIMULATORS_DPI_PORT", default_value_t = 7123)]
@@ -137,6 +143,9 @@ async fn main() -> anyhow::Result<()> {
     let formidler = pki
         .issue_meldingsformidler(&args.keystore_password)
         .context("issuing the meldingsformidler's certificate")?;
+    let svarut_identity = pki
+        .issue_svarut(&args.keystore_password)
+        .context("issuing SvarUt's certificate")?;
 
     let loopback = LoopbackPeer::start(LoopbackPeerConfig {
         port: args.loopback_port,
@@ -215,6 +224,21 @@ async fn main() -> anyhow::Result<()> {
     providers.sort_unstable();
     providers.dedup();
     let print_provider = fixture.print_provider.clone();
+    // SvarInn encrypts to the certificates the registry issues, so SvarUt also starts after it.
+    let svarut_accounts: Vec<_> = fixture
+        .organisations
+        .iter()
+        .filter_map(|organisation| {
+            let account = organisation.svarut_account.clone()?;
+            let receives = organisation.svarut.is_some();
+            Some((
+                organisation.orgnr.clone(),
+                organisation.name.clone(),
+                account,
+                receives,
+            ))
+        })
+        .collect();
     let mut registry_config = RegistryConfig::new(
         fixture,
         Arc::new(maskinporten.verifier()),
@@ -264,6 +288,28 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
 
+    let svarut = SvarUt::start(SvarUtConfig {
+        port: args.svarut_port,
+        certificate: svarut_identity.certificate,
+        key: svarut_identity.key,
+        accounts: svarut_accounts
+            .into_iter()
+            .map(|(orgnr, name, account, receives)| svarut::Account {
+                certificate: receives
+                    .then(|| registry.certificate(&orgnr).cloned())
+                    .flatten(),
+                orgnr,
+                name,
+                username: account.username,
+                password: account.password,
+            })
+            .collect(),
+        max_document_size: svarut::DEFAULT_MAX_DOCUMENT_SIZE,
+        data_dir: args.data_dir.as_ref().map(|dir| dir.join("svarut")),
+    })
+    .await
+    .with_context(|| format!("cannot start SvarUt on port {}", args.svarut_port))?;
+
     let services = [
         ("loopback peer", loopback.base_url()),
         ("Maskinporten", maskinporten.token_url()),
@@ -271,6 +317,8 @@ async fn main() -> anyhow::Result<()> {
         ("configuration service", config_service.base_url()),
         ("log service (TCP)", log_sink.destination()),
         ("ServiceRegistry", registry.base_url()),
+        ("SvarUt", svarut.forsendelse_service_url()),
+        ("SvarInn", svarut.svarinn_url()),
         ("DPI meldingsformidler", dpi.api_url()),
         ("KRR print certificate", dpi.print_certificate_url()),
     ];
@@ -290,5 +338,6 @@ async fn main() -> anyhow::Result<()> {
     log_sink.shutdown().await;
     registry.shutdown().await;
     dpi.shutdown().await;
+    svarut.shutdown().await;
     Ok(())
 }

@@ -16,7 +16,7 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         .args(["--loopback-port", "0", "--maskinporten-port", "0"])
         .args(["--altinn-exchange-port", "0", "--config-service-port", "0"])
         .args(["--log-service-port", "0", "--registry-port", "0"])
-        .args(["--dpi-port", "0"])
+        .args(["--dpi-port", "0", "--svarut-port", "0"])
         .arg("--fixture")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixture.toml"))
         .env("SIMULATORS_LOOPBACK_PASSWORD", "pw")
@@ -77,6 +77,13 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         .await
         .unwrap();
     assert_eq!(dpi.status(), StatusCode::UNAUTHORIZED);
+    let svarinn = client
+        .get(format!("{}/mottaker/hentNyeForsendelser", table["SvarInn"]))
+        .basic_auth("910077201", Some("svarut-910077201"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svarinn.status(), StatusCode::OK);
     let print = client
         .get(&table["KRR print certificate"])
         .send()
