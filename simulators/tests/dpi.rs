@@ -297,6 +297,7 @@ fn verified_receipt(jwt: &str, certificate: &X509) -> Value {
     let parts: Vec<&str> = jwt.split('.').collect();
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
     assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["x5c"].as_array().unwrap().len(), 2, "signer and CA");
     let signer =
         X509::from_der(&STANDARD.decode(header["x5c"][0].as_str().unwrap()).unwrap()).unwrap();
     assert_eq!(signer.to_der().unwrap(), certificate.to_der().unwrap());

@@ -320,11 +320,11 @@ impl DpiState {
             provider: &provider,
             details,
         };
-        let jwt = match receipts::signed(
-            &receipt,
-            &self.config.receipt_certificate,
-            &self.config.receipt_key,
-        ) {
+        let chain = [
+            self.config.receipt_certificate.clone(),
+            self.config.ca.clone(),
+        ];
+        let jwt = match receipts::signed(&receipt, &chain, &self.config.receipt_key) {
             Ok(jwt) => jwt,
             Err(error) => {
                 // Signing with a key that signed before cannot fail but for a broken library.

@@ -6,7 +6,8 @@
 //! message id in `documentIdentification.instanceIdentifier` (the id the integration point
 //! confirms with `/read`), and the original conversation id in the `ConversationId` scope (what
 //! it files the status under). The JWT is RS256 with the meldingsformidler certificate in
-//! `x5c`, which the integration point checks like any business certificate.
+//! `x5c` (followed by its CA), which the integration point checks like any business
+//! certificate.
 
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
@@ -58,13 +59,13 @@ pub(crate) struct ReceiptFor<'a> {
     pub details: Option<&'a str>,
 }
 
-/// The receipt as a signed compact JWT.
+/// The receipt as a compact JWT signed by `key`, with `chain` (signer first) in `x5c`.
 pub(crate) fn signed(
     receipt: &ReceiptFor<'_>,
-    certificate: &X509,
+    chain: &[X509],
     key: &PKey<Private>,
 ) -> Result<String, openssl::error::ErrorStack> {
-    jose::sign_rs256_x5c(std::slice::from_ref(certificate), &document(receipt), key)
+    jose::sign_rs256_x5c(chain, &document(receipt), key)
 }
 
 fn document(receipt: &ReceiptFor<'_>) -> Value {
