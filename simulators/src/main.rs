@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use simulators::altinn_exchange::{AltinnExchange, AltinnExchangeConfig};
 use simulators::config_service::{ConfigService, ConfigServiceConfig};
-use simulators::dpi::{Meldingsformidler, MeldingsformidlerConfig, Provider};
+use simulators::dpi::{Meldingsformidler, MeldingsformidlerConfig, providers_from_fixture};
 use simulators::fixture::Fixture;
 use simulators::log_sink::{LogSink, LogSinkConfig};
 use simulators::loopback_peer::{DEFAULT_MAX_PACKAGE_SIZE, LoopbackPeer, LoopbackPeerConfig};
@@ -212,35 +212,8 @@ async fn main() -> anyhow::Result<()> {
     })?;
 
     let fixture = Fixture::load(&args.fixture)?;
-    // The registry issues the mailbox and print providers' certificates; the meldingsformidler
-    // opens packages with their keys, so it starts after the registry.
-    let mut providers: Vec<String> = fixture
-        .citizens
-        .iter()
-        .filter_map(|citizen| citizen.krr.mailbox.as_ref())
-        .map(|mailbox| mailbox.provider.clone())
-        .chain([fixture.print_provider.clone()])
-        .collect();
-    providers.sort_unstable();
-    providers.dedup();
-    let print_provider = fixture.print_provider.clone();
-    // SvarInn encrypts to the certificates the registry issues, so SvarUt also starts after it.
-    let svarut_accounts: Vec<_> = fixture
-        .organisations
-        .iter()
-        .filter_map(|organisation| {
-            let account = organisation.svarut_account.clone()?;
-            let receives = organisation.svarut.is_some();
-            Some((
-                organisation.orgnr.clone(),
-                organisation.name.clone(),
-                account,
-                receives,
-            ))
-        })
-        .collect();
     let mut registry_config = RegistryConfig::new(
-        fixture,
+        fixture.clone(),
         Arc::new(maskinporten.verifier()),
         args.keystore_password,
         // No Service Bus simulator shares it yet; a fresh key is as good as any.
@@ -256,19 +229,10 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
 
-    let providers = providers
-        .iter()
-        .map(|orgnr| {
-            let (certificate, key) = pki
-                .issued_identity(orgnr)
-                .with_context(|| format!("reading the provider {orgnr}'s key"))?;
-            Ok(Provider {
-                orgnr: orgnr.clone(),
-                certificate,
-                key,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    // The registry issued the mailbox and print providers' certificates and SvarInn's
+    // receivers', so these two start after it.
+    let providers = providers_from_fixture(&fixture, &pki)
+        .context("reading the mailbox and print providers' keys")?;
     let dpi = Meldingsformidler::start(MeldingsformidlerConfig {
         port: args.dpi_port,
         maskinporten: maskinporten.verifier(),
@@ -276,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
         receipt_certificate: formidler.certificate,
         receipt_key: formidler.key,
         providers,
-        print_provider,
+        print_provider: fixture.print_provider.clone(),
         max_package_size: simulators::dpi::DEFAULT_MAX_PACKAGE_SIZE,
         data_dir: args.data_dir.as_ref().map(|dir| dir.join("dpi")),
     })
@@ -292,18 +256,9 @@ async fn main() -> anyhow::Result<()> {
         port: args.svarut_port,
         certificate: svarut_identity.certificate,
         key: svarut_identity.key,
-        accounts: svarut_accounts
-            .into_iter()
-            .map(|(orgnr, name, account, receives)| svarut::Account {
-                certificate: receives
-                    .then(|| registry.certificate(&orgnr).cloned())
-                    .flatten(),
-                orgnr,
-                name,
-                username: account.username,
-                password: account.password,
-            })
-            .collect(),
+        accounts: svarut::accounts_from_fixture(&fixture, |orgnr| {
+            registry.certificate(orgnr).cloned()
+        }),
         max_document_size: svarut::DEFAULT_MAX_DOCUMENT_SIZE,
         data_dir: args.data_dir.as_ref().map(|dir| dir.join("svarut")),
     })

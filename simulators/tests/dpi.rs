@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use simulators::dpi::{
     DEFAULT_MAX_PACKAGE_SIZE, Meldingsformidler, MeldingsformidlerConfig, Provider,
+    providers_from_fixture,
 };
+use simulators::fixture::Fixture;
 use simulators::maskinporten::{JWT_BEARER, Maskinporten, MaskinportenConfig};
 use simulators::pki::{Issued, TestPki};
 
@@ -665,4 +667,26 @@ async fn malformed_or_misaddressed_messages_are_refused_with_problem_json() {
     assert!(refused(response).await.contains("multipart"));
 
     assert!(setup.dpi.received().is_empty());
+}
+
+#[test]
+fn the_fixture_names_the_providers_whose_keys_open_packages() {
+    let fixture = Fixture::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixture.toml"
+    )))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path()).unwrap();
+    // Until the provider's certificate is issued there is no key to open packages with.
+    assert!(providers_from_fixture(&fixture, &pki).is_err());
+    let issued = pki.issue(PROVIDER, "Posten", -1, 365, "pw").unwrap();
+    let providers = providers_from_fixture(&fixture, &pki).unwrap();
+    assert_eq!(
+        providers.len(),
+        1,
+        "the mailbox provider is also the print provider"
+    );
+    assert_eq!(providers[0].orgnr, PROVIDER);
+    assert!(providers[0].key.public_eq(&issued.key));
 }

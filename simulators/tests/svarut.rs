@@ -14,8 +14,11 @@ use openssl::x509::X509;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use simulators::fixture::Fixture;
 use simulators::pki::{Issued, TestPki};
-use simulators::svarut::{Account, DEFAULT_MAX_DOCUMENT_SIZE, SvarUt, SvarUtConfig};
+use simulators::svarut::{
+    Account, DEFAULT_MAX_DOCUMENT_SIZE, SvarUt, SvarUtConfig, accounts_from_fixture,
+};
 
 const SENDER: &str = "910075918";
 const RECEIVER: &str = "910077201";
@@ -798,4 +801,27 @@ async fn malformed_forsendelser_get_soap_faults_and_are_not_stored() {
 
     assert!(setup.svarut.received().is_empty());
     assert!(svarinn_list(&setup).await.is_empty());
+}
+
+#[test]
+fn the_fixture_gives_accounts_and_svarinn_certificates_to_its_svarut_organisations() {
+    let fixture = Fixture::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixture.toml"
+    )))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certificate = TestPki::new(dir.path())
+        .unwrap()
+        .issue(RECEIVER, "Testkommune", -1, 365, "pw")
+        .unwrap()
+        .certificate;
+    let accounts = accounts_from_fixture(&fixture, |_| Some(certificate.clone()));
+    let summary: Vec<(&str, bool)> = accounts
+        .iter()
+        .map(|a| (a.orgnr.as_str(), a.certificate.is_some()))
+        .collect();
+    // The sender has no SvarInn receiving system; the municipality has.
+    assert_eq!(summary, [(SENDER, false), (RECEIVER, true)]);
+    assert!(accounts.iter().all(|a| !a.password.is_empty()));
 }

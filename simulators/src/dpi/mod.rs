@@ -59,8 +59,10 @@ use uuid::Uuid;
 pub use receipts::ReceiptKind;
 
 use crate::cms;
+use crate::fixture::Fixture;
 use crate::jose::Compact;
 use crate::maskinporten::TokenVerifier;
+use crate::pki::TestPki;
 use crate::serving::{Server, lock};
 use crate::timestamp;
 use receipts::{AUTHORITY, ReceiptFor};
@@ -89,6 +91,31 @@ pub struct Provider {
     pub certificate: X509,
     /// The private key to it.
     pub key: PKey<Private>,
+}
+
+/// The fixture's mailbox providers and its print provider, with the keys [`TestPki::issue`]
+/// wrote for them (the registry issues those certificates, so it must have started first).
+pub fn providers_from_fixture(fixture: &Fixture, pki: &TestPki) -> anyhow::Result<Vec<Provider>> {
+    let mut orgnrs: Vec<&str> = fixture
+        .citizens
+        .iter()
+        .filter_map(|citizen| citizen.krr.mailbox.as_ref())
+        .map(|mailbox| mailbox.provider.as_str())
+        .chain([fixture.print_provider.as_str()])
+        .collect();
+    orgnrs.sort_unstable();
+    orgnrs.dedup();
+    orgnrs
+        .into_iter()
+        .map(|orgnr| {
+            let (certificate, key) = pki.issued_identity(orgnr)?;
+            Ok(Provider {
+                orgnr: orgnr.to_owned(),
+                certificate,
+                key,
+            })
+        })
+        .collect()
 }
 
 /// How the meldingsformidler is set up.

@@ -57,6 +57,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::cms;
+use crate::fixture::Fixture;
 use crate::serving::{Server, lock};
 use crate::timestamp;
 use forsendelse::{DeclaredForsendelse, DocumentData};
@@ -85,6 +86,31 @@ pub struct Account {
     /// The certificate SvarInn encrypts the organisation's post to; none when it has no
     /// receiving system (its post then goes to Altinn, which this simulator does not model).
     pub certificate: Option<X509>,
+}
+
+/// The accounts of the fixture's organisations that have one; those SvarUt has a receiving
+/// system for (`svarut` in the fixture) get `certificate_of` their organisation number, the
+/// certificate SvarInn encrypts to.
+pub fn accounts_from_fixture(
+    fixture: &Fixture,
+    certificate_of: impl Fn(&str) -> Option<X509>,
+) -> Vec<Account> {
+    fixture
+        .organisations
+        .iter()
+        .filter_map(|organisation| {
+            let account = organisation.svarut_account.as_ref()?;
+            Some(Account {
+                orgnr: organisation.orgnr.clone(),
+                name: organisation.name.clone(),
+                username: account.username.clone(),
+                password: account.password.clone(),
+                certificate: organisation
+                    .svarut
+                    .and_then(|_| certificate_of(&organisation.orgnr)),
+            })
+        })
+        .collect()
 }
 
 /// How the simulator is set up.
