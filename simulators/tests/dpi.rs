@@ -64,7 +64,7 @@ async fn setup() -> Setup {
         }],
         print_provider: PROVIDER.into(),
         max_package_size: DEFAULT_MAX_PACKAGE_SIZE,
-        data_dir: None,
+        data_dir: Some(dir.path().join("dpi")),
     })
     .await
     .unwrap();
@@ -667,6 +667,8 @@ async fn malformed_or_misaddressed_messages_are_refused_with_problem_json() {
     assert!(refused(response).await.contains("multipart"));
 
     assert!(setup.dpi.received().is_empty());
+    let kept = std::fs::read_dir(setup.dir.path().join("dpi/packages")).unwrap();
+    assert_eq!(kept.count(), 0, "a refused dokumentpakke was kept");
 }
 
 #[test]

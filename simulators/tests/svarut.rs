@@ -62,7 +62,7 @@ async fn setup() -> Setup {
             },
         ],
         max_document_size: DEFAULT_MAX_DOCUMENT_SIZE,
-        data_dir: None,
+        data_dir: Some(dir.path().join("svarut")),
     })
     .await
     .unwrap();
@@ -801,6 +801,11 @@ async fn malformed_forsendelser_get_soap_faults_and_are_not_stored() {
 
     assert!(setup.svarut.received().is_empty());
     assert!(svarinn_list(&setup).await.is_empty());
+    // Neither the attachments nor any opened document was kept.
+    for kept in ["uploads", "documents"] {
+        let entries = std::fs::read_dir(setup.dir.path().join("svarut").join(kept)).unwrap();
+        assert_eq!(entries.count(), 0, "{kept}");
+    }
 }
 
 #[test]

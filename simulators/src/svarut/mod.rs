@@ -458,10 +458,12 @@ async fn send(
         return Ok(answer);
     }
 
-    let directory = state.documents.join(&id);
+    // A directory of its own per attempt: a concurrent repeat of the id must not share it.
+    let directory = state.documents.join(Uuid::new_v4().to_string());
     tokio::fs::create_dir_all(&directory)
         .await
         .map_err(Fault::receiver)?;
+    let mut unfinished = Unfinished(Some(directory.clone()));
     let mut documents = Vec::new();
     for (index, declared_document) in declared.documents.iter().enumerate() {
         let received = match &declared_document.data {
@@ -538,11 +540,23 @@ async fn send(
     stored.record(if listed { "KLAR_FOR_MOTTAK" } else { "VARSLET" });
     tracing::info!(%id, sender = %stored.sender, receiver = %stored.declared.receiver_orgnr, "SvarUt accepted a forsendelse");
     let mut book = lock(&state.book);
-    if book.forsendelser.iter().any(|f| f.id == id) {
-        return Ok(answer);
+    if !book.forsendelser.iter().any(|f| f.id == id) {
+        book.forsendelser.push(stored);
+        unfinished.0 = None;
     }
-    book.forsendelser.push(stored);
     Ok(answer)
+}
+
+/// The documents directory of a forsendelse being received; removed unless it was stored, so a
+/// refused forsendelse leaves nothing behind.
+struct Unfinished(Option<PathBuf>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(directory) = self.0.take() {
+            let _ = std::fs::remove_dir_all(directory);
+        }
+    }
 }
 
 fn ids_by_ekstern_ref(state: &SvarUtState, account: &Account, request: &SoapRequest) -> String {
