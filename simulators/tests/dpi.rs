@@ -235,6 +235,28 @@ fn forretningsmelding(message_id: &str, package: &[u8]) -> Value {
     }})
 }
 
+/// `payload` turned into an `utskrift` (print) message: its type, standard and process, and
+/// the body under `utskrift` with a postal address instead of a mailbox.
+fn as_utskrift(mut payload: Value) -> Value {
+    let sbd = &mut payload["standardBusinessDocument"];
+    let header = &mut sbd["standardBusinessDocumentHeader"];
+    header["documentIdentification"]["type"] = json!("utskrift");
+    header["documentIdentification"]["standard"] = json!(
+        "urn:fdc:digdir.no:2020:innbyggerpost:xsd::innbyggerpost##urn:fdc:digdir.no:2020:innbyggerpost:schema:utskrift::1.0"
+    );
+    header["businessScope"]["scope"][0]["identifier"] =
+        json!("urn:fdc:digdir.no:2020:profile:egovernment:innbyggerpost:utskrift:ver1.0");
+    let object = sbd.as_object_mut().unwrap();
+    let mut body = object.remove("digital").unwrap();
+    body["mottaker"] = json!({"navn": "Per Papir", "adresselinje1": "Brevveien 5",
+                              "postnummer": "5003", "poststed": "Bergen"});
+    body["utskriftstype"] = json!("SORT_HVIT");
+    body["retur"] =
+        json!({"mottaker": {"navn": "Lokal testetat"}, "returposthaandtering": "DIREKTE_RETUR"});
+    object.insert("utskrift".into(), body);
+    payload
+}
+
 fn jws(payload: &Value, signer: &Issued) -> String {
     sign(
         &json!({"alg": "RS256", "x5c": x5c(&signer.certificate)}),
@@ -499,6 +521,28 @@ async fn a_failure_is_a_status_and_a_feil_receipt_and_outages_are_injected() {
     let feil = &waiting[1]["standardBusinessDocument"]["feil"];
     assert_eq!(feil["feiltype"], "KLIENT");
     assert_eq!(feil["detaljer"], "postkassen er slettet");
+
+    // A print message is checked against its own standard and process.
+    let print_id = uuid::Uuid::new_v4().to_string();
+    let print = as_utskrift(forretningsmelding(&print_id, &package));
+    let response = send(&setup, Some(&token), &jws(&print, &setup.sender), &package).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(setup.dpi.received()[1].message_type, "utskrift");
+    let mut mixed = as_utskrift(forretningsmelding(
+        &uuid::Uuid::new_v4().to_string(),
+        &package,
+    ));
+    mixed["standardBusinessDocument"]["standardBusinessDocumentHeader"]["businessScope"]["scope"]
+        [0]["identifier"] =
+        json!("urn:fdc:digdir.no:2020:profile:egovernment:innbyggerpost:digital:ver1.0");
+    let response = send(&setup, Some(&token), &jws(&mixed, &setup.sender), &package).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        json_of(response).await["detail"]
+            .as_str()
+            .unwrap()
+            .contains("innbyggerpost:utskrift:ver1.0")
+    );
 
     let (status, unknown) = get_json(
         format!(
