@@ -35,6 +35,7 @@ mod forsendelse;
 mod soap;
 mod svarinn;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -466,40 +467,14 @@ async fn send(
     let mut unfinished = Unfinished(Some(directory.clone()));
     let mut documents = Vec::new();
     for (index, declared_document) in declared.documents.iter().enumerate() {
-        let received = match &declared_document.data {
-            DocumentData::Inline(bytes) => bytes.clone(),
-            DocumentData::Attachment(cid) => {
-                let attachment = request.attachments.remove(cid).ok_or_else(|| {
-                    Fault::sender(format!(
-                        "dokumenter[{index}]: no attachment with Content-ID {cid}"
-                    ))
-                })?;
-                tokio::fs::read(&attachment.path)
-                    .await
-                    .map_err(Fault::receiver)?
-            }
-        };
-        let opened = if declared.kryptert {
-            let (certificate, key) = (state.config.certificate.clone(), state.config.key.clone());
-            tokio::task::spawn_blocking(move || cms::decrypt(&received, &certificate, &key))
-                .await
-                .map_err(Fault::receiver)?
-                .map_err(|why| {
-                    Fault::sender(format!(
-                        "dokumenter[{index}] ({:?}) is {why} (SvarUt's)",
-                        declared_document.filnavn
-                    ))
-                })?
-        } else {
-            received
-        };
-        if let Some(problem) = forsendelse::content_problem(
-            &declared_document.filnavn,
-            &declared_document.mimetype,
-            &opened,
-        ) {
-            return Err(Fault::sender(format!("dokumenter[{index}]: {problem}")));
-        }
+        let opened = open_document(
+            state,
+            index,
+            declared_document,
+            declared.kryptert,
+            &mut request.attachments,
+        )
+        .await?;
         let path = directory.join(index.to_string());
         tokio::fs::write(&path, &opened)
             .await
@@ -545,6 +520,49 @@ async fn send(
         unfinished.0 = None;
     }
     Ok(answer)
+}
+
+/// Document `index` as SvarUt opens it: its bytes (inline or the attachment, which is used up),
+/// decrypted with SvarUt's key when the forsendelse is `kryptert`, and checked against its
+/// declared mime type and file name.
+async fn open_document(
+    state: &SvarUtState,
+    index: usize,
+    document: &forsendelse::DeclaredDocument,
+    kryptert: bool,
+    attachments: &mut HashMap<String, soap::Attachment>,
+) -> Result<Vec<u8>, Fault> {
+    let received = match &document.data {
+        DocumentData::Inline(bytes) => bytes.clone(),
+        DocumentData::Attachment(cid) => {
+            let attachment = attachments.remove(cid).ok_or_else(|| {
+                Fault::sender(format!(
+                    "dokumenter[{index}]: no attachment with Content-ID {cid}"
+                ))
+            })?;
+            tokio::fs::read(&attachment.path)
+                .await
+                .map_err(Fault::receiver)?
+        }
+    };
+    let opened = if kryptert {
+        let (certificate, key) = (state.config.certificate.clone(), state.config.key.clone());
+        tokio::task::spawn_blocking(move || cms::decrypt(&received, &certificate, &key))
+            .await
+            .map_err(Fault::receiver)?
+            .map_err(|why| {
+                Fault::sender(format!(
+                    "dokumenter[{index}] ({:?}) is {why} (SvarUt's)",
+                    document.filnavn
+                ))
+            })?
+    } else {
+        received
+    };
+    match forsendelse::content_problem(&document.filnavn, &document.mimetype, &opened) {
+        Some(problem) => Err(Fault::sender(format!("dokumenter[{index}]: {problem}"))),
+        None => Ok(opened),
+    }
 }
 
 /// The documents directory of a forsendelse being received; removed unless it was stored, so a
