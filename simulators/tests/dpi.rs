@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use simulators::dpi::{
-    DEFAULT_MAX_PACKAGE_SIZE, Meldingsformidler, MeldingsformidlerConfig, Provider,
+    DEFAULT_MAX_PACKAGE_SIZE, Meldingsformidler, MeldingsformidlerConfig, Provider, ReceiptKind,
     providers_from_fixture,
 };
 use simulators::fixture::Fixture;
@@ -521,6 +521,46 @@ async fn a_failure_is_a_status_and_a_feil_receipt_and_outages_are_injected() {
     let feil = &waiting[1]["standardBusinessDocument"]["feil"];
     assert_eq!(feil["feiltype"], "KLIENT");
     assert_eq!(feil["detaljer"], "postkassen er slettet");
+
+    // Every other receipt kind, to the schema of its type.
+    for kind in [
+        ReceiptKind::Mottakskvittering,
+        ReceiptKind::Varslingfeiletkvittering,
+        ReceiptKind::Returpostkvittering,
+    ] {
+        setup
+            .dpi
+            .send_receipt(&message_id, kind, Some("ingen e-postadresse"))
+            .unwrap();
+    }
+    let waiting = receipts(&setup, &token, "").await;
+    let types: Vec<&str> = waiting
+        .iter()
+        .map(|r| {
+            r["standardBusinessDocument"]["standardBusinessDocumentHeader"]
+                ["documentIdentification"]["type"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "leveringskvittering",
+            "feil",
+            "mottakskvittering",
+            "varslingfeiletkvittering",
+            "returpostkvittering"
+        ]
+    );
+    let varsling = &waiting[3]["standardBusinessDocument"]["varslingfeiletkvittering"];
+    assert_eq!(varsling["varslingskanal"], "epost");
+    assert_eq!(varsling["beskrivelse"], "ingen e-postadresse");
+    assert!(
+        waiting[4]["standardBusinessDocument"]["returpostkvittering"]
+            .get("beskrivelse")
+            .is_none()
+    );
 
     // A print message is checked against its own standard and process.
     let print_id = uuid::Uuid::new_v4().to_string();

@@ -10,8 +10,9 @@
 //! and holding an ASiC-E with `manifest.xml` and `META-INF/signatures.xml`, and whose SHA-256
 //! is the SBD's `dokumentpakkefingeravtrykk`. The package streams to disk. Each accepted
 //! message gets the statuses OPPRETTET and SENDT and a signed `leveringskvittering`; a test adds
-//! an `aapningskvittering` with [`Meldingsformidler::mark_opened`] or a `feil` (and FEILET) with
-//! [`Meldingsformidler::mark_failed`]. A message id seen before is answered 200 again and not
+//! an `aapningskvittering` with [`Meldingsformidler::mark_opened`], a `feil` (and FEILET) with
+//! [`Meldingsformidler::mark_failed`], or any other receipt with
+//! [`Meldingsformidler::send_receipt`]. A message id seen before is answered 200 again and not
 //! stored twice.
 //!
 //! The API lives under `/api` (the local environment's `meldingsformidler` base URL); every
@@ -263,14 +264,24 @@ impl Meldingsformidler {
     /// Sends an `aapningskvittering` for `message_id`, as the mailbox does when the citizen
     /// opens it.
     pub fn mark_opened(&self, message_id: &str) -> Result<(), UnknownMessage> {
-        self.state
-            .issue_receipt(message_id, ReceiptKind::Aapningskvittering, None)
+        self.send_receipt(message_id, ReceiptKind::Aapningskvittering, None)
     }
 
     /// Records FEILET for `message_id` and sends a `feil` receipt saying `details`.
     pub fn mark_failed(&self, message_id: &str, details: &str) -> Result<(), UnknownMessage> {
-        self.state
-            .issue_receipt(message_id, ReceiptKind::Feil, Some(details))
+        self.send_receipt(message_id, ReceiptKind::Feil, Some(details))
+    }
+
+    /// Sends a receipt of `kind` for `message_id`, with `details` where the kind has a text
+    /// (`feil`: `detaljer`, `varslingfeiletkvittering`: `beskrivelse`); a `feil` also records
+    /// FEILET.
+    pub fn send_receipt(
+        &self,
+        message_id: &str,
+        kind: ReceiptKind,
+        details: Option<&str>,
+    ) -> Result<(), UnknownMessage> {
+        self.state.issue_receipt(message_id, kind, details)
     }
 
     /// Answers the next `requests` requests with 503 before checking them.

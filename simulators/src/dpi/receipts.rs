@@ -1,8 +1,8 @@
 //! The receipts a mailbox or print provider sends back through the meldingsformidler, as the
 //! signed forretningsmelding JWTs the integration point polls from `/messages/in`.
 //!
-//! They are built to the innbyggerpost JSON schemas (`leveringskvittering`,
-//! `aapningskvittering`, `feil`): an SBD wrapped in `standardBusinessDocument`, the receipt's own
+//! They are built to the innbyggerpost JSON schemas (`leveringskvittering`, `mottakskvittering`,
+//! `aapningskvittering`, `varslingfeiletkvittering`, `returpostkvittering`, `feil`): an SBD wrapped in `standardBusinessDocument`, the receipt's own
 //! message id in `documentIdentification.instanceIdentifier` (the id the integration point
 //! confirms with `/read`), and the original conversation id in the `ConversationId` scope (what
 //! it files the status under). The JWT is RS256 with the meldingsformidler certificate in
@@ -19,14 +19,20 @@ use crate::timestamp;
 /// The ISO 6523 authority of Norwegian organisation numbers.
 pub(crate) const AUTHORITY: &str = "iso6523-actorid-upis";
 
-/// The kinds of receipt the simulator sends.
+/// The kinds of receipt (with the status the integration point maps each to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptKind {
     /// The provider took responsibility for the message (→ LEVERT).
     Leveringskvittering,
+    /// The print provider received it (→ LEVERT).
+    Mottakskvittering,
     /// The citizen opened it (→ LEST).
     Aapningskvittering,
-    /// The provider could not deliver it (→ FEIL).
+    /// The citizen could not be notified (→ FEIL); the details become `beskrivelse`.
+    Varslingfeiletkvittering,
+    /// The printed letter came back (→ FEIL).
+    Returpostkvittering,
+    /// The provider could not deliver it (→ FEIL); the details become `detaljer`.
     Feil,
 }
 
@@ -35,7 +41,10 @@ impl ReceiptKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Leveringskvittering => "leveringskvittering",
+            Self::Mottakskvittering => "mottakskvittering",
             Self::Aapningskvittering => "aapningskvittering",
+            Self::Varslingfeiletkvittering => "varslingfeiletkvittering",
+            Self::Returpostkvittering => "returpostkvittering",
             Self::Feil => "feil",
         }
     }
@@ -76,11 +85,20 @@ fn document(receipt: &ReceiptFor<'_>) -> Value {
         "mottaker": {"virksomhetsidentifikator": {"authority": AUTHORITY, "value": receipt.provider}},
         "tidspunkt": now,
     });
-    if receipt.kind == ReceiptKind::Feil {
-        body["feiltype"] = json!("KLIENT");
-        if let Some(details) = receipt.details {
-            body["detaljer"] = json!(details);
+    match receipt.kind {
+        ReceiptKind::Feil => {
+            body["feiltype"] = json!("KLIENT");
+            if let Some(details) = receipt.details {
+                body["detaljer"] = json!(details);
+            }
         }
+        ReceiptKind::Varslingfeiletkvittering => {
+            body["varslingskanal"] = json!("epost");
+            if let Some(details) = receipt.details {
+                body["beskrivelse"] = json!(details);
+            }
+        }
+        _ => {}
     }
     json!({"standardBusinessDocument": {
         "standardBusinessDocumentHeader": {
