@@ -51,6 +51,18 @@ pub struct Organisation {
     /// The eInnsyn processes it receives by DPE.
     #[serde(default)]
     pub einnsyn: Vec<String>,
+    /// Its account at KS SvarUt, for sending (SvarUt) and receiving (SvarInn), if it has one.
+    pub svarut_account: Option<SvarUtAccount>,
+}
+
+/// HTTP Basic credentials of an organisation's SvarUt account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SvarUtAccount {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
 }
 
 /// A SvarUt receiving system.

@@ -6,7 +6,9 @@
 //! tells a test what it received.
 
 pub mod altinn_exchange;
+mod cms;
 pub mod config_service;
+pub mod dpi;
 pub mod fixture;
 mod jose;
 pub mod log_sink;
@@ -16,3 +18,6 @@ pub mod pki;
 pub mod processes;
 pub mod registry;
 mod serving;
+pub mod svarut;
+mod timestamp;
+mod xml_tree;

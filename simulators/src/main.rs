@@ -11,12 +11,14 @@ use anyhow::Context as _;
 use clap::Parser;
 use simulators::altinn_exchange::{AltinnExchange, AltinnExchangeConfig};
 use simulators::config_service::{ConfigService, ConfigServiceConfig};
+use simulators::dpi::{Meldingsformidler, MeldingsformidlerConfig, providers_from_fixture};
 use simulators::fixture::Fixture;
 use simulators::log_sink::{LogSink, LogSinkConfig};
 use simulators::loopback_peer::{DEFAULT_MAX_PACKAGE_SIZE, LoopbackPeer, LoopbackPeerConfig};
 use simulators::maskinporten::{Maskinporten, MaskinportenConfig};
 use simulators::pki::TestPki;
 use simulators::registry::{RegistryConfig, ServiceRegistry};
+use simulators::svarut::{self, SvarUt, SvarUtConfig};
 use tracing_subscriber::EnvFilter;
 
 /// Offline stand-ins for the services the integration point talks to.
@@ -78,6 +80,16 @@ global/navn.read,global/postadresse.read"
     #[arg(long, env = "SIMULATORS_REGISTRY_PORT", default_value_t = 7110)]
     registry_port: u16,
 
+    /// Port of SvarUt (`/tjenester/forsendelseservice/...`) and SvarInn (`/tjenester/svarinn`)
+    /// on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_SVARUT_PORT", default_value_t = 7122)]
+    svarut_port: u16,
+
+    /// Port of the DPI meldingsformidler (corner 2, under `/api`) and KRR's print certificate
+    /// on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_DPI_PORT", default_value_t = 7123)]
+    dpi_port: u16,
+
     /// The fixture of organisations and citizens the registry answers about; it also issues a
     /// business certificate and keystore to each organisation in it.
     #[arg(
@@ -128,13 +140,19 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("issuing a business certificate for {number}"))?;
         tracing::info!(keystore = %issued.keystore.display(), "business certificate issued");
     }
+    let formidler = pki
+        .issue_meldingsformidler(&args.keystore_password)
+        .context("issuing the meldingsformidler's certificate")?;
+    let svarut_identity = pki
+        .issue_svarut(&args.keystore_password)
+        .context("issuing SvarUt's certificate")?;
 
     let loopback = LoopbackPeer::start(LoopbackPeerConfig {
         port: args.loopback_port,
         username: args.loopback_username,
         password: args.loopback_password,
         max_package_size: args.loopback_max_package_size,
-        data_dir: args.data_dir.map(|dir| dir.join("loopback-peer")),
+        data_dir: args.data_dir.as_ref().map(|dir| dir.join("loopback-peer")),
     })
     .await
     .with_context(|| {
@@ -195,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
 
     let fixture = Fixture::load(&args.fixture)?;
     let mut registry_config = RegistryConfig::new(
-        fixture,
+        fixture.clone(),
         Arc::new(maskinporten.verifier()),
         args.keystore_password,
         // No Service Bus simulator shares it yet; a fresh key is as good as any.
@@ -211,6 +229,42 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
 
+    // The registry issued the mailbox and print providers' certificates and SvarInn's
+    // receivers', so these two start after it.
+    let providers = providers_from_fixture(&fixture, &pki)
+        .context("reading the mailbox and print providers' keys")?;
+    let dpi = Meldingsformidler::start(MeldingsformidlerConfig {
+        port: args.dpi_port,
+        maskinporten: maskinporten.verifier(),
+        ca: pki.ca().clone(),
+        receipt_certificate: formidler.certificate,
+        receipt_key: formidler.key,
+        providers,
+        print_provider: fixture.print_provider.clone(),
+        max_package_size: simulators::dpi::DEFAULT_MAX_PACKAGE_SIZE,
+        data_dir: args.data_dir.as_ref().map(|dir| dir.join("dpi")),
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the DPI meldingsformidler on port {}",
+            args.dpi_port
+        )
+    })?;
+
+    let svarut = SvarUt::start(SvarUtConfig {
+        port: args.svarut_port,
+        certificate: svarut_identity.certificate,
+        key: svarut_identity.key,
+        accounts: svarut::accounts_from_fixture(&fixture, |orgnr| {
+            registry.certificate(orgnr).cloned()
+        }),
+        max_document_size: svarut::DEFAULT_MAX_DOCUMENT_SIZE,
+        data_dir: args.data_dir.as_ref().map(|dir| dir.join("svarut")),
+    })
+    .await
+    .with_context(|| format!("cannot start SvarUt on port {}", args.svarut_port))?;
+
     let services = [
         ("loopback peer", loopback.base_url()),
         ("Maskinporten", maskinporten.token_url()),
@@ -218,6 +272,10 @@ async fn main() -> anyhow::Result<()> {
         ("configuration service", config_service.base_url()),
         ("log service (TCP)", log_sink.destination()),
         ("ServiceRegistry", registry.base_url()),
+        ("SvarUt", svarut.forsendelse_service_url()),
+        ("SvarInn", svarut.svarinn_url()),
+        ("DPI meldingsformidler", dpi.api_url()),
+        ("KRR print certificate", dpi.print_certificate_url()),
     ];
     println!("{:<24} URL", "service");
     for (name, url) in &services {
@@ -234,5 +292,7 @@ async fn main() -> anyhow::Result<()> {
     config_service.shutdown().await;
     log_sink.shutdown().await;
     registry.shutdown().await;
+    dpi.shutdown().await;
+    svarut.shutdown().await;
     Ok(())
 }

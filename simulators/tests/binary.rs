@@ -16,6 +16,7 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         .args(["--loopback-port", "0", "--maskinporten-port", "0"])
         .args(["--altinn-exchange-port", "0", "--config-service-port", "0"])
         .args(["--log-service-port", "0", "--registry-port", "0"])
+        .args(["--dpi-port", "0", "--svarut-port", "0"])
         .arg("--fixture")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixture.toml"))
         .env("SIMULATORS_LOOPBACK_PASSWORD", "pw")
@@ -30,7 +31,7 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         let line = line.unwrap();
         let (name, url) = line.trim_end().rsplit_once(' ').unwrap();
         table.insert(name.trim().to_owned(), url.to_owned());
-        if name.starts_with("log service") {
+        if table.contains_key("log service (TCP)") && table.contains_key("KRR print certificate") {
             break;
         }
     }
@@ -70,6 +71,25 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
     tokio::net::TcpStream::connect(&table["log service (TCP)"])
         .await
         .unwrap();
+    let dpi = client
+        .get(format!("{}/messages/in", table["DPI meldingsformidler"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dpi.status(), StatusCode::UNAUTHORIZED);
+    let svarinn = client
+        .get(format!("{}/mottaker/hentNyeForsendelser", table["SvarInn"]))
+        .basic_auth("910077201", Some("svarut-910077201"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svarinn.status(), StatusCode::OK);
+    let print = client
+        .get(&table["KRR print certificate"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(print.status(), StatusCode::OK);
 
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
