@@ -46,3 +46,4 @@ pub mod artifacts {
 }
 pub mod harness;
 pub mod network;
+pub mod process;
