@@ -51,6 +51,19 @@ pub struct Organisation {
     /// The eInnsyn processes it receives by DPE.
     #[serde(default)]
     pub einnsyn: Vec<String>,
+    /// Its end-user system registered in Altinn 2, if it has one: the credentials the broker
+    /// service (DPO) and the correspondence agency (DPV) accept for it.
+    pub altinn2: Option<Altinn2System>,
+}
+
+/// An end-user system registered in Altinn 2 for an organisation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Altinn2System {
+    /// The system user name (for the correspondence agency, the system user code).
+    pub system_user_name: String,
+    /// The system password.
+    pub system_password: String,
 }
 
 /// A SvarUt receiving system.
@@ -168,6 +181,7 @@ impl Fixture {
 
     fn validate(&self) -> anyhow::Result<()> {
         let mut orgnrs = HashSet::new();
+        let mut system_users = HashSet::new();
         for (i, organisation) in self.organisations.iter().enumerate() {
             let entry = format!("organisations[{i}] ({})", organisation.orgnr);
             if !valid_orgnr(&organisation.orgnr) {
@@ -188,6 +202,16 @@ impl Fixture {
                 if !processes::find(urn).is_some_and(|p| matches!(p.kind, Kind::Einnsyn(_))) {
                     bail!("{entry}: einnsyn: {urn} is not an eInnsyn process");
                 }
+            }
+            if let Some(system) = &organisation.altinn2
+                && (system.system_user_name.trim().is_empty() || system.system_password.is_empty())
+            {
+                bail!("{entry}: altinn2: the system user name and password must not be empty");
+            }
+            if let Some(system) = &organisation.altinn2
+                && !system_users.insert(system.system_user_name.as_str())
+            {
+                bail!("{entry}: altinn2: the system user name is another organisation's too");
             }
             if let Some(svarut) = organisation.svarut
                 && !(3..=4).contains(&svarut.security_level)
