@@ -5,6 +5,8 @@
 //! sizes), because a stand-in that accepts anything proves nothing; each can inject faults and
 //! tells a test what it received.
 
+pub mod altinn_broker;
+pub mod altinn_correspondence;
 pub mod altinn_exchange;
 pub mod config_service;
 pub mod fixture;
@@ -16,3 +18,4 @@ pub mod pki;
 pub mod processes;
 pub mod registry;
 mod serving;
+mod soap;
