@@ -340,4 +340,41 @@ mod tests {
         let error = Fixture::parse(&unknown_process).unwrap_err().to_string();
         assert!(error.contains("organisations[1] (910076787): elma: urn:no:difi:profile:nope"));
     }
+
+    #[test]
+    fn altinn2_system_users_are_unique_and_complete() {
+        let text = r#"
+            print-provider = "910075918"
+            [[organisations]]
+            orgnr = "910075918"
+            name = "A"
+            entity-type = "ORGL"
+            address = { street = "s", postcode = "1", town = "t", country = "c" }
+            altinn2 = { system-user-name = "1", system-password = "pw" }
+            [[organisations]]
+            orgnr = "910076787"
+            name = "B"
+            entity-type = "ORGL"
+            address = { street = "s", postcode = "1", town = "t", country = "c" }
+            altinn2 = { system-user-name = "2", system-password = "pw" }
+        "#;
+        let fixture = Fixture::parse(text).unwrap();
+        let system = fixture.organisation("910076787").unwrap().altinn2.as_ref();
+        assert_eq!(system.unwrap().system_user_name, "2");
+        let shared = text.replace("system-user-name = \"2\"", "system-user-name = \"1\"");
+        let error = Fixture::parse(&shared).unwrap_err().to_string();
+        assert!(
+            error.starts_with("organisations[1] (910076787): altinn2:"),
+            "{error}"
+        );
+        let empty = text.replace(
+            "system-password = \"pw\" }\n            [[",
+            "system-password = \"\" }\n            [[",
+        );
+        let error = Fixture::parse(&empty).unwrap_err().to_string();
+        assert!(
+            error.starts_with("organisations[0] (910075918): altinn2:"),
+            "{error}"
+        );
+    }
 }

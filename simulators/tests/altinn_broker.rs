@@ -30,11 +30,26 @@ fn fixture() -> Fixture {
 }
 
 async fn start(max_file_size: Option<u64>) -> AltinnBroker {
+    start_in(max_file_size, None).await
+}
+
+async fn start_in(max_file_size: Option<u64>, data_dir: Option<&Path>) -> AltinnBroker {
     let mut config = AltinnBrokerConfig::new(fixture());
     if let Some(limit) = max_file_size {
         config.max_file_size = limit;
     }
+    config.data_dir = data_dir.map(Path::to_path_buf);
     AltinnBroker::start(config).await.unwrap()
+}
+
+/// The names of the files in `dir`.
+fn stored(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 fn envelope(header: &str, body: &str) -> String {
@@ -646,7 +661,8 @@ async fn malformed_requests_are_client_faults() {
 
 #[tokio::test]
 async fn a_file_over_the_limit_is_refused_and_can_be_sent_again() {
-    let broker = start(Some(64 << 10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_in(Some(64 << 10), Some(dir.path())).await;
     let reference = initiate(&broker, "r").await;
     let (status, _) = upload(
         &broker,
@@ -654,6 +670,7 @@ async fn a_file_over_the_limit_is_refused_and_can_be_sent_again() {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(stored(dir.path()).is_empty(), "{:?}", stored(dir.path()));
     assert_eq!(
         count(
             &list(&broker, RECIPIENT, "Uploaded").await,
@@ -664,8 +681,21 @@ async fn a_file_over_the_limit_is_refused_and_can_be_sent_again() {
     let data = payload(64 << 10);
     let (status, xml) = upload(&broker, upload_body(SENDER, SENDER.0, &reference, &data)).await;
     assert_eq!(status, StatusCode::OK, "{xml}");
+    assert_eq!(stored(dir.path()), [format!("{reference}.bin")]);
     let downloaded = read_mtom(download(&broker, RECIPIENT, RECIPIENT.0, &reference).await).await;
     assert_eq!(downloaded, data);
+    let (status, xml) = basic(
+        &broker,
+        "ConfirmDownloadedBasic",
+        &confirm_body(RECIPIENT, RECIPIENT.0, &reference),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    assert!(
+        stored(dir.path()).is_empty(),
+        "the confirmed file is kept: {:?}",
+        stored(dir.path())
+    );
 }
 
 #[tokio::test]
