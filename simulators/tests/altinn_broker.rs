@@ -16,6 +16,8 @@ const DATA: &str = "http://schemas.altinn.no/services/ServiceEngine/Broker/2015/
 const BASIC_ACTIONS: &str =
     "http://www.altinn.no/services/ServiceEngine/Broker/2015/06/IBrokerServiceExternalBasic";
 const STREAMED_ACTIONS: &str = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06/IBrokerServiceExternalBasicStreamed";
+const POLL: &str = "http://schemas.altinn.no/services/ServiceEngine/Broker/2020/01";
+const ARRAYS: &str = "http://schemas.microsoft.com/2003/10/Serialization/Arrays";
 const TEST_ACTION: &str = "http://www.altinn.no/services/2009/10/IAltinnContractBase/Test";
 
 /// The sender and its end-user system, from the shipped fixture.
@@ -310,6 +312,19 @@ async fn list(broker: &AltinnBroker, system: (&str, &str, &str), status: &str) -
     xml
 }
 
+async fn files_waiting(broker: &AltinnBroker, system: (&str, &str, &str)) -> (StatusCode, String) {
+    let body = format!(
+        "<b:CheckIfAvailableFilesBasic xmlns:b=\"{BROKER}\" xmlns:p=\"{POLL}\" xmlns:a=\"{ARRAYS}\">{}\
+         <b:pollParameters><p:ExternalServiceCode>4192</p:ExternalServiceCode>\
+         <p:ExternalServiceEditionCode>270815</p:ExternalServiceEditionCode>\
+         <p:Recipients><a:string>{}</a:string></p:Recipients></b:pollParameters>\
+         </b:CheckIfAvailableFilesBasic>",
+        credentials(system),
+        system.0
+    );
+    basic(broker, "CheckIfAvailableFilesBasic", &body).await
+}
+
 fn confirm_body(system: (&str, &str, &str), reportee: &str, reference: &str) -> String {
     format!(
         "<b:ConfirmDownloadedBasic xmlns:b=\"{BROKER}\">{}<b:fileReference>{reference}</b:fileReference>\
@@ -347,6 +362,7 @@ async fn the_wsdls_are_served_and_name_this_endpoint() {
             &[
                 "InitiateBrokerServiceBasic",
                 "GetAvailableFilesBasic",
+                "CheckIfAvailableFilesBasic",
                 "ConfirmDownloadedBasic",
                 "Test",
             ][..],
@@ -375,7 +391,6 @@ async fn the_wsdls_are_served_and_name_this_endpoint() {
                 "{operation}"
             );
         }
-        assert!(!wsdl.contains("CheckIfAvailableFilesBasic"));
     }
     let plain = reqwest::get(broker.basic_url()).await.unwrap();
     assert_eq!(plain.status(), StatusCode::NOT_FOUND);
@@ -609,11 +624,12 @@ async fn malformed_requests_are_client_faults() {
         initiate_body(SENDER, SENDER.0, RECIPIENT.0, "r").replace(">4192<", ">4193<");
     let (status, xml) = basic(&broker, "InitiateBrokerServiceBasic", &unknown_service).await;
     assert_fault(status, &xml, "s:Client");
-    // An action the endpoint does not have, and a body that does not match the action.
-    let (status, xml) = basic(
-        &broker,
-        "CheckIfAvailableFilesBasic",
-        &list_body(RECIPIENT, RECIPIENT.0, "Uploaded"),
+    // An action the endpoint does not have (the streamed endpoint's), and a body that does
+    // not match the action.
+    let (status, xml) = post_xml(
+        &broker.basic_url(),
+        &format!("{STREAMED_ACTIONS}/DownloadFileStreamedBasic"),
+        envelope("", &list_body(RECIPIENT, RECIPIENT.0, "Uploaded")),
     )
     .await;
     assert_fault(status, &xml, "a:ActionNotSupported");
@@ -707,4 +723,72 @@ async fn injected_faults_answer_503() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let (status, _) = basic(&broker, "Test", body).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn polling_and_sent_date_bounds_find_the_waiting_files() {
+    let broker = start(None).await;
+    let (status, xml) = files_waiting(&broker, RECIPIENT).await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    assert_eq!(
+        element_text(&xml, "CheckIfAvailableFilesBasicResult").as_deref(),
+        Some("false")
+    );
+    let reference = initiate(&broker, "r").await;
+    let (status, xml) = upload(&broker, upload_body(SENDER, SENDER.0, &reference, b"data")).await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    let (_, xml) = files_waiting(&broker, RECIPIENT).await;
+    assert_eq!(
+        element_text(&xml, "CheckIfAvailableFilesBasicResult").as_deref(),
+        Some("true")
+    );
+    let (_, xml) = files_waiting(&broker, SENDER).await;
+    assert_eq!(
+        element_text(&xml, "CheckIfAvailableFilesBasicResult").as_deref(),
+        Some("false")
+    );
+    // Polling for another organisation's files is refused.
+    let (status, xml) = files_waiting(&broker, (RECIPIENT.0, SENDER.1, SENDER.2)).await;
+    assert_fault(status, &xml, "s:Client");
+
+    let bounded = |bound: &str, at: &str| {
+        list_body(RECIPIENT, RECIPIENT.0, "Uploaded").replace(
+            "<d:Reportee>",
+            &format!("<d:{bound}>{at}</d:{bound}><d:Reportee>"),
+        )
+    };
+    for (bound, at, expected) in [
+        ("MinSentDateTime", "2000-01-01T00:00:00Z", 1),
+        ("MinSentDateTime", "2999-01-01T00:00:00Z", 0),
+        ("MaxSentDateTime", "2000-01-01T00:00:00Z", 0),
+        ("MaxSentDateTime", "2999-01-01T00:00:00+01:00", 1),
+    ] {
+        let (status, xml) = basic(&broker, "GetAvailableFilesBasic", &bounded(bound, at)).await;
+        assert_eq!(status, StatusCode::OK, "{xml}");
+        assert_eq!(
+            count(&xml, "BrokerServiceAvailableFile"),
+            expected,
+            "{bound} {at}"
+        );
+    }
+    let (status, xml) = basic(
+        &broker,
+        "GetAvailableFilesBasic",
+        &bounded("MinSentDateTime", "yesterday"),
+    )
+    .await;
+    assert_fault(status, &xml, "s:Client");
+
+    let (status, xml) = basic(
+        &broker,
+        "ConfirmDownloadedBasic",
+        &confirm_body(RECIPIENT, RECIPIENT.0, &reference),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    let (_, xml) = files_waiting(&broker, RECIPIENT).await;
+    assert_eq!(
+        element_text(&xml, "CheckIfAvailableFilesBasicResult").as_deref(),
+        Some("false")
+    );
 }

@@ -1,16 +1,17 @@
-//! The basic endpoint: initiating a file, listing the files available to a recipient and
-//! confirming a download, each a plain SOAP 1.1 request and response.
+//! The basic endpoint: initiating a file, listing (or polling for) the files available to a
+//! recipient and confirming a download, each a plain SOAP 1.1 request and response.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 
-use super::files::{Initiation, RecipientState};
+use super::files::{Initiation, RecipientState, Search};
 use super::{
-    BASIC_INTERFACE, BROKER_DATA_NS, BROKER_NS, BrokerState, check_body, media_type, ok, operation,
-    read_envelope, required, required_element, soap_action, test_response, unknown_file,
-    unsupported_media_type,
+    ARRAYS_NS, BASIC_INTERFACE, BROKER_DATA_NS, BROKER_NS, BROKER_POLL_NS, BrokerState, check_body,
+    media_type, ok, operation, read_envelope, required, required_element, soap_action,
+    test_response, unknown_file, unsupported_media_type,
 };
 use crate::soap::{self, Element, Envelope, Fault, SoapVersion};
 
@@ -38,6 +39,7 @@ fn basic_operation(state: &BrokerState, action: &str, xml: &str) -> Result<Respo
             "Test",
             "InitiateBrokerServiceBasic",
             "GetAvailableFilesBasic",
+            "CheckIfAvailableFilesBasic",
             "ConfirmDownloadedBasic",
         ],
     )?;
@@ -49,6 +51,7 @@ fn basic_operation(state: &BrokerState, action: &str, xml: &str) -> Result<Respo
         "Test" => Ok(test_response()),
         "InitiateBrokerServiceBasic" => initiate(state, request),
         "GetAvailableFilesBasic" => available_files(state, request),
+        "CheckIfAvailableFilesBasic" => check_if_available(state, request),
         _ => confirm(state, request),
     }
 }
@@ -112,6 +115,43 @@ fn initiate(state: &BrokerState, request: &Element) -> Result<Response, Fault> {
     )))
 }
 
+/// The optional service code and edition filter of a search, which come together or not at all.
+fn service_filter(search: &Element, ns: &str) -> Result<Option<(String, i32)>, Fault> {
+    let code = search.text_of(ns, "ExternalServiceCode");
+    let edition = search.text_of(ns, "ExternalServiceEditionCode");
+    match (code, edition) {
+        (Some(code), Some(edition)) => {
+            let edition = edition.parse::<i32>().map_err(|_| {
+                Fault::client(
+                    SoapVersion::V11,
+                    format!("ExternalServiceEditionCode {edition:?} is not an integer"),
+                )
+            })?;
+            Ok(Some((code.to_owned(), edition)))
+        }
+        (None, None) => Ok(None),
+        _ => Err(Fault::client(
+            SoapVersion::V11,
+            "ExternalServiceCode and ExternalServiceEditionCode must be given together",
+        )),
+    }
+}
+
+/// An optional `xs:dateTime` bound of a search.
+fn time_bound(search: &Element, name: &str) -> Result<Option<SystemTime>, Fault> {
+    search
+        .text_of(BROKER_DATA_NS, name)
+        .map(|value| {
+            soap::parse_xs_datetime(value).ok_or_else(|| {
+                Fault::client(
+                    SoapVersion::V11,
+                    format!("{name} {value:?} is not an xs:dateTime with a time zone"),
+                )
+            })
+        })
+        .transpose()
+}
+
 fn available_files(state: &BrokerState, request: &Element) -> Result<Response, Fault> {
     let user = required(request, BROKER_NS, "systemUserName")?;
     let password = required(request, BROKER_NS, "systemPassword")?;
@@ -128,30 +168,17 @@ fn available_files(state: &BrokerState, request: &Element) -> Result<Response, F
         }
     };
     let reportee = required(search, BROKER_DATA_NS, "Reportee")?;
-    let code = search.text_of(BROKER_DATA_NS, "ExternalServiceCode");
-    let edition = search.text_of(BROKER_DATA_NS, "ExternalServiceEditionCode");
-    let service = match (code, edition) {
-        (Some(code), Some(edition)) => Some((
-            code.to_owned(),
-            edition.parse::<i32>().map_err(|_| {
-                Fault::client(
-                    SoapVersion::V11,
-                    format!("ExternalServiceEditionCode {edition:?} is not an integer"),
-                )
-            })?,
-        )),
-        (None, None) => None,
-        _ => {
-            return Err(Fault::client(
-                SoapVersion::V11,
-                "ExternalServiceCode and ExternalServiceEditionCode must be given together",
-            ));
-        }
+    let search = Search {
+        recipients: vec![reportee.to_owned()],
+        confirmed,
+        service: service_filter(search, BROKER_DATA_NS)?,
+        sent_after: time_bound(search, "MinSentDateTime")?,
+        sent_before: time_bound(search, "MaxSentDateTime")?,
     };
     state.authorise(user, password, reportee)?;
     let listed: String = state
         .files()
-        .available(reportee, confirmed, service.as_ref())
+        .available(&search)
         .iter()
         .map(|file| {
             format!(
@@ -179,6 +206,35 @@ fn available_files(state: &BrokerState, request: &Element) -> Result<Response, F
         "<GetAvailableFilesBasicResponse xmlns=\"{BROKER_NS}\">\
          <GetAvailableFilesBasicResult>{listed}</GetAvailableFilesBasicResult>\
          </GetAvailableFilesBasicResponse>"
+    )))
+}
+
+fn check_if_available(state: &BrokerState, request: &Element) -> Result<Response, Fault> {
+    let user = required(request, BROKER_NS, "systemUserName")?;
+    let password = required(request, BROKER_NS, "systemPassword")?;
+    let poll = required_element(request, BROKER_NS, "pollParameters")?;
+    let recipients: Vec<String> = required_element(poll, BROKER_POLL_NS, "Recipients")?
+        .children_named(ARRAYS_NS, "string")
+        .map(|r| r.text.trim().to_owned())
+        .collect();
+    if recipients.is_empty() {
+        return Err(Fault::client(SoapVersion::V11, "Recipients is empty"));
+    }
+    let search = Search {
+        recipients,
+        confirmed: false,
+        service: service_filter(poll, BROKER_POLL_NS)?,
+        sent_after: None,
+        sent_before: None,
+    };
+    for recipient in &search.recipients {
+        state.authorise(user, password, recipient)?;
+    }
+    let available = !state.files().available(&search).is_empty();
+    Ok(ok(&format!(
+        "<CheckIfAvailableFilesBasicResponse xmlns=\"{BROKER_NS}\">\
+         <CheckIfAvailableFilesBasicResult>{available}</CheckIfAvailableFilesBasicResult>\
+         </CheckIfAvailableFilesBasicResponse>"
     )))
 }
 

@@ -79,6 +79,9 @@ pub struct BrokerFile {
     pub initiated: String,
     /// When it was uploaded, as an `xs:dateTime`.
     pub sent_date: Option<String>,
+    /// When it was uploaded.
+    #[serde(skip)]
+    pub(super) sent_at: Option<SystemTime>,
     /// Where its bytes are; none before upload and after every recipient confirmed.
     #[serde(skip)]
     pub(super) path: Option<PathBuf>,
@@ -100,6 +103,20 @@ pub(super) struct Uploaded {
     pub path: PathBuf,
     pub size: u64,
     pub sha256: String,
+}
+
+/// What a listing asks for.
+pub(super) struct Search {
+    /// Files for any of these recipients.
+    pub recipients: Vec<String>,
+    /// Files they confirmed (`Downloaded`) rather than not (`Uploaded`).
+    pub confirmed: bool,
+    /// Files of this service code and edition only.
+    pub service: Option<(String, i32)>,
+    /// Files sent at or after this time only.
+    pub sent_after: Option<SystemTime>,
+    /// Files sent at or before this time only.
+    pub sent_before: Option<SystemTime>,
 }
 
 /// Every file, oldest first.
@@ -128,6 +145,7 @@ impl Files {
             sha256: None,
             initiated: xs_datetime(SystemTime::now()),
             sent_date: None,
+            sent_at: None,
             path: None,
         });
         reference
@@ -190,31 +208,33 @@ impl Files {
             file.path = Some(upload.path);
             file.size = upload.size;
             file.sha256 = Some(upload.sha256);
-            file.sent_date = Some(xs_datetime(SystemTime::now()));
+            let now = SystemTime::now();
+            file.sent_date = Some(xs_datetime(now));
+            file.sent_at = Some(now);
         }
         receipt
     }
 
-    /// The uploaded files for `reportee`, not yet confirmed by it (or, with `confirmed`,
-    /// confirmed), of `service` when given, oldest first.
-    pub(super) fn available(
-        &self,
-        reportee: &str,
-        confirmed: bool,
-        service: Option<&(String, i32)>,
-    ) -> Vec<BrokerFile> {
+    /// The uploaded files `search` asks for, oldest first.
+    pub(super) fn available(&self, search: &Search) -> Vec<BrokerFile> {
         self.files
             .iter()
             .filter(|f| f.state == FileState::Uploaded)
             .filter(|f| {
-                service.is_none_or(|(code, edition)| {
+                search.service.as_ref().is_none_or(|(code, edition)| {
                     f.service_code == *code && f.service_edition == *edition
                 })
             })
             .filter(|f| {
-                f.recipients
-                    .iter()
-                    .any(|r| r.party_number == reportee && r.confirmed == confirmed)
+                f.sent_at.is_some_and(|sent| {
+                    search.sent_after.is_none_or(|after| sent >= after)
+                        && search.sent_before.is_none_or(|before| sent <= before)
+                })
+            })
+            .filter(|f| {
+                f.recipients.iter().any(|r| {
+                    search.recipients.contains(&r.party_number) && r.confirmed == search.confirmed
+                })
             })
             .cloned()
             .collect()

@@ -1,7 +1,7 @@
 //! DPO on Altinn 2: the broker service ("formidlingstjenesten") v2/v3 integration points use.
 //!
 //! Two SOAP 1.1 endpoints as Altinn has them: `BrokerServiceExternalBasic.svc` (initiate, list,
-//! confirm, test) and `BrokerServiceExternalBasicStreamed.svc` (upload and download with
+//! poll, confirm, test) and `BrokerServiceExternalBasicStreamed.svc` (upload and download with
 //! MTOM/XOP, test). Both serve their WSDL on `GET …?wsdl`, because JAX-WS clients fetch it.
 //!
 //! It is strict so that a client's mistakes show: the SOAP action must name an operation of the
@@ -62,6 +62,11 @@ pub(crate) const BROKER_NS: &str = "http://www.altinn.no/services/ServiceEngine/
 /// The namespace of the broker's data types (manifest, search, available file).
 pub(crate) const BROKER_DATA_NS: &str =
     "http://schemas.altinn.no/services/ServiceEngine/Broker/2015/06";
+/// The namespace of the poll parameters of `CheckIfAvailableFilesBasic`.
+pub(crate) const BROKER_POLL_NS: &str =
+    "http://schemas.altinn.no/services/ServiceEngine/Broker/2020/01";
+/// The namespace of serialised string arrays.
+pub(crate) const ARRAYS_NS: &str = "http://schemas.microsoft.com/2003/10/Serialization/Arrays";
 /// The namespace of the file status enumeration.
 pub(crate) const SERVICE_ENTITY_NS: &str =
     "http://schemas.altinn.no/services/serviceEntity/2015/06";

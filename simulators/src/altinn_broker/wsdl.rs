@@ -6,7 +6,7 @@
 //! (`BasicHttpBinding`, SOAP 1.1; the streamed one with MTOM), and the address of this
 //! simulator as the endpoint.
 
-use super::{BROKER_DATA_NS, BROKER_NS, SERVICE_ENTITY_NS};
+use super::{ARRAYS_NS, BROKER_DATA_NS, BROKER_NS, BROKER_POLL_NS, SERVICE_ENTITY_NS};
 use crate::soap::{ALTINN_FAULT, ALTINN_SERVICES, TEST_ACTION, escape};
 
 /// The shared head of both WSDLs: namespaces and the `Test` and `AltinnFault` schemas.
@@ -93,8 +93,9 @@ pub(super) fn basic(address: &str) -> String {
     let mut wsdl = head("BrokerServiceExternalBasicSF");
     wsdl.push_str(&format!(
         r#"
-    <xs:schema elementFormDefault="qualified" targetNamespace="{BROKER_NS}" xmlns:data="{BROKER_DATA_NS}">
+    <xs:schema elementFormDefault="qualified" targetNamespace="{BROKER_NS}" xmlns:data="{BROKER_DATA_NS}" xmlns:poll="{BROKER_POLL_NS}">
       <xs:import namespace="{BROKER_DATA_NS}"/>
+      <xs:import namespace="{BROKER_POLL_NS}"/>
       <xs:element name="InitiateBrokerServiceBasic"><xs:complexType><xs:sequence>
             {credentials}
             <xs:element minOccurs="1" name="brokerServiceInitiation" type="data:BrokerServiceInitiation"/>
@@ -108,6 +109,13 @@ pub(super) fn basic(address: &str) -> String {
       </xs:sequence></xs:complexType></xs:element>
       <xs:element name="GetAvailableFilesBasicResponse"><xs:complexType><xs:sequence>
             <xs:element minOccurs="0" name="GetAvailableFilesBasicResult" nillable="true" type="data:BrokerServiceAvailableFileList"/>
+      </xs:sequence></xs:complexType></xs:element>
+      <xs:element name="CheckIfAvailableFilesBasic"><xs:complexType><xs:sequence>
+            {credentials}
+            <xs:element minOccurs="1" name="pollParameters" type="poll:BrokerServicePoll"/>
+      </xs:sequence></xs:complexType></xs:element>
+      <xs:element name="CheckIfAvailableFilesBasicResponse"><xs:complexType><xs:sequence>
+            <xs:element minOccurs="0" name="CheckIfAvailableFilesBasicResult" type="xs:boolean"/>
       </xs:sequence></xs:complexType></xs:element>
       <xs:element name="ConfirmDownloadedBasic"><xs:complexType><xs:sequence>
             {credentials}
@@ -175,6 +183,19 @@ pub(super) fn basic(address: &str) -> String {
         <xs:element minOccurs="0" name="SentDate" type="xs:dateTime"/>
       </xs:sequence></xs:complexType>
     </xs:schema>
+    <xs:schema elementFormDefault="qualified" targetNamespace="{BROKER_POLL_NS}" xmlns:arrays="{ARRAYS_NS}">
+      <xs:import namespace="{ARRAYS_NS}"/>
+      <xs:complexType name="BrokerServicePoll"><xs:sequence>
+        <xs:element minOccurs="0" name="ExternalServiceCode" nillable="true" type="xs:string"/>
+        <xs:element minOccurs="0" name="ExternalServiceEditionCode" type="xs:int"/>
+        <xs:element name="Recipients" nillable="true" type="arrays:ArrayOfstring"/>
+      </xs:sequence></xs:complexType>
+    </xs:schema>
+    <xs:schema elementFormDefault="qualified" targetNamespace="{ARRAYS_NS}">
+      <xs:complexType name="ArrayOfstring"><xs:sequence>
+        <xs:element minOccurs="0" maxOccurs="unbounded" name="string" nillable="true" type="xs:string"/>
+      </xs:sequence></xs:complexType>
+    </xs:schema>
     <xs:schema elementFormDefault="qualified" targetNamespace="{SERVICE_ENTITY_NS}">
       <xs:simpleType name="BrokerServiceAvailableFileStatus">
         <xs:restriction base="xs:string">
@@ -194,6 +215,7 @@ pub(super) fn basic(address: &str) -> String {
     for name in [
         "InitiateBrokerServiceBasic",
         "GetAvailableFilesBasic",
+        "CheckIfAvailableFilesBasic",
         "ConfirmDownloadedBasic",
     ] {
         wsdl.push_str(&messages(
@@ -208,6 +230,7 @@ pub(super) fn basic(address: &str) -> String {
         "Test",
         "InitiateBrokerServiceBasic",
         "GetAvailableFilesBasic",
+        "CheckIfAvailableFilesBasic",
         "ConfirmDownloadedBasic",
     ] {
         wsdl.push_str(&port_operation(interface, name, &actions));
@@ -219,6 +242,7 @@ pub(super) fn basic(address: &str) -> String {
     for name in [
         "InitiateBrokerServiceBasic",
         "GetAvailableFilesBasic",
+        "CheckIfAvailableFilesBasic",
         "ConfirmDownloadedBasic",
     ] {
         wsdl.push_str(&binding_operation(name, &format!("{actions}/{name}"), ""));
