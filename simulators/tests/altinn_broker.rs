@@ -199,8 +199,15 @@ async fn upload(broker: &AltinnBroker, body: Vec<u8>) -> (StatusCode, String) {
         .send()
         .await
         .unwrap();
-    let status = response.status();
-    (status, response.text().await.unwrap())
+    soap_message(response).await
+}
+
+/// `envelope` as the only part of an MTOM message.
+fn mtom_envelope(envelope: &str) -> String {
+    format!(
+        "--{BOUNDARY}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"text/xml\"\r\n\
+         Content-ID: <root.message@test>\r\n\r\n{envelope}\r\n--{BOUNDARY}--\r\n"
+    )
 }
 
 /// A download request, MTOM-wrapped as a JAX-WS client with MTOM enabled sends it.
@@ -218,10 +225,7 @@ async fn download(
             credentials(system)
         ),
     );
-    let mtom = format!(
-        "--{BOUNDARY}\r\nContent-Type: application/xop+xml; charset=UTF-8; type=\"text/xml\"\r\n\
-         Content-ID: <root.message@test>\r\n\r\n{body}\r\n--{BOUNDARY}--\r\n"
-    );
+    let mtom = mtom_envelope(&body);
     reqwest::Client::new()
         .post(broker.streamed_url())
         .header("content-type", mtom_content_type())
@@ -233,6 +237,48 @@ async fn download(
         .send()
         .await
         .unwrap()
+}
+
+/// The boundary of a `multipart/related` content type.
+fn boundary(content_type: &str) -> String {
+    // multer's own boundary helper insists on form-data; the parser itself does not care.
+    content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .expect("a boundary")
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// The status and SOAP envelope of a response from the streamed endpoint, which answers in
+/// MTOM like a WCF endpoint with MTOM encoding: a multipart message of the envelope alone.
+/// Status and size refusals come before SOAP and are plain text.
+async fn soap_message(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    if !content_type.starts_with("multipart/related") {
+        assert!(!content_type.contains("xml"), "not MTOM: {content_type}");
+        return (status, response.text().await.unwrap());
+    }
+    assert!(
+        content_type.contains("start-info=\"text/xml\""),
+        "{content_type}"
+    );
+    let mut parts = multer::Multipart::new(response.bytes_stream(), boundary(&content_type));
+    let root = parts.next_field().await.unwrap().expect("an envelope part");
+    assert_eq!(
+        root.content_type().unwrap().essence_str(),
+        "application/xop+xml"
+    );
+    let xml = root.text().await.unwrap();
+    assert!(
+        parts.next_field().await.unwrap().is_none(),
+        "more than the envelope"
+    );
+    (status, xml)
 }
 
 /// Reads an MTOM download with `multer`: the envelope must point at the attachment, whose
@@ -251,14 +297,7 @@ async fn read_mtom(response: reqwest::Response) -> Vec<u8> {
         content_type.contains("type=\"application/xop+xml\""),
         "{content_type}"
     );
-    // multer's own boundary helper insists on form-data; the parser itself does not care.
-    let boundary = content_type
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("boundary="))
-        .expect("a boundary")
-        .trim_matches('"')
-        .to_owned();
-    let mut parts = multer::Multipart::new(response.bytes_stream(), boundary);
+    let mut parts = multer::Multipart::new(response.bytes_stream(), boundary(&content_type));
     let root = parts.next_field().await.unwrap().expect("an envelope part");
     assert_eq!(
         root.content_type().unwrap().essence_str(),
@@ -406,6 +445,24 @@ async fn test_answers_on_both_endpoints() {
     let (status, xml) = post_xml(&broker.streamed_url(), TEST_ACTION, envelope("", body)).await;
     assert_eq!(status, StatusCode::OK, "{xml}");
     assert!(xml.contains("TestResponse"));
+    // As an MTOM client sends it, answered in MTOM.
+    let response = reqwest::Client::new()
+        .post(broker.streamed_url())
+        .header("content-type", mtom_content_type())
+        .header("soapaction", format!("\"{TEST_ACTION}\""))
+        .body(mtom_envelope(&envelope("", body)))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("multipart/related")
+    );
+    let (status, xml) = soap_message(response).await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    assert!(xml.contains("TestResponse"), "{xml}");
 }
 
 #[tokio::test]
@@ -480,8 +537,8 @@ async fn a_file_goes_from_sender_to_recipient_and_leaves_the_list_when_confirmed
     assert!(broker.files()[0].recipients[0].confirmed);
     // The bytes are gone once every recipient has them.
     let again = download(&broker, RECIPIENT, RECIPIENT.0, &reference).await;
-    let status = again.status();
-    assert_fault(status, &again.text().await.unwrap(), "s:Client");
+    let (status, xml) = soap_message(again).await;
+    assert_fault(status, &xml, "s:Client");
 }
 
 #[tokio::test]
@@ -517,8 +574,8 @@ async fn a_file_is_visible_to_its_recipient_only() {
     );
     for system in [SENDER, OUTSIDER] {
         let response = download(&broker, system, system.0, &reference).await;
-        let status = response.status();
-        let xml = assert_fault(status, &response.text().await.unwrap(), "s:Client");
+        let (status, xml) = soap_message(response).await;
+        let xml = assert_fault(status, &xml, "s:Client");
         assert!(xml.contains("AltinnFault"), "{xml}");
         let (status, xml) = basic(
             &broker,
@@ -530,8 +587,8 @@ async fn a_file_is_visible_to_its_recipient_only() {
     }
     // Another organisation's reportee with one's own credentials is refused too.
     let response = download(&broker, OUTSIDER, RECIPIENT.0, &reference).await;
-    let status = response.status();
-    assert_fault(status, &response.text().await.unwrap(), "s:Client");
+    let (status, xml) = soap_message(response).await;
+    assert_fault(status, &xml, "s:Client");
     assert_eq!(broker.files()[0].recipients[0].downloads, 0);
 }
 

@@ -80,13 +80,17 @@ pub(super) async fn handle(State(state): State<Arc<BrokerState>>, request: Reque
         .unwrap_or("")
         .to_owned();
     let body = request.into_body();
-    let outcome = match media_type(&headers).as_str() {
-        "multipart/related" => mtom(&state, &action, &content_type, body).await,
+    match media_type(&headers).as_str() {
+        "multipart/related" => {
+            let outcome = mtom(&state, &action, &content_type, body).await;
+            as_mtom(outcome.unwrap_or_else(IntoResponse::into_response)).await
+        }
         // WCF's MTOM encoder also reads plain messages; only an upload needs an attachment.
-        "text/xml" => plain(&state, &action, body).await,
-        other => Err(Refusal::MediaType(other.to_owned())),
-    };
-    outcome.unwrap_or_else(IntoResponse::into_response)
+        "text/xml" => plain(&state, &action, body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        other => Refusal::MediaType(other.to_owned()).into_response(),
+    }
 }
 
 fn streamed_operation(action: &str) -> Result<&'static str, Fault> {
@@ -380,16 +384,31 @@ const ATTACHMENT_ID: &str = "file@altinn.simulated";
 /// The Content-ID of the envelope part of a download.
 const ROOT_ID: &str = "envelope@altinn.simulated";
 
+/// The content type of an MTOM message whose parts `boundary` separates.
+fn mtom_content_type(boundary: &str) -> String {
+    format!(
+        "multipart/related; type=\"application/xop+xml\"; boundary=\"{boundary}\"; \
+         start=\"<{ROOT_ID}>\"; start-info=\"text/xml\""
+    )
+}
+
+/// The first part of an MTOM message: `envelope`, opened by `boundary`.
+fn envelope_part(boundary: &str, envelope: &str) -> String {
+    format!(
+        "--{boundary}\r\nContent-ID: <{ROOT_ID}>\r\n\
+         Content-Type: application/xop+xml; charset=utf-8; type=\"text/xml\"\r\n\
+         Content-Transfer-Encoding: binary\r\n\r\n{envelope}\r\n"
+    )
+}
+
 /// An MTOM response: the envelope around `body`, then `file` (`size` bytes) as its attachment.
 fn mtom_response(body: &str, size: u64, file: ReaderStream<tokio::fs::File>) -> Response {
     let boundary = format!("uuid:{}", Uuid::new_v4());
     let envelope = soap::envelope(SoapVersion::V11, "", body);
     let head = format!(
-        "--{boundary}\r\nContent-ID: <{ROOT_ID}>\r\n\
-         Content-Type: application/xop+xml; charset=utf-8; type=\"text/xml\"\r\n\
-         Content-Transfer-Encoding: binary\r\n\r\n{envelope}\r\n\
-         --{boundary}\r\nContent-ID: <{ATTACHMENT_ID}>\r\n\
-         Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+        "{}--{boundary}\r\nContent-ID: <{ATTACHMENT_ID}>\r\n\
+         Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n",
+        envelope_part(&boundary, &envelope)
     );
     let tail = format!("\r\n--{boundary}--\r\n");
     let length = head.len() as u64 + size + tail.len() as u64;
@@ -397,14 +416,36 @@ fn mtom_response(body: &str, size: u64, file: ReaderStream<tokio::fs::File>) -> 
         .chain(file)
         .chain(stream::once(async move { Ok(Bytes::from(tail)) }));
     Response::builder()
-        .header(
-            header::CONTENT_TYPE,
-            format!(
-                "multipart/related; type=\"application/xop+xml\"; boundary=\"{boundary}\"; \
-                 start=\"<{ROOT_ID}>\"; start-info=\"text/xml\""
-            ),
-        )
+        .header(header::CONTENT_TYPE, mtom_content_type(&boundary))
         .header(header::CONTENT_LENGTH, length)
         .body(Body::from_stream(stream))
         .unwrap_or_else(|error| internal(error).into_response())
+}
+
+/// `response` as an MTOM message when it is a plain SOAP message, because a WCF endpoint with
+/// MTOM encoding answers everything (receipts, test answers, faults) that way.
+async fn as_mtom(response: Response) -> Response {
+    let plain_soap = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/xml"));
+    if !plain_soap {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let envelope = match axum::body::to_bytes(body, MAX_ENVELOPE).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => return internal(error).into_response(),
+    };
+    let boundary = format!("uuid:{}", Uuid::new_v4());
+    let message = format!("{}--{boundary}--\r\n", envelope_part(&boundary, &envelope));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    match header::HeaderValue::from_str(&mtom_content_type(&boundary)) {
+        Ok(value) => {
+            parts.headers.insert(header::CONTENT_TYPE, value);
+        }
+        Err(error) => return internal(error).into_response(),
+    }
+    Response::from_parts(parts, Body::from(message))
 }
