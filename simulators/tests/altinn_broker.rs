@@ -849,3 +849,41 @@ async fn polling_and_sent_date_bounds_find_the_waiting_files() {
         Some("false")
     );
 }
+
+#[tokio::test]
+async fn an_upload_broken_off_midway_can_be_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start_in(None, Some(dir.path())).await;
+    let reference = initiate(&broker, "r").await;
+    let whole = upload_body(SENDER, SENDER.0, &reference, &payload(1 << 20));
+    let half = whole[..whole.len() / 2].to_vec();
+    let broken = futures::stream::iter([
+        Ok::<_, std::io::Error>(half),
+        Err(std::io::Error::other("the sender went away")),
+    ]);
+    let sent = reqwest::Client::new()
+        .post(broker.streamed_url())
+        .header("content-type", mtom_content_type())
+        .header(
+            "soapaction",
+            format!("\"{STREAMED_ACTIONS}/UploadFileStreamedBasic\""),
+        )
+        .body(reqwest::Body::wrap_stream(broken))
+        .send()
+        .await;
+    assert!(sent.is_err() || !sent.unwrap().status().is_success());
+    // The simulator notices the broken request in its own time.
+    let mut answer = None;
+    for _ in 0..50 {
+        let data = payload(1 << 10);
+        let (status, xml) = upload(&broker, upload_body(SENDER, SENDER.0, &reference, &data)).await;
+        if status == StatusCode::OK {
+            answer = Some(xml);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(answer.is_some(), "the broken upload still holds the file");
+    assert_eq!(stored(dir.path()), [format!("{reference}.bin")]);
+    assert_eq!(broker.files()[0].size, 1 << 10);
+}

@@ -250,25 +250,39 @@ async fn upload(
         .files()
         .start_upload(reference, reportee, file_name)
         .map_err(unknown_file)?;
-    let received = receive(state, reference, file_name, &content_id, parts).await;
-    match received {
-        Ok(upload) => {
-            let size = upload.size;
-            let receipt = state.files().finish_upload(reference, upload);
-            tracing::info!(%reference, %reportee, size, receipt, "altinn broker service received a file");
-            let now = soap::xs_datetime(std::time::SystemTime::now());
-            Ok(super::ok(&format!(
-                "<ReceiptExternalStreamedBE xmlns=\"{BROKER_NS}\">\
-                 <LastChanged>{now}</LastChanged><ParentReceiptId>0</ParentReceiptId>\
-                 <ReceiptHistory>{now} - OK - File uploaded</ReceiptHistory>\
-                 <ReceiptId>{receipt}</ReceiptId><ReceiptStatusCode>OK</ReceiptStatusCode>\
-                 <ReceiptText>File uploaded</ReceiptText><ReceiptTypeName>BrokerService</ReceiptTypeName>\
-                 </ReceiptExternalStreamedBE>"
-            )))
-        }
-        Err(response) => {
-            state.files().abandon_upload(reference);
-            Err(response)
+    let mut claim = Claim {
+        state,
+        reference,
+        finished: false,
+    };
+    let upload = receive(state, reference, file_name, &content_id, parts).await?;
+    let size = upload.size;
+    let receipt = state.files().finish_upload(reference, upload);
+    claim.finished = true;
+    tracing::info!(%reference, %reportee, size, receipt, "altinn broker service received a file");
+    let now = soap::xs_datetime(std::time::SystemTime::now());
+    Ok(super::ok(&format!(
+        "<ReceiptExternalStreamedBE xmlns=\"{BROKER_NS}\">\
+         <LastChanged>{now}</LastChanged><ParentReceiptId>0</ParentReceiptId>\
+         <ReceiptHistory>{now} - OK - File uploaded</ReceiptHistory>\
+         <ReceiptId>{receipt}</ReceiptId><ReceiptStatusCode>OK</ReceiptStatusCode>\
+         <ReceiptText>File uploaded</ReceiptText><ReceiptTypeName>BrokerService</ReceiptTypeName>\
+         </ReceiptExternalStreamedBE>"
+    )))
+}
+
+/// An upload's hold on its file: released when the upload fails, the request is refused or
+/// the client goes away mid-way (the handler is then dropped), so the sender can try again.
+struct Claim<'a> {
+    state: &'a BrokerState,
+    reference: &'a str,
+    finished: bool,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state.files().abandon_upload(self.reference);
         }
     }
 }
