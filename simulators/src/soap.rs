@@ -1,6 +1,6 @@
 //! What the Altinn 2 SOAP simulators share: reading a SOAP envelope into a small
-//! namespace-aware element tree, writing envelopes, and answering faults the way Altinn's WCF
-//! services do (HTTP 500, an `AltinnFault` detail).
+//! namespace-aware element tree, writing envelopes, answering faults the way Altinn's WCF
+//! services do (HTTP 500, an `AltinnFault` detail), and serving a WSDL on `?wsdl`.
 //!
 //! The broker service speaks SOAP 1.1 and the correspondence agency SOAP 1.2; both are strict
 //! about namespaces, so lookups here always name the namespace as well as the element. The
@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
@@ -512,6 +512,33 @@ pub(crate) const WSA: &str = "http://www.w3.org/2005/08/addressing";
 /// The namespace WCF puts its addressing fault codes in when a binding has no addressing.
 pub(crate) const WCF_ADDRESSING_NONE: &str =
     "http://schemas.microsoft.com/ws/2005/05/addressing/none";
+
+/// Whether the query asks for the WSDL (`?wsdl`, any case, as WCF accepts it).
+pub(crate) fn asks_for_wsdl(uri: &Uri) -> bool {
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|p| p.eq_ignore_ascii_case("wsdl")))
+}
+
+/// `http://<Host><path>`: where the client reached the endpoint, for the WSDL's address.
+pub(crate) fn endpoint_address(headers: &HeaderMap, path: &str) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}{path}")
+}
+
+/// The WSDL `wsdl` builds when the query asks for it, else a 404 that points at `?wsdl`.
+pub(crate) fn wsdl_response(uri: &Uri, wsdl: impl FnOnce() -> String) -> Response {
+    if !asks_for_wsdl(uri) {
+        return (
+            StatusCode::NOT_FOUND,
+            "this is a SOAP endpoint; its description is at ?wsdl",
+        )
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], wsdl()).into_response()
+}
 
 /// `time` as an `xs:dateTime` in UTC with milliseconds, e.g. `2026-11-26T17:10:33.123Z`.
 pub(crate) fn xs_datetime(time: SystemTime) -> String {

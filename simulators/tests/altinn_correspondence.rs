@@ -522,3 +522,33 @@ async fn injected_faults_answer_503() {
     let (status, _) = call(&agency, request(TEST_ACTION, SENDER, body)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_wsdl_is_served_and_names_this_endpoint() {
+    let agency = start().await;
+    let url = agency.service_url();
+    let response = reqwest::get(format!("{url}?wsdl")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let wsdl = response.text().await.unwrap();
+    assert!(
+        wsdl.contains(&format!("<soap12:address location=\"{url}\"/>")),
+        "{wsdl}"
+    );
+    for operation in [
+        "Test",
+        "InsertCorrespondenceV2",
+        "GetCorrespondenceStatusHistory",
+    ] {
+        assert!(
+            wsdl.contains(&format!("<wsdl:operation name=\"{operation}\">")),
+            "{operation}"
+        );
+    }
+    let mut reader = quick_xml::Reader::from_str(&wsdl);
+    while !matches!(
+        reader.read_event().expect("the WSDL is well-formed"),
+        quick_xml::events::Event::Eof
+    ) {}
+    let plain = reqwest::get(url).await.unwrap();
+    assert_eq!(plain.status(), StatusCode::NOT_FOUND);
+}

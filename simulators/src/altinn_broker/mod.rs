@@ -386,41 +386,15 @@ fn unknown_file(reason: String) -> Fault {
     Fault::altinn(SoapVersion::V11, UNKNOWN_FILE_ERROR, reason)
 }
 
-/// Whether the query asks for the WSDL (`?wsdl`, any case, as WCF accepts it).
-fn asks_for_wsdl(uri: &Uri) -> bool {
-    uri.query()
-        .is_some_and(|q| q.split('&').any(|p| p.eq_ignore_ascii_case("wsdl")))
-}
-
-/// `http://<Host><path>`: where the client reached the endpoint, for the WSDL's address.
-fn endpoint_address(headers: &HeaderMap, path: &str) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    format!("http://{host}{path}")
-}
-
-fn wsdl_response(uri: &Uri, wsdl: impl FnOnce() -> String) -> Response {
-    if !asks_for_wsdl(uri) {
-        return (
-            StatusCode::NOT_FOUND,
-            "this is a SOAP endpoint; its description is at ?wsdl",
-        )
-            .into_response();
-    }
-    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], wsdl()).into_response()
-}
-
 async fn basic_wsdl(uri: Uri, headers: HeaderMap) -> Response {
-    wsdl_response(&uri, || {
-        wsdl::basic(&endpoint_address(&headers, BASIC_PATH))
+    soap::wsdl_response(&uri, || {
+        wsdl::basic(&soap::endpoint_address(&headers, BASIC_PATH))
     })
 }
 
 async fn streamed_wsdl(uri: Uri, headers: HeaderMap) -> Response {
-    wsdl_response(&uri, || {
-        wsdl::streamed(&endpoint_address(&headers, STREAMED_PATH))
+    soap::wsdl_response(&uri, || {
+        wsdl::streamed(&soap::endpoint_address(&headers, STREAMED_PATH))
     })
 }
 

@@ -15,11 +15,13 @@
 //!
 //! | request | answer |
 //! |---|---|
+//! | `GET /ServiceEngineExternal/CorrespondenceAgencyExternal.svc?wsdl` | the WSDL |
 //! | `POST /ServiceEngineExternal/CorrespondenceAgencyExternal.svc`, `application/soap+xml` | `InsertCorrespondenceV2`, `GetCorrespondenceStatusHistory` or `Test`; a fault (HTTP 500) otherwise |
 //! | `GET /_inspect/correspondences` | JSON: every correspondence received, with its statuses |
 
 mod insert;
 mod security;
+mod wsdl;
 
 use std::io;
 use std::net::SocketAddr;
@@ -29,9 +31,9 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use serde::Serialize;
 
 use crate::fixture::Fixture;
@@ -200,7 +202,7 @@ impl AltinnCorrespondence {
             book: Mutex::new(Book::default()),
         });
         let app = Router::new()
-            .route(SERVICE_PATH, post(service))
+            .route(SERVICE_PATH, get(service_wsdl).post(service))
             .route(INSPECT_PATH, get(inspect))
             .fallback(|| async { (StatusCode::NOT_FOUND, "no such endpoint") })
             .layer(DefaultBodyLimit::disable())
@@ -564,6 +566,12 @@ fn status_history(state: &AgencyState, envelope: &Envelope, sender: &str) -> Str
          <b:LimitReached>false</b:LimitReached></CorrespondenceStatusInformation>\
          <SdpStatusInformation i:nil=\"true\"/></CorrespondenceStatusHistoryResult>"
     )
+}
+
+async fn service_wsdl(uri: Uri, headers: HeaderMap) -> Response {
+    soap::wsdl_response(&uri, || {
+        wsdl::wsdl(&soap::endpoint_address(&headers, SERVICE_PATH))
+    })
 }
 
 async fn inspect(State(state): State<Arc<AgencyState>>) -> Response {
