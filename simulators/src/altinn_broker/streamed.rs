@@ -119,23 +119,13 @@ async fn plain(state: &BrokerState, action: &str, body: Body) -> Outcome {
     }
 }
 
-/// The value of parameter `name` in a header value like a Content-Type, unquoted.
-fn parameter(value: &str, name: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|part| {
-        let (key, value) = part.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim().trim_matches('"').to_owned())
-    })
-}
-
 async fn mtom(state: &BrokerState, action: &str, content_type: &str, body: Body) -> Outcome {
-    if !parameter(content_type, "type")
+    if !soap::content_type_parameter(content_type, "type")
         .is_some_and(|t| t.eq_ignore_ascii_case("application/xop+xml"))
     {
         return Err(Refusal::MediaType(content_type.to_owned()));
     }
-    let boundary = parameter(content_type, "boundary")
+    let boundary = soap::content_type_parameter(content_type, "boundary")
         .filter(|b| !b.is_empty())
         .ok_or_else(|| client("the multipart content type has no boundary"))?;
     let operation = streamed_operation(action)?;

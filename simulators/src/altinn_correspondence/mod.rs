@@ -19,6 +19,7 @@
 //! | `POST /ServiceEngineExternal/CorrespondenceAgencyExternal.svc`, `application/soap+xml` | `InsertCorrespondenceV2`, `GetCorrespondenceStatusHistory` or `Test`; a fault (HTTP 500) otherwise |
 //! | `GET /_inspect/correspondences` | JSON: every correspondence received, with its statuses |
 
+mod book;
 mod insert;
 mod security;
 mod wsdl;
@@ -34,13 +35,14 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
 
 use crate::fixture::Fixture;
 use crate::serving::{Server, lock};
 use crate::soap::{
     self, ALTINN_SERVICES, Envelope, Fault, SoapVersion, TEST_ACTION, WSA, escape, xs_datetime,
 };
+use book::Book;
+pub use book::{Correspondence, CorrespondenceStatus, StatusChange, UnknownShipment};
 pub use insert::{ReceivedAttachment, ReceivedNotification, ReceiverEndPoint};
 
 /// The path of the service.
@@ -90,102 +92,6 @@ impl AltinnCorrespondenceConfig {
         }
     }
 }
-
-/// A correspondence status, spelled as Altinn spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum CorrespondenceStatus {
-    /// Created (what the integration point reads as delivered).
-    Created,
-    /// Read by the recipient.
-    Read,
-    /// Confirmed by the recipient.
-    Confirmed,
-    /// The recipient is reserved against digital correspondence.
-    Reserved,
-}
-
-impl CorrespondenceStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "Created",
-            Self::Read => "Read",
-            Self::Confirmed => "Confirmed",
-            Self::Reserved => "Reserved",
-        }
-    }
-}
-
-/// A status change of a correspondence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusChange {
-    /// The status.
-    pub status: CorrespondenceStatus,
-    /// When, as an `xs:dateTime`.
-    pub date: String,
-}
-
-/// A correspondence the agency holds, for assertions and the inspection listing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Correspondence {
-    /// The id Altinn gave it.
-    pub correspondence_id: i32,
-    /// The id of the receipt its insertion got.
-    pub receipt_id: i32,
-    /// The sender's `ExternalShipmentReference`.
-    pub external_shipment_reference: String,
-    /// The `SystemUserCode` of the sending system.
-    pub system_user_code: String,
-    /// The sending organisation (the system's).
-    pub sender: String,
-    /// The recipient.
-    pub reportee: String,
-    /// `ServiceCode`.
-    pub service_code: String,
-    /// `ServiceEdition`.
-    pub service_edition: String,
-    /// `MessageSender`.
-    pub message_sender: Option<String>,
-    /// The content's `LanguageCode`.
-    pub language_code: Option<String>,
-    /// `MessageTitle`.
-    pub title: String,
-    /// `MessageSummary`.
-    pub summary: Option<String>,
-    /// `MessageBody`.
-    pub body: Option<String>,
-    /// `VisibleDateTime`.
-    pub visible_date_time: String,
-    /// `DueDateTime`.
-    pub due_date_time: Option<String>,
-    /// `AllowSystemDeleteDateTime`.
-    pub allow_system_delete_date_time: Option<String>,
-    /// `AllowForwarding`.
-    pub allow_forwarding: Option<bool>,
-    /// The binary attachments.
-    pub attachments: Vec<ReceivedAttachment>,
-    /// The notifications.
-    pub notifications: Vec<ReceivedNotification>,
-    /// Its statuses, oldest first.
-    pub statuses: Vec<StatusChange>,
-}
-
-/// [`AltinnCorrespondence::mark`] was given a reference no correspondence has.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownShipment(pub String);
-
-impl std::fmt::Display for UnknownShipment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "no correspondence has the external shipment reference {}",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for UnknownShipment {}
 
 /// A running correspondence agency. Dropping it stops the server.
 pub struct AltinnCorrespondence {
@@ -298,36 +204,6 @@ impl AgencyState {
     }
 }
 
-#[derive(Default)]
-struct Book {
-    correspondences: Vec<Correspondence>,
-    last_id: i32,
-}
-
-impl Book {
-    fn find_mut(&mut self, sender: &str, external_reference: &str) -> Option<&mut Correspondence> {
-        self.correspondences
-            .iter_mut()
-            .find(|c| c.sender == sender && c.external_shipment_reference == external_reference)
-    }
-
-    fn find(&self, sender: &str, external_reference: &str) -> Option<&Correspondence> {
-        self.correspondences
-            .iter()
-            .find(|c| c.sender == sender && c.external_shipment_reference == external_reference)
-    }
-}
-
-/// The value of parameter `name` of a header value like a Content-Type, unquoted.
-fn parameter(value: &str, name: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|part| {
-        let (key, value) = part.split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim().trim_matches('"').to_owned())
-    })
-}
-
 async fn service(State(state): State<Arc<AgencyState>>, request: Request) -> Response {
     let content_type = request
         .headers()
@@ -360,7 +236,13 @@ async fn service(State(state): State<Arc<AgencyState>>, request: Request) -> Res
     };
     let outcome = String::from_utf8(bytes.to_vec())
         .map_err(|_| Fault::client(SoapVersion::V12, "the message is not UTF-8"))
-        .and_then(|xml| operation(&state, parameter(&content_type, "action").as_deref(), &xml));
+        .and_then(|xml| {
+            operation(
+                &state,
+                soap::content_type_parameter(&content_type, "action").as_deref(),
+                &xml,
+            )
+        });
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
 

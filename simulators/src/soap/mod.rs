@@ -153,6 +153,16 @@ pub(crate) fn respond(version: SoapVersion, status: StatusCode, xml: String) -> 
         .into_response()
 }
 
+/// The value of parameter `name` in a header value like a Content-Type, unquoted.
+pub(crate) fn content_type_parameter(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|part| {
+        let (key, value) = part.split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
 /// Whether the query asks for the WSDL (`?wsdl`, any case, as WCF accepts it).
 pub(crate) fn asks_for_wsdl(uri: &Uri) -> bool {
     uri.query()
