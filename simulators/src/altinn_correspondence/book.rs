@@ -85,7 +85,7 @@ pub struct Correspondence {
     pub statuses: Vec<StatusChange>,
 }
 
-/// [`AltinnCorrespondence::mark`] was given a reference no correspondence has.
+/// [`AltinnCorrespondence::mark`](super::AltinnCorrespondence::mark) was given a reference no correspondence has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownShipment(pub String);
 
