@@ -84,6 +84,10 @@ global/navn.read,global/postadresse.read"
     #[arg(long, env = "SIMULATORS_ALTINN_BROKER_MAX_FILE_SIZE", default_value_t = altinn_broker::DEFAULT_MAX_FILE_SIZE)]
     altinn_broker_max_file_size: u64,
 
+    /// How many files the Altinn 2 broker service holds undelivered at once.
+    #[arg(long, env = "SIMULATORS_ALTINN_BROKER_MAX_UNDELIVERED_FILES", default_value_t = altinn_broker::DEFAULT_MAX_UNDELIVERED_FILES)]
+    altinn_broker_max_undelivered_files: usize,
+
     /// Port of the Altinn 2 correspondence agency (DPV) on 127.0.0.1.
     #[arg(
         long,
@@ -219,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
     let mut broker_config = AltinnBrokerConfig::new(fixture.clone());
     broker_config.port = args.altinn_broker_port;
     broker_config.max_file_size = args.altinn_broker_max_file_size;
+    broker_config.max_undelivered_files = args.altinn_broker_max_undelivered_files;
     broker_config.data_dir = args.data_dir.as_ref().map(|dir| dir.join("altinn-broker"));
     let altinn_broker = AltinnBroker::start(broker_config).await.with_context(|| {
         format!(

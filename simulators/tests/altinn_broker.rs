@@ -887,3 +887,27 @@ async fn an_upload_broken_off_midway_can_be_sent_again() {
     assert_eq!(stored(dir.path()), [format!("{reference}.bin")]);
     assert_eq!(broker.files()[0].size, 1 << 10);
 }
+
+#[tokio::test]
+async fn undelivered_files_are_limited() {
+    let mut config = AltinnBrokerConfig::new(fixture());
+    config.max_undelivered_files = 1;
+    let broker = AltinnBroker::start(config).await.unwrap();
+    let reference = initiate(&broker, "first").await;
+    let second = initiate_body(SENDER, SENDER.0, RECIPIENT.0, "second");
+    let (status, xml) = basic(&broker, "InitiateBrokerServiceBasic", &second).await;
+    assert_fault(status, &xml, "s:Client");
+    let (status, xml) = upload(&broker, upload_body(SENDER, SENDER.0, &reference, b"data")).await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    let (status, xml) = basic(&broker, "InitiateBrokerServiceBasic", &second).await;
+    assert_fault(status, &xml, "s:Client");
+    let (status, xml) = basic(
+        &broker,
+        "ConfirmDownloadedBasic",
+        &confirm_body(RECIPIENT, RECIPIENT.0, &reference),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    let (status, xml) = basic(&broker, "InitiateBrokerServiceBasic", &second).await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+}

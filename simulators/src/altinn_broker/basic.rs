@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::files::{Initiation, RecipientState, Search};
 use super::{
-    ARRAYS_NS, BASIC_INTERFACE, BROKER_DATA_NS, BROKER_NS, BROKER_POLL_NS, BrokerState, check_body,
-    media_type, ok, operation, read_envelope, required, required_element, soap_action,
-    test_response, unknown_file, unsupported_media_type,
+    ARRAYS_NS, BASIC_INTERFACE, BROKER_DATA_NS, BROKER_NS, BROKER_POLL_NS, BrokerState,
+    QUOTA_ERROR, check_body, media_type, ok, operation, read_envelope, required, required_element,
+    soap_action, test_response, unknown_file, unsupported_media_type,
 };
 use crate::soap::{self, Element, Envelope, Fault, SoapVersion};
 
@@ -99,14 +99,18 @@ fn initiate(state: &BrokerState, request: &Element) -> Result<Response, Fault> {
     }
     state.authorise(user, password, sender)?;
     state.check_service(code, edition)?;
-    let reference = state.files().initiate(Initiation {
+    let initiation = Initiation {
         sender: sender.to_owned(),
         senders_reference: senders_reference.to_owned(),
         service_code: code.to_owned(),
         service_edition: state.config.service_edition,
         file_names,
         recipients,
-    });
+    };
+    let reference = state
+        .files()
+        .initiate(initiation, state.config.max_undelivered_files)
+        .map_err(|e| Fault::altinn(SoapVersion::V11, QUOTA_ERROR, e))?;
     tracing::info!(%reference, %sender, "altinn broker service initiated a file");
     Ok(ok(&format!(
         "<InitiateBrokerServiceBasicResponse xmlns=\"{BROKER_NS}\">\

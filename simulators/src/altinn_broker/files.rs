@@ -127,8 +127,23 @@ pub(super) struct Files {
 }
 
 impl Files {
-    /// Records a new file and returns its reference.
-    pub(super) fn initiate(&mut self, initiation: Initiation) -> String {
+    /// Records a new file and returns its reference, unless `limit` files are already
+    /// undelivered (initiated, or uploaded and not yet confirmed by every recipient).
+    pub(super) fn initiate(
+        &mut self,
+        initiation: Initiation,
+        limit: usize,
+    ) -> Result<String, String> {
+        let undelivered = self
+            .files
+            .iter()
+            .filter(|f| f.state != FileState::Uploaded || f.path.is_some())
+            .count();
+        if undelivered >= limit {
+            return Err(format!(
+                "The broker service already holds its limit of {limit} undelivered files"
+            ));
+        }
         let reference = Uuid::new_v4().to_string();
         self.files.push(BrokerFile {
             file_reference: reference.clone(),
@@ -148,7 +163,7 @@ impl Files {
             sent_at: None,
             path: None,
         });
-        reference
+        Ok(reference)
     }
 
     fn find_mut(&mut self, reference: &str) -> Option<&mut BrokerFile> {

@@ -10,7 +10,8 @@
 //! code and edition the configured broker service, and a missing field is a `soap:Client`
 //! fault. Files are kept per recipient and streamed to and from disk (the MTOM attachment is
 //! never held in memory), are visible and downloadable to their recipients only, and leave the
-//! `Uploaded` listing when the recipient confirms the download.
+//! `Uploaded` listing when the recipient confirms the download. The disk it uses is bounded:
+//! each file by `max_file_size`, how many are held by `max_undelivered_files`.
 //!
 //! | request | answer |
 //! |---|---|
@@ -57,6 +58,9 @@ pub const INSPECT_PATH: &str = "/_inspect/files";
 /// integration point's own limit for DPO.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = (1 << 30) + (16 << 20);
 
+/// How many files may be undelivered at once when the configuration does not say.
+pub const DEFAULT_MAX_UNDELIVERED_FILES: usize = 1000;
+
 /// The namespace of the operations, their parameters and the streamed headers.
 pub(crate) const BROKER_NS: &str = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06";
 /// The namespace of the broker's data types (manifest, search, available file).
@@ -88,6 +92,9 @@ pub struct AltinnBrokerConfig {
     pub service_edition: i32,
     /// The largest file accepted, in bytes.
     pub max_file_size: u64,
+    /// How many files may be undelivered at once (initiated, or uploaded and not confirmed by
+    /// every recipient); with the size limit, this bounds the disk the broker uses.
+    pub max_undelivered_files: usize,
     /// Where files are stored; when none, a temporary directory removed when it stops.
     pub data_dir: Option<PathBuf>,
 }
@@ -102,6 +109,7 @@ impl AltinnBrokerConfig {
             service_code: "4192".into(),
             service_edition: 270_815,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            max_undelivered_files: DEFAULT_MAX_UNDELIVERED_FILES,
             data_dir: None,
         }
     }
@@ -258,6 +266,8 @@ impl BrokerState {
 const NOT_AUTHORISED_ERROR: i32 = 30_014;
 /// The `ErrorID` for an unknown service code and edition.
 const UNKNOWN_SERVICE_ERROR: i32 = 30_011;
+/// The `ErrorID` for an initiation over the limit of undelivered files.
+const QUOTA_ERROR: i32 = 30_020;
 /// The `ErrorID` for a file reference that is unknown or not the caller's.
 const UNKNOWN_FILE_ERROR: i32 = 30_010;
 
