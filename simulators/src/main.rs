@@ -100,6 +100,10 @@ global/navn.read,global/postadresse.read"
     #[arg(long, env = "SIMULATORS_ALTINN_CORRESPONDENCE_MAX_MESSAGE_SIZE", default_value_t = altinn_correspondence::DEFAULT_MAX_MESSAGE_SIZE)]
     altinn_correspondence_max_message_size: usize,
 
+    /// How many correspondences the Altinn 2 correspondence agency keeps.
+    #[arg(long, env = "SIMULATORS_ALTINN_CORRESPONDENCE_MAX_CORRESPONDENCES", default_value_t = altinn_correspondence::DEFAULT_MAX_CORRESPONDENCES)]
+    altinn_correspondence_max_correspondences: usize,
+
     /// Port of the ServiceRegistry on 127.0.0.1.
     #[arg(long, env = "SIMULATORS_REGISTRY_PORT", default_value_t = 7110)]
     registry_port: u16,
@@ -234,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
     let mut correspondence_config = AltinnCorrespondenceConfig::new(fixture.clone());
     correspondence_config.port = args.altinn_correspondence_port;
     correspondence_config.max_message_size = args.altinn_correspondence_max_message_size;
+    correspondence_config.max_correspondences = args.altinn_correspondence_max_correspondences;
     let altinn_correspondence = AltinnCorrespondence::start(correspondence_config)
         .await
         .with_context(|| {

@@ -379,6 +379,23 @@ async fn inserting_again_with_the_same_reference_returns_the_first_receipt() {
 }
 
 #[tokio::test]
+async fn the_number_of_correspondences_kept_is_limited() {
+    let fixture =
+        Fixture::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixture.toml")).unwrap();
+    let mut config = AltinnCorrespondenceConfig::new(fixture);
+    config.max_correspondences = 1;
+    let agency = AltinnCorrespondence::start(config).await.unwrap();
+    let (status, xml) = insert(&agency, SENDER, "first").await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+    let (status, xml) = insert(&agency, SENDER, "second").await;
+    assert_fault(status, &xml, None);
+    assert!(text(&xml, "AltinnErrorMessage").is_some(), "{xml}");
+    // Sending the first again still answers with its receipt.
+    let (status, xml) = insert(&agency, SENDER, "first").await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+}
+
+#[tokio::test]
 async fn wrong_or_missing_credentials_are_refused() {
     let agency = start().await;
     let action = format!("{ACTIONS}InsertCorrespondenceV2");

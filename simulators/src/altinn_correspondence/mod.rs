@@ -53,6 +53,9 @@ pub const INSPECT_PATH: &str = "/_inspect/correspondences";
 /// base64-encoded inside it): 100 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 100 << 20;
 
+/// How many correspondences are kept when the configuration does not say.
+pub const DEFAULT_MAX_CORRESPONDENCES: usize = 10_000;
+
 /// The namespace of the operations.
 const CORRESPONDENCE_NS: &str =
     "http://www.altinn.no/services/ServiceEngine/Correspondence/2009/10";
@@ -68,6 +71,8 @@ const STATUS_INFORMATION_NS: &str =
 /// The namespace of the status history's entries.
 const STATUS_NS: &str = "http://schemas.altinn.no/services/ServiceEngine/Correspondence/2014/10";
 
+/// The `ErrorID` for a correspondence over the limit of those kept (the simulator's own).
+const QUOTA_ERROR: i32 = 30_020;
 /// The `ErrorID` for a request the agency's validation refuses.
 const VALIDATION_ERROR: i32 = 30_001;
 
@@ -80,15 +85,19 @@ pub struct AltinnCorrespondenceConfig {
     pub fixture: Fixture,
     /// The largest message accepted, in bytes; a larger one is answered 413.
     pub max_message_size: usize,
+    /// How many correspondences are kept (attachments are hashed, not kept); a new one beyond
+    /// is refused with an Altinn fault, so memory stays bounded.
+    pub max_correspondences: usize,
 }
 
 impl AltinnCorrespondenceConfig {
-    /// An agency on a free port for `fixture`'s organisations with the default size limit.
+    /// An agency on a free port for `fixture`'s organisations with the default limits.
     pub fn new(fixture: Fixture) -> Self {
         Self {
             port: 0,
             fixture,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_correspondences: DEFAULT_MAX_CORRESPONDENCES,
         }
     }
 }
@@ -351,6 +360,14 @@ fn insert_correspondence(
     let mut book = state.book();
     let reference = request.external_shipment_reference.clone();
     if book.find(sender, &reference).is_none() {
+        let limit = state.config.max_correspondences;
+        if book.correspondences.len() >= limit {
+            return Err(Fault::altinn(
+                SoapVersion::V12,
+                QUOTA_ERROR,
+                format!("The agency already holds its limit of {limit} correspondences"),
+            ));
+        }
         book.last_id += 1;
         let id = book.last_id;
         tracing::info!(%reference, reportee = %request.reportee, "altinn correspondence agency received a correspondence");
