@@ -5,6 +5,8 @@
 //! sizes), because a stand-in that accepts anything proves nothing; each can inject faults and
 //! tells a test what it received.
 
+pub mod altinn_broker;
+pub mod altinn_correspondence;
 pub mod altinn_exchange;
 mod cms;
 pub mod config_service;
@@ -18,6 +20,7 @@ pub mod pki;
 pub mod processes;
 pub mod registry;
 mod serving;
+mod soap;
 pub mod svarut;
 mod timestamp;
 mod xml_tree;

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use simulators::altinn_broker::{self, AltinnBroker, AltinnBrokerConfig};
+use simulators::altinn_correspondence::{self, AltinnCorrespondence, AltinnCorrespondenceConfig};
 use simulators::altinn_exchange::{AltinnExchange, AltinnExchangeConfig};
 use simulators::config_service::{ConfigService, ConfigServiceConfig};
 use simulators::dpi::{Meldingsformidler, MeldingsformidlerConfig, providers_from_fixture};
@@ -75,6 +77,34 @@ global/navn.read,global/postadresse.read"
     /// Port of the log service (TCP, JSON lines) on 127.0.0.1.
     #[arg(long, env = "SIMULATORS_LOG_SERVICE_PORT", default_value_t = 7114)]
     log_service_port: u16,
+
+    /// Port of the Altinn 2 broker service (DPO) on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_ALTINN_BROKER_PORT", default_value_t = 7120)]
+    altinn_broker_port: u16,
+
+    /// Largest file the Altinn 2 broker service accepts, in bytes.
+    #[arg(long, env = "SIMULATORS_ALTINN_BROKER_MAX_FILE_SIZE", default_value_t = altinn_broker::DEFAULT_MAX_FILE_SIZE)]
+    altinn_broker_max_file_size: u64,
+
+    /// How many files the Altinn 2 broker service holds undelivered at once.
+    #[arg(long, env = "SIMULATORS_ALTINN_BROKER_MAX_UNDELIVERED_FILES", default_value_t = altinn_broker::DEFAULT_MAX_UNDELIVERED_FILES)]
+    altinn_broker_max_undelivered_files: usize,
+
+    /// Port of the Altinn 2 correspondence agency (DPV) on 127.0.0.1.
+    #[arg(
+        long,
+        env = "SIMULATORS_ALTINN_CORRESPONDENCE_PORT",
+        default_value_t = 7121
+    )]
+    altinn_correspondence_port: u16,
+
+    /// Largest message the Altinn 2 correspondence agency accepts, in bytes.
+    #[arg(long, env = "SIMULATORS_ALTINN_CORRESPONDENCE_MAX_MESSAGE_SIZE", default_value_t = altinn_correspondence::DEFAULT_MAX_MESSAGE_SIZE)]
+    altinn_correspondence_max_message_size: usize,
+
+    /// How many correspondences the Altinn 2 correspondence agency keeps.
+    #[arg(long, env = "SIMULATORS_ALTINN_CORRESPONDENCE_MAX_CORRESPONDENCES", default_value_t = altinn_correspondence::DEFAULT_MAX_CORRESPONDENCES)]
+    altinn_correspondence_max_correspondences: usize,
 
     /// Port of the ServiceRegistry on 127.0.0.1.
     #[arg(long, env = "SIMULATORS_REGISTRY_PORT", default_value_t = 7110)]
@@ -212,6 +242,29 @@ async fn main() -> anyhow::Result<()> {
     })?;
 
     let fixture = Fixture::load(&args.fixture)?;
+    let mut broker_config = AltinnBrokerConfig::new(fixture.clone());
+    broker_config.port = args.altinn_broker_port;
+    broker_config.max_file_size = args.altinn_broker_max_file_size;
+    broker_config.max_undelivered_files = args.altinn_broker_max_undelivered_files;
+    broker_config.data_dir = args.data_dir.as_ref().map(|dir| dir.join("altinn-broker"));
+    let altinn_broker = AltinnBroker::start(broker_config).await.with_context(|| {
+        format!(
+            "cannot start the Altinn broker service on port {}",
+            args.altinn_broker_port
+        )
+    })?;
+    let mut correspondence_config = AltinnCorrespondenceConfig::new(fixture.clone());
+    correspondence_config.port = args.altinn_correspondence_port;
+    correspondence_config.max_message_size = args.altinn_correspondence_max_message_size;
+    correspondence_config.max_correspondences = args.altinn_correspondence_max_correspondences;
+    let altinn_correspondence = AltinnCorrespondence::start(correspondence_config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the Altinn correspondence agency on port {}",
+                args.altinn_correspondence_port
+            )
+        })?;
     let mut registry_config = RegistryConfig::new(
         fixture.clone(),
         Arc::new(maskinporten.verifier()),
@@ -276,6 +329,9 @@ async fn main() -> anyhow::Result<()> {
         ("SvarInn", svarut.svarinn_url()),
         ("DPI meldingsformidler", dpi.api_url()),
         ("KRR print certificate", dpi.print_certificate_url()),
+        ("Altinn broker (basic)", altinn_broker.basic_url()),
+        ("Altinn broker (streamed)", altinn_broker.streamed_url()),
+        ("Altinn correspondence", altinn_correspondence.service_url()),
     ];
     println!("{:<24} URL", "service");
     for (name, url) in &services {
@@ -294,5 +350,7 @@ async fn main() -> anyhow::Result<()> {
     registry.shutdown().await;
     dpi.shutdown().await;
     svarut.shutdown().await;
+    altinn_broker.shutdown().await;
+    altinn_correspondence.shutdown().await;
     Ok(())
 }

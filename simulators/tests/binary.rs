@@ -17,6 +17,12 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         .args(["--altinn-exchange-port", "0", "--config-service-port", "0"])
         .args(["--log-service-port", "0", "--registry-port", "0"])
         .args(["--dpi-port", "0", "--svarut-port", "0"])
+        .args([
+            "--altinn-broker-port",
+            "0",
+            "--altinn-correspondence-port",
+            "0",
+        ])
         .arg("--fixture")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixture.toml"))
         .env("SIMULATORS_LOOPBACK_PASSWORD", "pw")
