@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiSettings, ApiState, Users};
-use crate::blobs::{BlobStore, FileBlobStore};
+use crate::blobs::{BlobStore, DbBlobStore, FileBlobStore};
 use crate::config::{Config, LoadOptions};
 use crate::crypto::at_rest::EncryptedBlobStore;
 use crate::engine::{Engine, EngineSettings, Retention};
@@ -23,7 +23,7 @@ use crate::manage::{self, Reloader};
 use crate::plugins::egress::Egress;
 use crate::plugins::{HostServices, PluginEngine, PluginHost};
 use crate::registry::{RegistryConfig, ServiceRegistry, scopes_for_channels};
-use crate::store::Store;
+use crate::store::{Dialect, Store};
 use crate::tokens::{
     AltinnConfig, AltinnExchange, ClientKey, Maskinporten, MaskinportenConfig, TokenService,
     TokenSource,
@@ -111,9 +111,17 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
     )?;
     let tokens: Arc<dyn TokenSource> = Arc::new(TokenService::new(maskinporten, Some(altinn)));
     let data_dir = config.data_dir();
-    // Stored files are encrypted at rest to the organisation's own certificate.
-    let files: Arc<dyn BlobStore> =
-        Arc::new(FileBlobStore::open(data_dir.join("blobs")).context("opening the blob store")?);
+    let store = Store::open(&database_url(&config))
+        .await
+        .context("opening the database")?;
+    // One instance keeps files on its disk; several share them in the database, in chunks.
+    // Either way they are encrypted at rest to the organisation's own certificate.
+    let files: Arc<dyn BlobStore> = match store.dialect() {
+        Dialect::Sqlite => {
+            Arc::new(FileBlobStore::open(data_dir.join("blobs")).context("opening the blob store")?)
+        }
+        Dialect::Postgres => Arc::new(DbBlobStore::new(&store, tokio::runtime::Handle::current())),
+    };
     let blobs: Arc<dyn BlobStore> =
         Arc::new(EncryptedBlobStore::new(files, config.certificate.clone()));
     let services = Arc::new(HostServices {
@@ -127,9 +135,6 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
         services,
     )?);
     plugins.load(&config.plugin_set()).await?;
-    let store = Store::open(&database_url(&config))
-        .await
-        .context("opening the database")?;
 
     let channel_services: Vec<String> = plugins
         .current()
@@ -194,7 +199,9 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
         http: reqwest::Client::new(),
     });
     let reloader = Arc::new(Reloader { options, plugins });
-    let app = api::router(state, manage::router(reloader.clone()));
+    let monitor = manage::Monitor::new(store.clone(), reloader.plugins.clone(), &config);
+    let manage = manage::router(reloader.clone()).merge(manage::monitoring(Arc::new(monitor)));
+    let app = api::router(state, manage);
     let listen = settings.api.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -11,6 +11,7 @@ mod conversations;
 mod error;
 mod messages_in;
 mod messages_out;
+mod openapi;
 mod page;
 mod query;
 mod render;
@@ -148,6 +149,8 @@ pub fn router(state: Arc<ApiState>, extra: Router) -> Router {
                 .put(subscriptions::update)
                 .delete(subscriptions::remove),
         )
+        .route("/api-docs", get(openapi::document))
+        .route("/v3/api-docs", get(openapi::document))
         // Uploads stream without a cap here; the upload handler enforces the channel's limit.
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone())

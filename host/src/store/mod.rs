@@ -11,6 +11,7 @@
 mod conversations;
 mod filter;
 mod in_messages;
+mod metrics;
 mod model;
 mod out_messages;
 mod outbox;
@@ -26,6 +27,7 @@ use sqlx::{AnyPool, Executor as _};
 
 pub use conversations::StatusEffects;
 pub use filter::{ConversationQuery, MessageQuery, PageRequest, StatusQuery};
+pub use metrics::MessageCount;
 pub use model::*;
 pub use webhooks::{EventFilter, status_event_payload};
 

@@ -66,10 +66,9 @@ impl Store {
     /// Releases every claim, whoever holds it: an SQLite database has one instance, so at its
     /// start no claim can belong to a live worker.
     pub async fn release_all_claims(&self) -> Result<u64, StoreError> {
-        let released =
-            sqlx::query("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL")
-                .execute(self.pool())
-                .await?;
+        let released = sqlx::query("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL")
+            .execute(self.pool())
+            .await?;
         Ok(released.rows_affected())
     }
 
