@@ -46,4 +46,5 @@ pub mod artifacts {
 }
 pub mod harness;
 pub mod network;
+pub mod postgres;
 pub mod process;

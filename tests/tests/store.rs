@@ -16,10 +16,8 @@ use integrasjonspunkt::store::{
     MessageStatus, NewConversation, OutMessage, PageRequest, ReceiptStatus, StatusEffects,
     StatusQuery, StatusUpdate, Store, StoreError, Subscription, WebhookEvent, now_millis,
 };
-use sqlx::{AnyPool, Connection as _, Executor as _, Row as _};
-
-/// Where PostgreSQL is when `IP_TEST_POSTGRES` does not say.
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+use ip_tests::postgres::FreshDatabase;
+use sqlx::{AnyPool, Row as _};
 
 // ---------------------------------------------------------------------------------------------
 // The databases.
@@ -32,7 +30,7 @@ struct TestDb {
     raw: AnyPool,
     _sqlite_dir: Option<tempfile::TempDir>,
     // Last, so the pools above are dropped before the database is.
-    _postgres: Option<PostgresDatabase>,
+    _postgres: Option<FreshDatabase>,
 }
 
 impl Deref for TestDb {
@@ -60,33 +58,8 @@ impl TestDb {
     }
 
     async fn postgres() -> Self {
-        let admin_url =
-            std::env::var("IP_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
-        let name = format!("ip_store_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
-            Ok(connection) => connection,
-            Err(error) => {
-                let context = if std::env::var_os("CI").is_some() {
-                    "CI is set: the PostgreSQL half of the store tests must run"
-                } else {
-                    "this machine is expected to run PostgreSQL; the store is not tested on it"
-                };
-                panic!(
-                    "PostgreSQL is unreachable at {admin_url} (set IP_TEST_POSTGRES to point \
-                     elsewhere): {error}. {context}."
-                );
-            }
-        };
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap_or_else(|error| panic!("CREATE DATABASE {name} on {admin_url}: {error}"));
-        admin.close().await.ok();
-        let guard = PostgresDatabase {
-            admin_url: admin_url.clone(),
-            name: name.clone(),
-        };
-        let url = database_url(&admin_url, &name);
+        let database = FreshDatabase::create("ip_store").await;
+        let url = database.url.clone();
         let store = Store::open(&url).await.expect("open the PostgreSQL store");
         let raw = AnyPool::connect(&url)
             .await
@@ -96,7 +69,7 @@ impl TestDb {
             url,
             raw,
             _sqlite_dir: None,
-            _postgres: Some(guard),
+            _postgres: Some(database),
         }
     }
 
@@ -111,50 +84,6 @@ impl TestDb {
             .await
             .unwrap_or_else(|error| panic!("{sql}: {error}"))
             .get::<i64, _>(0)
-    }
-}
-
-/// `admin_url` with its database replaced by `name`.
-fn database_url(admin_url: &str, name: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (admin_url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |at| at + 3);
-    let server = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    format!("{server}/{name}{query}")
-}
-
-/// Drops its database when the test ends, passed or not; best effort.
-struct PostgresDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // The test's runtime cannot be blocked on from inside; a thread of its own can.
-        let dropper = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    admin.execute(sql.as_str()).await.ok();
-                    admin.close().await.ok();
-                }
-            });
-        });
-        dropper.join().ok();
     }
 }
 

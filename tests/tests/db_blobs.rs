@@ -14,12 +14,11 @@ use integrasjonspunkt::blobs::{Blob, BlobId, BlobStore, DbBlobStore, read_stream
 use integrasjonspunkt::crypto::BusinessCertificate;
 use integrasjonspunkt::crypto::at_rest::EncryptedBlobStore;
 use integrasjonspunkt::store::Store;
+use ip_tests::postgres::FreshDatabase;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyPool, Connection as _, Executor as _, Row as _};
+use sqlx::{AnyPool, Row as _};
 use tokio::runtime::Runtime;
 
-/// Where PostgreSQL is when `IP_TEST_POSTGRES` does not say.
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// The store's chunk size; the tests aim at its boundaries.
 const CHUNK: usize = 1024 * 1024;
 
@@ -31,7 +30,7 @@ const CHUNK: usize = 1024 * 1024;
 struct Fixture {
     blobs: Arc<DbBlobStore>,
     raw: AnyPool,
-    _database: PostgresDatabase,
+    _database: FreshDatabase,
     runtime: Runtime,
 }
 
@@ -43,27 +42,8 @@ impl Fixture {
             .build()
             .expect("a tokio runtime");
         let (store, raw, database) = runtime.block_on(async {
-            let admin_url =
-                std::env::var("IP_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
-            let name = format!("ip_blobs_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = sqlx::PgConnection::connect(&admin_url)
-                .await
-                .unwrap_or_else(|error| {
-                    panic!(
-                        "PostgreSQL is unreachable at {admin_url} (set IP_TEST_POSTGRES to point \
-                         elsewhere); the database blob store cannot be tested without it: {error}"
-                    )
-                });
-            admin
-                .execute(format!("CREATE DATABASE {name}").as_str())
-                .await
-                .unwrap_or_else(|error| panic!("CREATE DATABASE {name}: {error}"));
-            admin.close().await.ok();
-            let database = PostgresDatabase {
-                admin_url: admin_url.clone(),
-                name: name.clone(),
-            };
-            let url = database_url(&admin_url, &name);
+            let database = FreshDatabase::create("ip_blobs").await;
+            let url = database.url.clone();
             let store = Store::open(&url)
                 .await
                 .expect("open the store on PostgreSQL");
@@ -104,50 +84,6 @@ impl Fixture {
             "SELECT (SELECT COUNT(*) FROM blob_chunk) + (SELECT COUNT(*) FROM blob_object)",
             None,
         )
-    }
-}
-
-/// `admin_url` with its database replaced by `name`.
-fn database_url(admin_url: &str, name: &str) -> String {
-    let (base, query) = match admin_url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (admin_url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |at| at + 3);
-    let server = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    format!("{server}/{name}{query}")
-}
-
-/// Drops the test's database, best effort.
-struct PostgresDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // A thread of its own, so this works whatever runtime the dropping thread is in.
-        let dropper = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    admin.execute(sql.as_str()).await.ok();
-                    admin.close().await.ok();
-                }
-            });
-        });
-        dropper.join().ok();
     }
 }
 
