@@ -106,7 +106,26 @@ impl Network {
         operator_extra: &str,
         plugin_settings: &str,
     ) -> PathBuf {
-        let home = self.dir.path().join(format!("ip-{orgnr}"));
+        self.configure_instance(
+            orgnr,
+            "",
+            "sqlite://data/integrasjonspunkt.db",
+            operator_extra,
+            plugin_settings,
+        )
+    }
+
+    /// The configuration of instance `instance` of organisation `orgnr`'s integration point,
+    /// on the database at `database` (several instances may share a PostgreSQL one).
+    pub fn configure_instance(
+        &self,
+        orgnr: &str,
+        instance: &str,
+        database: &str,
+        operator_extra: &str,
+        plugin_settings: &str,
+    ) -> PathBuf {
+        let home = self.dir.path().join(format!("ip-{orgnr}{instance}"));
         let config_dir = home.join("config");
         std::fs::create_dir_all(&config_dir).expect("a configuration directory");
         let peer = self.peer.base_url();
@@ -154,7 +173,7 @@ listen = "127.0.0.1:0"
 password-hash = "{hash}"
 
 [database]
-url = "sqlite://data/integrasjonspunkt.db"
+url = "{database}"
 
 [channels]
 enabled = ["loopback"]
