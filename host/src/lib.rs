@@ -21,4 +21,5 @@ pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod timefmt;
+pub mod tls;
 pub mod tokens;

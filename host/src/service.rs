@@ -87,11 +87,17 @@ fn database_url(config: &Config) -> String {
 /// Starts everything `config` describes; `options` are kept for reloads.
 pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<RunningService> {
     let settings = &config.settings;
-    anyhow::ensure!(
-        settings.api.tls.is_none(),
-        "api.tls: serving TLS directly is not supported yet; terminate TLS in a proxy in front \
-         and remove api.tls"
-    );
+    let tls = settings
+        .api
+        .tls
+        .as_ref()
+        .map(|tls| {
+            crate::tls::acceptor(
+                &config.path("api.tls.certificate", &tls.certificate),
+                &config.path("api.tls.key", &tls.key),
+            )
+        })
+        .transpose()?;
     let client_id = settings
         .maskinporten
         .client_id
@@ -210,9 +216,22 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
     let shutdown = CancellationToken::new();
     let stopping = shutdown.clone();
     let server = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopping.cancelled().await })
-            .await;
+        let stopped = async move { stopping.cancelled().await };
+        let served = match tls {
+            Some(acceptor) => match crate::tls::TlsListener::new(listener, acceptor) {
+                Ok(listener) => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+                Err(error) => Err(error),
+            },
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        };
         if let Err(error) = served {
             tracing::error!(%error, "the API stopped serving");
         }
