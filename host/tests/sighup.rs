@@ -42,10 +42,10 @@ fn get(port: u16, path: &str) -> Option<String> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {}\r\n\
-         Connection: close\r\n\r\n",
         // operator:operator password
-        "b3BlcmF0b3I6b3BlcmF0b3IgcGFzc3dvcmQ="
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Basic b3BlcmF0b3I6b3BlcmF0b3IgcGFzc3dvcmQ=\r\n\
+         Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut response = String::new();
