@@ -98,6 +98,12 @@ impl AltinnExchange {
         self.server.base_url()
     }
 
+    /// The run-time fault rules (latency, errors, dropped connections) of this service; the
+    /// same rules its `/_faults` endpoint sets.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        self.server.faults()
+    }
+
     /// The exchange's URL.
     pub fn exchange_url(&self) -> String {
         format!("{}{EXCHANGE_PATH}", self.base_url())

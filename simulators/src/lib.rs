@@ -7,6 +7,7 @@
 
 pub mod altinn_exchange;
 pub mod config_service;
+pub mod faults;
 pub mod fixture;
 mod jose;
 pub mod log_sink;

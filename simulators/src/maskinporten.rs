@@ -217,6 +217,12 @@ impl Maskinporten {
         self.server.base_url()
     }
 
+    /// The run-time fault rules (latency, errors, dropped connections) of this service; the
+    /// same rules its `/_faults` endpoint sets.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        self.server.faults()
+    }
+
     /// The token endpoint.
     pub fn token_url(&self) -> String {
         format!("{}/token", self.base_url())
