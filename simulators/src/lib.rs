@@ -16,4 +16,5 @@ pub mod maskinporten;
 pub mod pki;
 pub mod processes;
 pub mod registry;
+pub mod service_bus;
 mod serving;
