@@ -15,6 +15,7 @@ pub mod loopback_peer;
 pub mod maskinporten;
 pub mod pki;
 pub mod processes;
+pub mod registers;
 pub mod registry;
 pub mod service_bus;
 mod serving;
