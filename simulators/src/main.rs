@@ -1,11 +1,15 @@
 //! The simulators as one process, for running the local profile by hand or from `cargo xtask`.
 //!
 //! Each service listens on its own fixed loopback port so the local environment file can name
-//! it; logs go to stdout so a developer sees every request a stand-in refused and why.
+//! it; logs go to stdout so a developer sees every request a stand-in refused and why. Start-up
+//! is mostly RSA key generation, so the services that make keys start side by side and the PKI
+//! directory keeps the keys for the next start ([`TestPki::open`]); the time it took is printed
+//! under the table.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -16,7 +20,9 @@ use simulators::log_sink::{LogSink, LogSinkConfig};
 use simulators::loopback_peer::{DEFAULT_MAX_PACKAGE_SIZE, LoopbackPeer, LoopbackPeerConfig};
 use simulators::maskinporten::{Maskinporten, MaskinportenConfig};
 use simulators::pki::TestPki;
-use simulators::registry::{RegistryConfig, ServiceRegistry};
+use simulators::registers::{RegisterPorts, Registers, RegistersConfig};
+use simulators::registry::{REGISTRY_ORGNR, RegistryConfig, ServiceRegistry};
+use simulators::service_bus::{DEFAULT_MAX_MESSAGE_SIZE, ServiceBus, ServiceBusConfig};
 use tracing_subscriber::EnvFilter;
 
 /// Offline stand-ins for the services the integration point talks to.
@@ -78,7 +84,43 @@ global/navn.read,global/postadresse.read"
     #[arg(long, env = "SIMULATORS_REGISTRY_PORT", default_value_t = 7110)]
     registry_port: u16,
 
-    /// The fixture of organisations and citizens the registry answers about; it also issues a
+    /// Port of ELMA (the PEPPOL SMP) on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_ELMA_PORT", default_value_t = 7115)]
+    elma_port: u16,
+
+    /// Port of KRR on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_KRR_PORT", default_value_t = 7116)]
+    krr_port: u16,
+
+    /// Port of Virksert on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_VIRKSERT_PORT", default_value_t = 7117)]
+    virksert_port: u16,
+
+    /// Port of Brreg (and the population register's person lookup) on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_BRREG_PORT", default_value_t = 7118)]
+    brreg_port: u16,
+
+    /// Port of the FIKS address service on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_FIKS_ADDRESS_PORT", default_value_t = 7119)]
+    fiks_address_port: u16,
+
+    /// Port of DPE's Service Bus on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_SERVICE_BUS_PORT", default_value_t = 7124)]
+    service_bus_port: u16,
+
+    /// How long a Service Bus peek-lock hides a message, in seconds.
+    #[arg(
+        long,
+        env = "SIMULATORS_SERVICE_BUS_LOCK_SECONDS",
+        default_value_t = 30
+    )]
+    service_bus_lock_seconds: u64,
+
+    /// Largest Service Bus message body accepted, in bytes.
+    #[arg(long, env = "SIMULATORS_SERVICE_BUS_MAX_MESSAGE_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE)]
+    service_bus_max_message_size: usize,
+
+    /// The fixture of organisations and citizens the registers know; Virksert issues a
     /// business certificate and keystore to each organisation in it.
     #[arg(
         long,
@@ -91,8 +133,9 @@ global/navn.read,global/postadresse.read"
     #[arg(long, env = "SIMULATORS_DATA_DIR")]
     data_dir: Option<PathBuf>,
 
-    /// Where the fresh test PKI is written: the CA, and per organisation `<orgnr>.p12`,
-    /// `<orgnr>.pem` and `<orgnr>-key.pem`.
+    /// Where the test PKI is written: the CA, and per organisation `<orgnr>.p12`,
+    /// `<orgnr>.pem` and `<orgnr>-key.pem`. Its CA and keys are reused on the next start while
+    /// the CA is valid; certificates and keystores are issued afresh.
     #[arg(long, env = "SIMULATORS_PKI_DIR", default_value = "target/local/pki")]
     pki_dir: PathBuf,
 
@@ -101,7 +144,7 @@ global/navn.read,global/postadresse.read"
     keystore_password: String,
 
     /// Organisations outside the fixture that get a business certificate, `orgnr=name`. The
-    /// fixture's own get theirs from the registry, which must be the only issuer of those:
+    /// fixture's own get theirs from Virksert, which must be the only issuer of those:
     /// issuing twice would leave a keystore whose serial `/virksert` does not answer.
     #[arg(long, value_delimiter = ',')]
     organisations: Vec<String>,
@@ -117,33 +160,27 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stdout().is_terminal())
         .init();
     let args = Args::parse();
+    let started = Instant::now();
 
-    let pki = TestPki::new(&args.pki_dir).context("creating the test PKI")?;
-    for organisation in &args.organisations {
-        let (number, name) = organisation
-            .split_once('=')
-            .unwrap_or((organisation, organisation));
-        let issued = pki
-            .issue(number, name, -1, 365, &args.keystore_password)
-            .with_context(|| format!("issuing a business certificate for {number}"))?;
-        tracing::info!(keystore = %issued.keystore.display(), "business certificate issued");
-    }
-
-    let loopback = LoopbackPeer::start(LoopbackPeerConfig {
-        port: args.loopback_port,
-        username: args.loopback_username,
-        password: args.loopback_password,
-        max_package_size: args.loopback_max_package_size,
-        data_dir: args.data_dir.map(|dir| dir.join("loopback-peer")),
-    })
-    .await
-    .with_context(|| {
-        format!(
-            "cannot start the loopback peer on port {}",
-            args.loopback_port
-        )
-    })?;
-    tracing::info!(url = %loopback.base_url(), "loopback peer ready");
+    let fixture = Fixture::load(&args.fixture)?;
+    // Every business certificate's key is made meanwhile, on other threads, unless kept.
+    let key_owners: Vec<String> = fixture
+        .organisations
+        .iter()
+        .map(|organisation| organisation.orgnr.clone())
+        .chain(args.organisations.iter().map(|organisation| {
+            organisation
+                .split_once('=')
+                .map_or(organisation.as_str(), |(number, _)| number)
+                .to_owned()
+        }))
+        .chain([REGISTRY_ORGNR.to_owned()])
+        .collect();
+    let keys = tokio::task::spawn_blocking({
+        let dir = args.pki_dir.clone();
+        move || TestPki::prepare_keys(&dir, &key_owners)
+    });
+    let pki = Arc::new(TestPki::open(&args.pki_dir).context("creating the test PKI")?);
 
     let mut maskinporten_config = MaskinportenConfig::new(
         pki.ca().clone(),
@@ -159,16 +196,50 @@ async fn main() -> anyhow::Result<()> {
                 args.maskinporten_port
             )
         })?;
+    keys.await
+        .context("making business certificate keys")?
+        .context("making business certificate keys")?;
+    let extra_certificates = tokio::task::spawn_blocking({
+        let pki = pki.clone();
+        let password = args.keystore_password.clone();
+        let organisations = args.organisations.clone();
+        move || issue_extra_certificates(&pki, &organisations, &password)
+    });
+    // The exchange makes a key; it starts on another thread while the rest start here.
     let mut exchange_config = AltinnExchangeConfig::new(maskinporten.verifier());
     exchange_config.port = args.altinn_exchange_port;
-    let altinn_exchange = AltinnExchange::start(exchange_config)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot start the Altinn token exchange on port {}",
-                args.altinn_exchange_port
-            )
-        })?;
+    let altinn_exchange = tokio::spawn(AltinnExchange::start(exchange_config));
+    let registers_config = RegistersConfig {
+        ports: RegisterPorts {
+            elma: args.elma_port,
+            krr: args.krr_port,
+            virksert: args.virksert_port,
+            brreg: args.brreg_port,
+            fiks_address: args.fiks_address_port,
+        },
+        fixture: fixture.clone(),
+        verifier: Arc::new(maskinporten.verifier()),
+        keystore_password: args.keystore_password.clone(),
+    };
+    let registers = tokio::spawn({
+        let pki = pki.clone();
+        async move { Registers::start(registers_config, &pki).await }
+    });
+
+    let loopback = LoopbackPeer::start(LoopbackPeerConfig {
+        port: args.loopback_port,
+        username: args.loopback_username,
+        password: args.loopback_password,
+        max_package_size: args.loopback_max_package_size,
+        data_dir: args.data_dir.map(|dir| dir.join("loopback-peer")),
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the loopback peer on port {}",
+            args.loopback_port
+        )
+    })?;
     // The local environment asks for nothing yet; an empty answer is a valid one.
     let config_service = ConfigService::start(ConfigServiceConfig {
         port: args.config_service_port,
@@ -192,16 +263,38 @@ async fn main() -> anyhow::Result<()> {
             args.log_service_port
         )
     })?;
+    let mut service_bus_config = ServiceBusConfig::new(fixture.service_bus.clone());
+    service_bus_config.port = args.service_bus_port;
+    service_bus_config.lock_duration = Duration::from_secs(args.service_bus_lock_seconds);
+    service_bus_config.max_message_size = args.service_bus_max_message_size;
+    let service_bus = ServiceBus::start(service_bus_config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the Service Bus on port {}",
+                args.service_bus_port
+            )
+        })?;
 
-    let fixture = Fixture::load(&args.fixture)?;
+    let altinn_exchange = altinn_exchange
+        .await
+        .context("starting the Altinn token exchange")?
+        .with_context(|| {
+            format!(
+                "cannot start the Altinn token exchange on port {}",
+                args.altinn_exchange_port
+            )
+        })?;
+    let registers = registers.await.context("starting the registers")??;
+    // The registry hands DPE the key the Service Bus checks signatures with.
     let mut registry_config = RegistryConfig::new(
-        fixture,
+        fixture.clone(),
         Arc::new(maskinporten.verifier()),
         args.keystore_password,
-        // No Service Bus simulator shares it yet; a fresh key is as good as any.
-        uuid::Uuid::new_v4().simple().to_string(),
+        fixture.service_bus.key.clone(),
     );
     registry_config.port = args.registry_port;
+    registry_config.sources = Some(registers.urls());
     let registry = ServiceRegistry::start(registry_config, &pki)
         .await
         .with_context(|| {
@@ -210,19 +303,30 @@ async fn main() -> anyhow::Result<()> {
                 args.registry_port
             )
         })?;
+    extra_certificates
+        .await
+        .context("issuing business certificates")??;
 
+    let urls = registers.urls();
     let services = [
         ("loopback peer", loopback.base_url()),
         ("Maskinporten", maskinporten.token_url()),
         ("Altinn token exchange", altinn_exchange.exchange_url()),
         ("configuration service", config_service.base_url()),
-        ("log service (TCP)", log_sink.destination()),
         ("ServiceRegistry", registry.base_url()),
+        ("ELMA", urls.elma),
+        ("KRR", urls.krr),
+        ("Virksert", urls.virksert),
+        ("Brreg", urls.brreg),
+        ("FIKS address service", urls.fiks_address),
+        ("DPE Service Bus", service_bus.base_url()),
+        ("log service (TCP)", log_sink.destination()),
     ];
     println!("{:<24} URL", "service");
     for (name, url) in &services {
         println!("{name:<24} {url}");
     }
+    println!("started in {} ms", started.elapsed().as_millis());
 
     tokio::signal::ctrl_c()
         .await
@@ -234,5 +338,25 @@ async fn main() -> anyhow::Result<()> {
     config_service.shutdown().await;
     log_sink.shutdown().await;
     registry.shutdown().await;
+    registers.shutdown().await;
+    service_bus.shutdown().await;
+    Ok(())
+}
+
+/// Issues a business certificate to each of `organisations` (`orgnr=name`).
+fn issue_extra_certificates(
+    pki: &TestPki,
+    organisations: &[String],
+    password: &str,
+) -> anyhow::Result<()> {
+    for organisation in organisations {
+        let (number, name) = organisation
+            .split_once('=')
+            .unwrap_or((organisation, organisation));
+        let issued = pki
+            .issue(number, name, -1, 365, password)
+            .with_context(|| format!("issuing a business certificate for {number}"))?;
+        tracing::info!(keystore = %issued.keystore.display(), "business certificate issued");
+    }
     Ok(())
 }

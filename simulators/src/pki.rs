@@ -5,6 +5,12 @@
 //! check). So the simulators make their PKI at start: a CA, and for each organisation a key
 //! pair and a certificate naming its organisation number, written as the PKCS#12 keystore and
 //! PEM files an integration point of the local environment loads.
+//!
+//! RSA key generation is most of the simulators' start-up, so a PKI opened with
+//! [`TestPki::open`] keeps its keys in its directory and reuses them on the next start: the CA
+//! while its certificate has [`CA_MIN_REMAINING_DAYS`] left, and each organisation's key pair
+//! (certificates are still issued afresh each time, which is cheap). Tests use [`TestPki::new`],
+//! which always makes new keys.
 
 use std::path::{Path, PathBuf};
 
@@ -18,11 +24,15 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::{BasicConstraints, KeyUsage};
 use openssl::x509::{X509, X509NameBuilder};
 
+/// How long a reused CA must still be valid; a shorter-lived one is replaced.
+pub const CA_MIN_REMAINING_DAYS: u32 = 30;
+
 /// A CA that issues business certificates.
 pub struct TestPki {
     dir: PathBuf,
     ca_key: PKey<Private>,
     ca: X509,
+    reuse_keys: bool,
 }
 
 /// A business certificate and where its files are.
@@ -67,11 +77,81 @@ impl TestPki {
         )?;
         builder.sign(&ca_key, MessageDigest::sha256())?;
         let ca = builder.build();
+        write_atomically(&dir.join("ca-key.pem"), &ca_key.private_key_to_pem_pkcs8()?)?;
         write_atomically(&dir.join("ca.pem"), &ca.to_pem()?)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             ca_key,
             ca,
+            reuse_keys: false,
+        })
+    }
+
+    /// The PKI in `dir` when its CA is still valid for [`CA_MIN_REMAINING_DAYS`], else a new
+    /// one there; either way, keys it issues with are reused from `dir` when present.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let reused = Self::load_ca(dir).ok().flatten();
+        let (ca_key, ca) = match reused {
+            Some(ca) => ca,
+            None => {
+                let fresh = Self::new(dir)?;
+                (fresh.ca_key, fresh.ca)
+            }
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            ca_key,
+            ca,
+            reuse_keys: true,
+        })
+    }
+
+    /// The CA key and certificate in `dir`, if both are there, match, and the certificate is
+    /// valid long enough.
+    fn load_ca(dir: &Path) -> anyhow::Result<Option<(PKey<Private>, X509)>> {
+        let ca = X509::from_pem(&std::fs::read(dir.join("ca.pem"))?)?;
+        let ca_key = PKey::private_key_from_pem(&std::fs::read(dir.join("ca-key.pem"))?)?;
+        let lasts = ca.not_after() >= Asn1Time::days_from_now(CA_MIN_REMAINING_DAYS)?;
+        let started = ca.not_before() <= Asn1Time::days_from_now(0)?;
+        let matches = ca.public_key()?.public_eq(&ca_key);
+        Ok((lasts && started && matches).then_some((ca_key, ca)))
+    }
+
+    /// The key pair of `organisation_number`: the one its key file holds when this PKI reuses
+    /// keys and the file holds a 2048-bit RSA key or larger, else a new one.
+    fn key_for(&self, organisation_number: &str) -> anyhow::Result<PKey<Private>> {
+        let reused = self
+            .reuse_keys
+            .then(|| reusable_key(&key_path(&self.dir, organisation_number)))
+            .flatten();
+        match reused {
+            Some(key) => Ok(key),
+            None => Ok(PKey::from_rsa(Rsa::generate(2048)?)?),
+        }
+    }
+
+    /// Makes, side by side, the key pairs of `organisation_numbers` that `dir` lacks, for a PKI
+    /// [`TestPki::open`]ed there to issue with: start-up can make them while it does other
+    /// work. Must finish before that PKI issues for the same numbers, whose key files it writes.
+    pub fn prepare_keys(dir: &Path, organisation_numbers: &[String]) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::thread::scope(|scope| {
+            let making: Vec<_> = organisation_numbers
+                .iter()
+                .map(|number| key_path(dir, number))
+                .filter(|path| reusable_key(path).is_none())
+                .map(|path| {
+                    scope.spawn(move || {
+                        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+                        write_atomically(&path, &key.private_key_to_pem_pkcs8()?)
+                    })
+                })
+                .collect();
+            making.into_iter().try_for_each(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
         })
     }
 
@@ -90,7 +170,7 @@ impl TestPki {
         valid_days: u32,
         password: &str,
     ) -> anyhow::Result<Issued> {
-        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        let key = self.key_for(organisation_number)?;
         let mut subject = X509NameBuilder::new()?;
         subject.append_entry_by_text("C", "NO")?;
         subject.append_entry_by_text("O", name)?;
@@ -136,7 +216,7 @@ impl TestPki {
         let mut pem = certificate.to_pem()?;
         pem.extend(self.ca.to_pem()?);
         write_atomically(&certificate_pem, &pem)?;
-        let key_pem = self.dir.join(format!("{organisation_number}-key.pem"));
+        let key_pem = key_path(&self.dir, organisation_number);
         write_atomically(&key_pem, &key.private_key_to_pem_pkcs8()?)?;
         Ok(Issued {
             certificate,
@@ -146,6 +226,17 @@ impl TestPki {
             key_pem,
         })
     }
+}
+
+/// Where the key pair of `organisation_number` is kept, PKCS#8 PEM.
+fn key_path(dir: &Path, organisation_number: &str) -> PathBuf {
+    dir.join(format!("{organisation_number}-key.pem"))
+}
+
+/// The key at `path` if it is an RSA key of 2048 bits or more.
+fn reusable_key(path: &Path) -> Option<PKey<Private>> {
+    let key = PKey::private_key_from_pem(&std::fs::read(path).ok()?).ok()?;
+    key.rsa().is_ok_and(|rsa| rsa.size() >= 256).then_some(key)
 }
 
 /// Writes a file so that a reader never sees it half written: a host may be polling for it.
@@ -186,5 +277,47 @@ mod tests {
             .to_string()
             .unwrap();
         assert_eq!(serial_number, "910075918");
+    }
+
+    #[test]
+    fn an_opened_pki_reuses_its_ca_and_keys_but_issues_new_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = TestPki::open(dir.path()).unwrap();
+        let issued = first.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
+        let again = TestPki::open(dir.path()).unwrap();
+        assert_eq!(again.ca().to_der().unwrap(), first.ca().to_der().unwrap());
+        let reissued = again.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
+        assert!(reissued.key.public_eq(&issued.key));
+        assert_ne!(
+            reissued.certificate.serial_number().to_bn().unwrap(),
+            issued.certificate.serial_number().to_bn().unwrap()
+        );
+        assert!(
+            reissued
+                .certificate
+                .verify(&first.ca().public_key().unwrap())
+                .unwrap()
+        );
+
+        // Prepared keys are the ones issued with; present ones are kept.
+        let numbers = ["910076787".to_owned(), "910075918".to_owned()];
+        TestPki::prepare_keys(dir.path(), &numbers).unwrap();
+        let prepared = std::fs::read(dir.path().join("910076787-key.pem")).unwrap();
+        let prepared = PKey::private_key_from_pem(&prepared).unwrap();
+        let second = again.issue("910076787", "Mottaker", -1, 365, "pw").unwrap();
+        assert!(second.key.public_eq(&prepared));
+        let kept = again.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
+        assert!(kept.key.public_eq(&issued.key));
+
+        // A PKI made with `new` never reuses, and a broken CA file means a new CA.
+        let fresh = TestPki::new(dir.path()).unwrap();
+        let other = fresh.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
+        assert!(!other.key.public_eq(&issued.key));
+        std::fs::write(dir.path().join("ca-key.pem"), "not a key").unwrap();
+        let replaced = TestPki::open(dir.path()).unwrap();
+        assert_ne!(
+            replaced.ca().to_der().unwrap(),
+            fresh.ca().to_der().unwrap()
+        );
     }
 }

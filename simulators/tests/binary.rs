@@ -1,11 +1,15 @@
-//! The simulators binary: it starts every service, prints the table of where they listen, serves
-//! on those addresses, and stops cleanly on SIGINT.
+//! The simulators binary: it starts every service, prints the table of where they listen and how
+//! long start-up took, serves on those addresses, and stops cleanly on SIGINT.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
+use sha2::Sha256;
+use simulators::fixture::Fixture;
 
 #[tokio::test]
 async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
@@ -16,6 +20,16 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         .args(["--loopback-port", "0", "--maskinporten-port", "0"])
         .args(["--altinn-exchange-port", "0", "--config-service-port", "0"])
         .args(["--log-service-port", "0", "--registry-port", "0"])
+        .args([
+            "--elma-port",
+            "0",
+            "--krr-port",
+            "0",
+            "--virksert-port",
+            "0",
+        ])
+        .args(["--brreg-port", "0", "--fiks-address-port", "0"])
+        .args(["--service-bus-port", "0"])
         .arg("--fixture")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixture.toml"))
         .env("SIMULATORS_LOOPBACK_PASSWORD", "pw")
@@ -26,20 +40,31 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         .unwrap();
     let mut table = HashMap::new();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut started_in = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
-        let (name, url) = line.trim_end().rsplit_once(' ').unwrap();
-        table.insert(name.trim().to_owned(), url.to_owned());
-        if name.starts_with("log service") {
+        if let Some(elapsed) = line.strip_prefix("started in ") {
+            started_in = Some(elapsed.to_owned());
             break;
         }
+        let (name, url) = line.trim_end().rsplit_once(' ').unwrap();
+        table.insert(name.trim().to_owned(), url.to_owned());
     }
+    let started_in = started_in.expect("the start-up time is printed after the table");
+    assert!(started_in.ends_with(" ms"), "{started_in}");
     for service in [
         "loopback peer",
         "Maskinporten",
         "Altinn token exchange",
         "configuration service",
         "log service (TCP)",
+        "ServiceRegistry",
+        "ELMA",
+        "KRR",
+        "Virksert",
+        "Brreg",
+        "FIKS address service",
+        "DPE Service Bus",
     ] {
         assert!(table.contains_key(service), "{service} missing: {table:?}");
     }
@@ -71,6 +96,63 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         .await
         .unwrap();
 
+    // The registry answers its public key set, and nothing else without a token.
+    let status = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().status() }
+    };
+    let registry = &table["ServiceRegistry"];
+    assert_eq!(status(format!("{registry}/jwk")).await, StatusCode::OK);
+    let lookup = format!("{registry}/identifier/910075918");
+    assert_eq!(status(lookup).await, StatusCode::UNAUTHORIZED);
+    // The registers answer from the fixture; Virksert the certificate of the keystore written.
+    let brreg = format!("{}/enhetsregisteret/api/enheter/910075918", table["Brreg"]);
+    assert_eq!(status(brreg).await, StatusCode::OK);
+    let elma = format!("{}/iso6523-actorid-upis::0192:910075918", table["ELMA"]);
+    assert_eq!(status(elma).await, StatusCode::OK);
+    let certificate = client
+        .get(format!("{}/api/v1/0192:910075918", table["Virksert"]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let written = std::fs::read_to_string(dir.path().join("pki/910075918.pem")).unwrap();
+    assert!(written.starts_with(&certificate), "{certificate}");
+    let fiks = format!("{}/api/v2/mottakersystem", table["FIKS address service"]);
+    assert_eq!(status(fiks).await, StatusCode::UNAUTHORIZED);
+    let krr = client
+        .post(format!("{}/rest/v1/personer", table["KRR"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(krr.status(), StatusCode::UNAUTHORIZED);
+    // The Service Bus takes a SAS signed with the fixture's key, and no other.
+    let fixture =
+        Fixture::load(concat!(env!("CARGO_MANIFEST_DIR"), "/fixture.toml").as_ref()).unwrap();
+    let bus = &table["DPE Service Bus"];
+    let queue = format!("{bus}/nextbestqueue910075918innsyn");
+    let head = |key: String| {
+        let client = client.clone();
+        let signature = shared_access_signature(&queue, &fixture.service_bus.key_name, &key);
+        let url = format!("{queue}/messages/head");
+        async move {
+            let request = client.post(url).header("Authorization", signature);
+            request.send().await.unwrap().status()
+        }
+    };
+    assert_eq!(
+        head(fixture.service_bus.key.clone()).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        head("not-the-key".to_owned()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Every HTTP service takes fault rules from another process.
+    assert_eq!(status(format!("{bus}/_faults")).await, StatusCode::OK);
+
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -78,4 +160,19 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
     assert!(interrupted.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// A Service Bus SAS for `resource`, valid for a minute.
+fn shared_access_signature(resource: &str, key_name: &str, key: &str) -> String {
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    let resource = urlencoding::encode(resource);
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(format!("{resource}\n{expiry}").as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let signature = urlencoding::encode(&signature);
+    format!("SharedAccessSignature sr={resource}&sig={signature}&se={expiry}&skn={key_name}")
 }

@@ -58,7 +58,7 @@ use sources::{SourceError, Sources};
 
 /// The organisation number the registry's signing certificate names (the real registry's
 /// operator, Digdir).
-const REGISTRY_ORGNR: &str = "991825827";
+pub const REGISTRY_ORGNR: &str = "991825827";
 
 /// How many requests inspection keeps; older ones are dropped, so memory stays bounded.
 const SEEN_LIMIT: usize = 10_000;
