@@ -134,10 +134,15 @@ global/navn.read,global/postadresse.read"
     data_dir: Option<PathBuf>,
 
     /// Where the test PKI is written: the CA, and per organisation `<orgnr>.p12`,
-    /// `<orgnr>.pem` and `<orgnr>-key.pem`. Its CA and keys are reused on the next start while
-    /// the CA is valid; certificates and keystores are issued afresh.
+    /// `<orgnr>.pem` and `<orgnr>-key.pem`, issued afresh at each start.
     #[arg(long, env = "SIMULATORS_PKI_DIR", default_value = "target/local/pki")]
     pki_dir: PathBuf,
+
+    /// Where the CA and the key pairs are kept between starts (key generation is most of
+    /// start-up); by default `<pki-dir>-keys` next to the PKI directory, so removing that
+    /// directory keeps them.
+    #[arg(long, env = "SIMULATORS_KEY_CACHE_DIR")]
+    key_cache_dir: Option<PathBuf>,
 
     /// The password of the PKCS#12 keystores written to the PKI directory.
     #[arg(long, env = "SIMULATORS_KEYSTORE_PASSWORD", hide_env_values = true)]
@@ -176,11 +181,16 @@ async fn main() -> anyhow::Result<()> {
         }))
         .chain([REGISTRY_ORGNR.to_owned()])
         .collect();
-    let keys = tokio::task::spawn_blocking({
-        let dir = args.pki_dir.clone();
-        move || TestPki::prepare_keys(&dir, &key_owners)
+    let key_cache = args.key_cache_dir.clone().unwrap_or_else(|| {
+        let mut name = args.pki_dir.file_name().unwrap_or_default().to_owned();
+        name.push("-keys");
+        args.pki_dir.with_file_name(name)
     });
-    let pki = Arc::new(TestPki::open(&args.pki_dir).context("creating the test PKI")?);
+    let keys = tokio::task::spawn_blocking({
+        let key_cache = key_cache.clone();
+        move || TestPki::prepare_keys(&key_cache, &key_owners)
+    });
+    let pki = Arc::new(TestPki::open(&args.pki_dir, &key_cache).context("creating the test PKI")?);
 
     let mut maskinporten_config = MaskinportenConfig::new(
         pki.ca().clone(),

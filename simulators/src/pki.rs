@@ -7,10 +7,11 @@
 //! PEM files an integration point of the local environment loads.
 //!
 //! RSA key generation is most of the simulators' start-up, so a PKI opened with
-//! [`TestPki::open`] keeps its keys in its directory and reuses them on the next start: the CA
-//! while its certificate has [`CA_MIN_REMAINING_DAYS`] left, and each organisation's key pair
-//! (certificates are still issued afresh each time, which is cheap). Tests use [`TestPki::new`],
-//! which always makes new keys.
+//! [`TestPki::open`] keeps its keys in a cache directory of their own and reuses them on the
+//! next start: the CA while its certificate has [`CA_MIN_REMAINING_DAYS`] left, and each
+//! organisation's key pair. Certificates and keystores are still issued afresh into the PKI
+//! directory each time (cheap), so a PKI directory removed between runs only means fresh
+//! certificates, never stale ones. Tests use [`TestPki::new`], which always makes new keys.
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +33,8 @@ pub struct TestPki {
     dir: PathBuf,
     ca_key: PKey<Private>,
     ca: X509,
-    reuse_keys: bool,
+    /// Where keys are kept between runs, when they are.
+    key_cache: Option<PathBuf>,
 }
 
 /// A business certificate and where its files are.
@@ -77,24 +79,33 @@ impl TestPki {
         )?;
         builder.sign(&ca_key, MessageDigest::sha256())?;
         let ca = builder.build();
-        write_atomically(&dir.join("ca-key.pem"), &ca_key.private_key_to_pem_pkcs8()?)?;
         write_atomically(&dir.join("ca.pem"), &ca.to_pem()?)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             ca_key,
             ca,
-            reuse_keys: false,
+            key_cache: None,
         })
     }
 
-    /// The PKI in `dir` when its CA is still valid for [`CA_MIN_REMAINING_DAYS`], else a new
-    /// one there; either way, keys it issues with are reused from `dir` when present.
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        let reused = Self::load_ca(dir).ok().flatten();
-        let (ca_key, ca) = match reused {
-            Some(ca) => ca,
+    /// A PKI writing to `dir` whose CA and keys come from `key_cache` when they are there (the
+    /// CA only while valid for [`CA_MIN_REMAINING_DAYS`]), else are made and kept there.
+    pub fn open(dir: &Path, key_cache: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(key_cache)
+            .with_context(|| format!("creating {}", key_cache.display()))?;
+        let cached = Self::load_ca(key_cache).ok().flatten();
+        let (ca_key, ca) = match cached {
+            Some((ca_key, ca)) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                write_atomically(&dir.join("ca.pem"), &ca.to_pem()?)?;
+                (ca_key, ca)
+            }
             None => {
                 let fresh = Self::new(dir)?;
+                let key = fresh.ca_key.private_key_to_pem_pkcs8()?;
+                write_atomically(&key_cache.join("ca-key.pem"), &key)?;
+                write_atomically(&key_cache.join("ca.pem"), &fresh.ca.to_pem()?)?;
                 (fresh.ca_key, fresh.ca)
             }
         };
@@ -102,43 +113,46 @@ impl TestPki {
             dir: dir.to_path_buf(),
             ca_key,
             ca,
-            reuse_keys: true,
+            key_cache: Some(key_cache.to_path_buf()),
         })
     }
 
-    /// The CA key and certificate in `dir`, if both are there, match, and the certificate is
-    /// valid long enough.
-    fn load_ca(dir: &Path) -> anyhow::Result<Option<(PKey<Private>, X509)>> {
-        let ca = X509::from_pem(&std::fs::read(dir.join("ca.pem"))?)?;
-        let ca_key = PKey::private_key_from_pem(&std::fs::read(dir.join("ca-key.pem"))?)?;
+    /// The CA key and certificate kept in `key_cache`, if both are there, match, and the
+    /// certificate is valid long enough.
+    fn load_ca(key_cache: &Path) -> anyhow::Result<Option<(PKey<Private>, X509)>> {
+        let ca = X509::from_pem(&std::fs::read(key_cache.join("ca.pem"))?)?;
+        let ca_key = PKey::private_key_from_pem(&std::fs::read(key_cache.join("ca-key.pem"))?)?;
         let lasts = ca.not_after() >= Asn1Time::days_from_now(CA_MIN_REMAINING_DAYS)?;
         let started = ca.not_before() <= Asn1Time::days_from_now(0)?;
         let matches = ca.public_key()?.public_eq(&ca_key);
         Ok((lasts && started && matches).then_some((ca_key, ca)))
     }
 
-    /// The key pair of `organisation_number`: the one its key file holds when this PKI reuses
-    /// keys and the file holds a 2048-bit RSA key or larger, else a new one.
+    /// The key pair of `organisation_number`: the cached one when this PKI keeps keys and the
+    /// cache holds a 2048-bit RSA key or larger, else a new one (then kept).
     fn key_for(&self, organisation_number: &str) -> anyhow::Result<PKey<Private>> {
-        let reused = self
-            .reuse_keys
-            .then(|| reusable_key(&key_path(&self.dir, organisation_number)))
-            .flatten();
-        match reused {
-            Some(key) => Ok(key),
-            None => Ok(PKey::from_rsa(Rsa::generate(2048)?)?),
+        let Some(cache) = &self.key_cache else {
+            return Ok(PKey::from_rsa(Rsa::generate(2048)?)?);
+        };
+        let path = key_path(cache, organisation_number);
+        if let Some(key) = reusable_key(&path) {
+            return Ok(key);
         }
+        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        write_atomically(&path, &key.private_key_to_pem_pkcs8()?)?;
+        Ok(key)
     }
 
-    /// Makes, side by side, the key pairs of `organisation_numbers` that `dir` lacks, for a PKI
-    /// [`TestPki::open`]ed there to issue with: start-up can make them while it does other
-    /// work. Must finish before that PKI issues for the same numbers, whose key files it writes.
-    pub fn prepare_keys(dir: &Path, organisation_numbers: &[String]) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    /// Makes, side by side, the key pairs of `organisation_numbers` that `key_cache` lacks, for
+    /// a PKI [`TestPki::open`]ed with it: start-up can make them while it does other work.
+    /// Must finish before that PKI issues for the same numbers.
+    pub fn prepare_keys(key_cache: &Path, organisation_numbers: &[String]) -> anyhow::Result<()> {
+        std::fs::create_dir_all(key_cache)
+            .with_context(|| format!("creating {}", key_cache.display()))?;
         std::thread::scope(|scope| {
             let making: Vec<_> = organisation_numbers
                 .iter()
-                .map(|number| key_path(dir, number))
+                .map(|number| key_path(key_cache, number))
                 .filter(|path| reusable_key(path).is_none())
                 .map(|path| {
                     scope.spawn(move || {
@@ -282,9 +296,13 @@ mod tests {
     #[test]
     fn an_opened_pki_reuses_its_ca_and_keys_but_issues_new_certificates() {
         let dir = tempfile::tempdir().unwrap();
-        let first = TestPki::open(dir.path()).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let first = TestPki::open(dir.path(), cache.path()).unwrap();
         let issued = first.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
-        let again = TestPki::open(dir.path()).unwrap();
+        // The PKI directory may be removed between runs; the cache is what is reused.
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        let again = TestPki::open(dir.path(), cache.path()).unwrap();
+        assert!(dir.path().join("ca.pem").exists());
         assert_eq!(again.ca().to_der().unwrap(), first.ca().to_der().unwrap());
         let reissued = again.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
         assert!(reissued.key.public_eq(&issued.key));
@@ -301,8 +319,8 @@ mod tests {
 
         // Prepared keys are the ones issued with; present ones are kept.
         let numbers = ["910076787".to_owned(), "910075918".to_owned()];
-        TestPki::prepare_keys(dir.path(), &numbers).unwrap();
-        let prepared = std::fs::read(dir.path().join("910076787-key.pem")).unwrap();
+        TestPki::prepare_keys(cache.path(), &numbers).unwrap();
+        let prepared = std::fs::read(cache.path().join("910076787-key.pem")).unwrap();
         let prepared = PKey::private_key_from_pem(&prepared).unwrap();
         let second = again.issue("910076787", "Mottaker", -1, 365, "pw").unwrap();
         assert!(second.key.public_eq(&prepared));
@@ -313,11 +331,11 @@ mod tests {
         let fresh = TestPki::new(dir.path()).unwrap();
         let other = fresh.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
         assert!(!other.key.public_eq(&issued.key));
-        std::fs::write(dir.path().join("ca-key.pem"), "not a key").unwrap();
-        let replaced = TestPki::open(dir.path()).unwrap();
+        std::fs::write(cache.path().join("ca-key.pem"), "not a key").unwrap();
+        let replaced = TestPki::open(dir.path(), cache.path()).unwrap();
         assert_ne!(
             replaced.ca().to_der().unwrap(),
-            fresh.ca().to_der().unwrap()
+            first.ca().to_der().unwrap()
         );
     }
 }

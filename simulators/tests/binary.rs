@@ -160,6 +160,10 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
     assert!(interrupted.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
+    // The CA and the keys are kept next to the PKI directory for the next start.
+    for kept in ["ca.pem", "ca-key.pem", "910075918-key.pem"] {
+        assert!(dir.path().join("pki-keys").join(kept).exists(), "{kept}");
+    }
 }
 
 /// A Service Bus SAS for `resource`, valid for a minute.
