@@ -235,7 +235,12 @@ pub enum SasRefusal {
     /// `se` has passed.
     Expired(u64),
     /// `sr` does not cover the requested resource.
-    WrongAudience { signed: String, requested: String },
+    WrongAudience {
+        /// The resource signed, without its scheme.
+        signed: String,
+        /// The resource requested, host and path.
+        requested: String,
+    },
 }
 
 impl std::fmt::Display for SasRefusal {

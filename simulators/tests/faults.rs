@@ -85,13 +85,13 @@ async fn a_dropped_connection_gets_no_answer_at_all() {
 #[tokio::test]
 async fn a_time_window_ends_by_itself_and_clear_ends_every_rule() {
     let (service, url) = service().await;
-    let set = control(&service, json!({ "kind": "error", "seconds": 0.3 })).await;
+    let set = control(&service, json!({ "kind": "error", "seconds": 1.0 })).await;
     assert_eq!(set.status(), StatusCode::OK);
     for _ in 0..3 {
         let status = reqwest::get(&url).await.unwrap().status();
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     }
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(reqwest::get(&url).await.unwrap().status(), StatusCode::OK);
 
     control(&service, json!({ "kind": "error", "seconds": 60 })).await;

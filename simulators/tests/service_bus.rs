@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::Sha256;
 use simulators::fixture::ServiceBusKey;
-use simulators::service_bus::{ServiceBus, ServiceBusConfig};
+use simulators::service_bus::{MAX_DELIVERY_COUNT, ServiceBus, ServiceBusConfig};
 
 const KEY_NAME: &str = "MoveDPE-pilotPolicy";
 const KEY: &str = "test-key-0123456789";
@@ -150,13 +150,13 @@ async fn a_message_is_sent_peek_locked_and_deleted_in_order() {
 
 #[tokio::test]
 async fn an_expired_lock_makes_the_message_visible_again_with_a_higher_delivery_count() {
-    let bus = start(Duration::from_millis(300), 1024).await;
+    let bus = start(Duration::from_millis(1000), 1024).await;
     bus.send("payload").await;
     let (first, _) = bus.locked().await;
     assert_eq!(bus.head().await.status(), StatusCode::NO_CONTENT);
     assert!(bus.bus.messages(QUEUE)[0].locked);
 
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (again, body) = bus.locked().await;
     assert_eq!(body, "payload");
     assert_eq!(again["MessageId"], first["MessageId"]);
@@ -165,6 +165,22 @@ async fn an_expired_lock_makes_the_message_visible_again_with_a_higher_delivery_
     // The expired lock no longer completes the message; the current one does.
     assert_eq!(bus.delete(&first).await, StatusCode::NOT_FOUND);
     assert_eq!(bus.delete(&again).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_message_never_completed_is_dead_lettered_after_the_maximum_deliveries() {
+    let bus = start(Duration::from_millis(40), 1024).await;
+    bus.send("poison").await;
+    for delivery in 1..=MAX_DELIVERY_COUNT {
+        let (properties, _) = bus.locked().await;
+        assert_eq!(properties["DeliveryCount"], delivery);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert_eq!(bus.head().await.status(), StatusCode::NO_CONTENT);
+    assert!(bus.bus.messages(QUEUE).is_empty());
+    let dead = bus.bus.dead_letters(QUEUE);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "poison");
 }
 
 #[tokio::test]
