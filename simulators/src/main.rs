@@ -2,9 +2,10 @@
 //!
 //! Each service listens on its own fixed loopback port so the local environment file can name
 //! it; logs go to stdout so a developer sees every request a stand-in refused and why. Start-up
-//! is mostly RSA key generation, so the services that make keys start side by side and the PKI
-//! directory keeps the keys for the next start ([`TestPki::open`]); the time it took is printed
-//! under the table.
+//! is mostly RSA key generation, so every key (business certificates', Maskinporten's, the Altinn
+//! exchange's) is made side by side on other threads while the CA is made, and a key cache
+//! directory keeps them all for the next start ([`TestPki::open`]); the time start-up took is
+//! printed under the table.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -24,6 +25,11 @@ use simulators::registers::{RegisterPorts, Registers, RegistersConfig};
 use simulators::registry::{REGISTRY_ORGNR, RegistryConfig, ServiceRegistry};
 use simulators::service_bus::{DEFAULT_MAX_MESSAGE_SIZE, ServiceBus, ServiceBusConfig};
 use tracing_subscriber::EnvFilter;
+
+/// The name Maskinporten's signing key is kept under in the key cache.
+const MASKINPORTEN_KEY: &str = "maskinporten";
+/// The name the Altinn token exchange's signing key is kept under in the key cache.
+const ALTINN_EXCHANGE_KEY: &str = "altinn-exchange";
 
 /// Offline stand-ins for the services the integration point talks to.
 #[derive(Debug, Parser)]
@@ -168,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
 
     let fixture = Fixture::load(&args.fixture)?;
-    // Every business certificate's key is made meanwhile, on other threads, unless kept.
+    // Every key is made on other threads while the CA is made here, unless kept.
     let key_owners: Vec<String> = fixture
         .organisations
         .iter()
@@ -179,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_or(organisation.as_str(), |(number, _)| number)
                 .to_owned()
         }))
-        .chain([REGISTRY_ORGNR.to_owned()])
+        .chain([REGISTRY_ORGNR, MASKINPORTEN_KEY, ALTINN_EXCHANGE_KEY].map(str::to_owned))
         .collect();
     let key_cache = args.key_cache_dir.clone().unwrap_or_else(|| {
         let mut name = args.pki_dir.file_name().unwrap_or_default().to_owned();
@@ -190,7 +196,8 @@ async fn main() -> anyhow::Result<()> {
         let key_cache = key_cache.clone();
         move || TestPki::prepare_keys(&key_cache, &key_owners)
     });
-    let pki = Arc::new(TestPki::open(&args.pki_dir, &key_cache).context("creating the test PKI")?);
+    let pki = TestPki::open(&args.pki_dir, &key_cache).context("creating the test PKI")?;
+    keys.await.context("making keys")?.context("making keys")?;
 
     let mut maskinporten_config = MaskinportenConfig::new(
         pki.ca().clone(),
@@ -198,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
         args.maskinporten_scopes,
     );
     maskinporten_config.port = args.maskinporten_port;
+    maskinporten_config.signing_key = Some(pki.key(MASKINPORTEN_KEY)?);
     let maskinporten = Maskinporten::start(maskinporten_config)
         .await
         .with_context(|| {
@@ -206,19 +214,18 @@ async fn main() -> anyhow::Result<()> {
                 args.maskinporten_port
             )
         })?;
-    keys.await
-        .context("making business certificate keys")?
-        .context("making business certificate keys")?;
-    let extra_certificates = tokio::task::spawn_blocking({
-        let pki = pki.clone();
-        let password = args.keystore_password.clone();
-        let organisations = args.organisations.clone();
-        move || issue_extra_certificates(&pki, &organisations, &password)
-    });
-    // The exchange makes a key; it starts on another thread while the rest start here.
+    issue_extra_certificates(&pki, &args.organisations, &args.keystore_password)?;
     let mut exchange_config = AltinnExchangeConfig::new(maskinporten.verifier());
     exchange_config.port = args.altinn_exchange_port;
-    let altinn_exchange = tokio::spawn(AltinnExchange::start(exchange_config));
+    exchange_config.signing_key = Some(pki.key(ALTINN_EXCHANGE_KEY)?);
+    let altinn_exchange = AltinnExchange::start(exchange_config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the Altinn token exchange on port {}",
+                args.altinn_exchange_port
+            )
+        })?;
     let registers_config = RegistersConfig {
         ports: RegisterPorts {
             elma: args.elma_port,
@@ -231,10 +238,9 @@ async fn main() -> anyhow::Result<()> {
         verifier: Arc::new(maskinporten.verifier()),
         keystore_password: args.keystore_password.clone(),
     };
-    let registers = tokio::spawn({
-        let pki = pki.clone();
-        async move { Registers::start(registers_config, &pki).await }
-    });
+    let registers = Registers::start(registers_config, &pki)
+        .await
+        .context("starting the registers")?;
 
     let loopback = LoopbackPeer::start(LoopbackPeerConfig {
         port: args.loopback_port,
@@ -286,16 +292,6 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
 
-    let altinn_exchange = altinn_exchange
-        .await
-        .context("starting the Altinn token exchange")?
-        .with_context(|| {
-            format!(
-                "cannot start the Altinn token exchange on port {}",
-                args.altinn_exchange_port
-            )
-        })?;
-    let registers = registers.await.context("starting the registers")??;
     // The registry hands DPE the key the Service Bus checks signatures with.
     let mut registry_config = RegistryConfig::new(
         fixture.clone(),
@@ -313,9 +309,6 @@ async fn main() -> anyhow::Result<()> {
                 args.registry_port
             )
         })?;
-    extra_certificates
-        .await
-        .context("issuing business certificates")??;
 
     let urls = registers.urls();
     let services = [

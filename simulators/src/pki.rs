@@ -128,13 +128,14 @@ impl TestPki {
         Ok((lasts && started && matches).then_some((ca_key, ca)))
     }
 
-    /// The key pair of `organisation_number`: the cached one when this PKI keeps keys and the
-    /// cache holds a 2048-bit RSA key or larger, else a new one (then kept).
-    fn key_for(&self, organisation_number: &str) -> anyhow::Result<PKey<Private>> {
+    /// The key pair named `owner` (an organisation number, or a simulator's name for its
+    /// signing key): the cached one when this PKI keeps keys and the cache holds a 2048-bit RSA
+    /// key or larger, else a new one (then kept).
+    pub fn key(&self, owner: &str) -> anyhow::Result<PKey<Private>> {
         let Some(cache) = &self.key_cache else {
             return Ok(PKey::from_rsa(Rsa::generate(2048)?)?);
         };
-        let path = key_path(cache, organisation_number);
+        let path = key_path(cache, owner);
         if let Some(key) = reusable_key(&path) {
             return Ok(key);
         }
@@ -143,14 +144,14 @@ impl TestPki {
         Ok(key)
     }
 
-    /// Makes, side by side, the key pairs of `organisation_numbers` that `key_cache` lacks, for
-    /// a PKI [`TestPki::open`]ed with it: start-up can make them while it does other work.
-    /// Must finish before that PKI issues for the same numbers.
-    pub fn prepare_keys(key_cache: &Path, organisation_numbers: &[String]) -> anyhow::Result<()> {
+    /// Makes, side by side, the key pairs of `owners` that `key_cache` lacks, for a PKI
+    /// [`TestPki::open`]ed with it: start-up can make them while it does other work. Must
+    /// finish before that PKI issues for, or hands out the keys of, the same owners.
+    pub fn prepare_keys(key_cache: &Path, owners: &[String]) -> anyhow::Result<()> {
         std::fs::create_dir_all(key_cache)
             .with_context(|| format!("creating {}", key_cache.display()))?;
         std::thread::scope(|scope| {
-            let making: Vec<_> = organisation_numbers
+            let making: Vec<_> = owners
                 .iter()
                 .map(|number| key_path(key_cache, number))
                 .filter(|path| reusable_key(path).is_none())
@@ -184,7 +185,7 @@ impl TestPki {
         valid_days: u32,
         password: &str,
     ) -> anyhow::Result<Issued> {
-        let key = self.key_for(organisation_number)?;
+        let key = self.key(organisation_number)?;
         let mut subject = X509NameBuilder::new()?;
         subject.append_entry_by_text("C", "NO")?;
         subject.append_entry_by_text("O", name)?;
@@ -242,9 +243,9 @@ impl TestPki {
     }
 }
 
-/// Where the key pair of `organisation_number` is kept, PKCS#8 PEM.
-fn key_path(dir: &Path, organisation_number: &str) -> PathBuf {
-    dir.join(format!("{organisation_number}-key.pem"))
+/// Where the key pair of `owner` is kept, PKCS#8 PEM.
+fn key_path(dir: &Path, owner: &str) -> PathBuf {
+    dir.join(format!("{owner}-key.pem"))
 }
 
 /// The key at `path` if it is an RSA key of 2048 bits or more.
