@@ -4,10 +4,12 @@
 //! storage, scheduling) and loads every channel as a sandboxed WebAssembly component implementing
 //! the `transport` contract in `wit/`.
 
+pub mod api;
 pub mod archive;
 pub mod blobs;
 pub mod config;
 pub mod crypto;
+pub mod engine;
 pub mod expiring;
 mod http_text;
 pub mod logmask;
@@ -16,4 +18,7 @@ pub mod manage;
 pub mod plugins;
 pub mod registry;
 pub mod secrets;
+pub mod service;
+pub mod store;
+pub mod timefmt;
 pub mod tokens;

@@ -3,23 +3,13 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use integrasjonspunkt::blobs::{BlobStore, FileBlobStore};
 use integrasjonspunkt::config::{Config, DEFAULT_PROFILE, LoadOptions};
 use integrasjonspunkt::crypto::ExpiryStatus;
-use integrasjonspunkt::crypto::at_rest::EncryptedBlobStore;
 use integrasjonspunkt::logmask::MaskingWriter;
 use integrasjonspunkt::logship::{LogShipConfig, LogShipper, LogTls, ShipLayer};
-use integrasjonspunkt::manage::{self, Reloader};
-use integrasjonspunkt::plugins::egress::Egress;
-use integrasjonspunkt::plugins::{HostServices, PluginEngine, PluginHost};
-use integrasjonspunkt::tokens::{
-    AltinnConfig, AltinnExchange, ClientKey, Maskinporten, MaskinportenConfig, TokenService,
-    TokenSource,
-};
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -48,6 +38,8 @@ struct Cli {
 enum Command {
     /// Runs the service until interrupted; SIGHUP reloads the plugin set.
     Run,
+    /// Prints the Argon2 hash of a password read from standard input, for `api.users`.
+    HashPassword,
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -83,6 +75,7 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run => run(options, ship_handle).await,
+        Command::HashPassword => hash_password(),
         Command::Config {
             command: ConfigCommand::Check,
         } => check(options).await,
@@ -94,6 +87,18 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    let hash = integrasjonspunkt::api::hash_password(password).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(())
 }
 
 async fn check(options: LoadOptions) -> anyhow::Result<()> {
@@ -126,45 +131,11 @@ async fn run(options: LoadOptions, ship_handle: ShipHandle) -> anyhow::Result<()
             .reload(Some(shipper.layer(Level::INFO)))
             .context("adding the central log layer")?;
     }
-    let client_id = settings
-        .maskinporten
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("MOVE_IP_{}", settings.organisation.number));
-    let maskinporten = Arc::new(Maskinporten::new(
-        MaskinportenConfig::new(
-            &settings.endpoints.maskinporten,
-            &settings.endpoints.maskinporten_audience,
-            client_id,
-        ),
-        ClientKey::Certificate(config.certificate.clone()),
-    )?);
-    let altinn = AltinnExchange::new(
-        AltinnConfig::new(&settings.endpoints.altinn_token_exchange),
-        maskinporten.clone(),
-    )?;
-    let tokens: Arc<dyn TokenSource> = Arc::new(TokenService::new(maskinporten, Some(altinn)));
-    let data_dir = config.data_dir();
-    // Stored files are encrypted at rest to the organisation's own certificate.
-    let files: Arc<dyn BlobStore> =
-        Arc::new(FileBlobStore::open(data_dir.join("blobs")).context("opening the blob store")?);
-    let blobs: Arc<dyn BlobStore> =
-        Arc::new(EncryptedBlobStore::new(files, config.certificate.clone()));
-    let services = Arc::new(HostServices {
-        egress: Egress::new(Arc::new(config.secrets.clone()), tokens)?,
-        blobs,
-        certificate: Some(config.certificate.clone()),
-    });
-    let plugins = Arc::new(PluginHost::new(
-        PluginEngine::new()?,
-        &data_dir.join("compiled"),
-        services,
-    )?);
-    plugins.load(&config.plugin_set()).await?;
-    let listen = config.settings.api.listen;
-    let reloader = Arc::new(Reloader { options, plugins });
-
     let certificate = config.certificate.clone();
+    let service = integrasjonspunkt::service::start(config, options).await?;
+    let reloader = service.reloader.clone();
+    let shutdown = service.shutdown_token();
+
     tokio::spawn(async move {
         // The start already refused an invalid certificate; this catches one that expires while
         // the service runs, a month ahead and on the day.
@@ -196,14 +167,19 @@ async fn run(options: LoadOptions, ship_handle: ShipHandle) -> anyhow::Result<()
         }
     });
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    tracing::info!(address = %listen, "listening");
-    axum::serve(listener, manage::router(reloader))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    tokio::spawn(async move {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(terminate) => terminate,
+                Err(error) => return tracing::error!(%error, "cannot listen for SIGTERM"),
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("stopping: sends in flight get the grace period, the rest stays queued");
+        shutdown.cancel();
+    });
+    service.stopped().await;
     Ok(())
 }

@@ -9,16 +9,25 @@ use std::time::{Duration, Instant};
 mod common;
 use common::write_keystore;
 
-const OPERATOR: &str = r#"[organisation]
+/// The operator file: the organisation, its keystore, and the API user the test calls as.
+fn operator() -> String {
+    let hash = integrasjonspunkt::api::hash_password("operator password").unwrap();
+    format!(
+        r#"[organisation]
 number = "910075918"
 
 [keystore]
 path = "keystore.p12"
-password = { file = "keystore-password" }
+password = {{ file = "keystore-password" }}
 
 [logging]
 central = false
-"#;
+
+[api.users.operator]
+password-hash = "{hash}"
+"#
+    )
+}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -33,7 +42,10 @@ fn get(port: u16, path: &str) -> Option<String> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {}\r\n\
+         Connection: close\r\n\r\n",
+        // operator:operator password
+        "b3BlcmF0b3I6b3BlcmF0b3IgcGFzc3dvcmQ="
     )
     .ok()?;
     let mut response = String::new();
@@ -84,7 +96,8 @@ fn start(dir: &Path, port: u16) -> Child {
 #[test]
 fn sighup_reloads_a_good_set_and_keeps_the_old_one_when_the_new_one_fails() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("integrasjonspunkt.toml"), OPERATOR).unwrap();
+    let operator = operator();
+    std::fs::write(dir.path().join("integrasjonspunkt.toml"), &operator).unwrap();
     write_keystore(dir.path(), 365);
     let port = free_port();
     let mut child = start(dir.path(), port);
@@ -96,7 +109,7 @@ fn sighup_reloads_a_good_set_and_keeps_the_old_one_when_the_new_one_fails() {
     // A configuration that no longer validates is rejected; the process keeps serving set 2.
     std::fs::write(
         dir.path().join("integrasjonspunkt.toml"),
-        OPERATOR.replace("910075918", "910075917"),
+        operator.replace("910075918", "910075917"),
     )
     .unwrap();
     signal(&child, libc::SIGHUP);

@@ -73,6 +73,31 @@ pub struct Organisation {
     /// The eInnsyn processes it receives by DPE.
     #[serde(default)]
     pub einnsyn: Vec<String>,
+    /// Its account at KS SvarUt, for sending (SvarUt) and receiving (SvarInn), if it has one.
+    pub svarut_account: Option<SvarUtAccount>,
+    /// Its end-user system registered in Altinn 2, if it has one: the credentials the broker
+    /// service (DPO) and the correspondence agency (DPV) accept for it.
+    pub altinn2: Option<Altinn2System>,
+}
+
+/// HTTP Basic credentials of an organisation's SvarUt account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SvarUtAccount {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// An end-user system registered in Altinn 2 for an organisation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Altinn2System {
+    /// The system user name (for the correspondence agency, the system user code).
+    pub system_user_name: String,
+    /// The system password.
+    pub system_password: String,
 }
 
 /// A SvarUt receiving system.
@@ -190,6 +215,7 @@ impl Fixture {
 
     fn validate(&self) -> anyhow::Result<()> {
         let mut orgnrs = HashSet::new();
+        let mut system_users = HashSet::new();
         for (i, organisation) in self.organisations.iter().enumerate() {
             let entry = format!("organisations[{i}] ({})", organisation.orgnr);
             if !valid_orgnr(&organisation.orgnr) {
@@ -210,6 +236,16 @@ impl Fixture {
                 if !processes::find(urn).is_some_and(|p| matches!(p.kind, Kind::Einnsyn(_))) {
                     bail!("{entry}: einnsyn: {urn} is not an eInnsyn process");
                 }
+            }
+            if let Some(system) = &organisation.altinn2
+                && (system.system_user_name.trim().is_empty() || system.system_password.is_empty())
+            {
+                bail!("{entry}: altinn2: the system user name and password must not be empty");
+            }
+            if let Some(system) = &organisation.altinn2
+                && !system_users.insert(system.system_user_name.as_str())
+            {
+                bail!("{entry}: altinn2: the system user name is another organisation's too");
             }
             if let Some(svarut) = organisation.svarut
                 && !(3..=4).contains(&svarut.security_level)
@@ -340,5 +376,42 @@ mod tests {
         );
         let error = Fixture::parse(&unknown_process).unwrap_err().to_string();
         assert!(error.contains("organisations[1] (910076787): elma: urn:no:difi:profile:nope"));
+    }
+
+    #[test]
+    fn altinn2_system_users_are_unique_and_complete() {
+        let text = r#"
+            print-provider = "910075918"
+            [[organisations]]
+            orgnr = "910075918"
+            name = "A"
+            entity-type = "ORGL"
+            address = { street = "s", postcode = "1", town = "t", country = "c" }
+            altinn2 = { system-user-name = "1", system-password = "pw" }
+            [[organisations]]
+            orgnr = "910076787"
+            name = "B"
+            entity-type = "ORGL"
+            address = { street = "s", postcode = "1", town = "t", country = "c" }
+            altinn2 = { system-user-name = "2", system-password = "pw" }
+        "#;
+        let fixture = Fixture::parse(text).unwrap();
+        let system = fixture.organisation("910076787").unwrap().altinn2.as_ref();
+        assert_eq!(system.unwrap().system_user_name, "2");
+        let shared = text.replace("system-user-name = \"2\"", "system-user-name = \"1\"");
+        let error = Fixture::parse(&shared).unwrap_err().to_string();
+        assert!(
+            error.starts_with("organisations[1] (910076787): altinn2:"),
+            "{error}"
+        );
+        let empty = text.replace(
+            "system-password = \"pw\" }\n            [[",
+            "system-password = \"\" }\n            [[",
+        );
+        let error = Fixture::parse(&empty).unwrap_err().to_string();
+        assert!(
+            error.starts_with("organisations[0] (910075918): altinn2:"),
+            "{error}"
+        );
     }
 }

@@ -8,10 +8,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{HasPublic, PKey, PKeyRef, Private};
 use openssl::sign::{Signer, Verifier};
+use openssl::x509::X509;
 use serde_json::{Map, Value, json};
 
 /// A compact JWT split into its parts, not yet verified.
@@ -68,6 +69,22 @@ impl Compact {
         }
     }
 
+    /// The first certificate of the `x5c` header (the signer's), not yet trusted.
+    pub fn x5c_leaf(&self) -> Result<X509, String> {
+        let first = self
+            .header
+            .get("x5c")
+            .and_then(Value::as_array)
+            .and_then(|chain| chain.first())
+            .and_then(Value::as_str)
+            .ok_or("the JWS header has no x5c certificate")?;
+        STANDARD
+            .decode(first)
+            .ok()
+            .and_then(|der| X509::from_der(&der).ok())
+            .ok_or_else(|| "x5c[0] is not a base64 DER certificate".to_owned())
+    }
+
     /// A text claim, if present and a string.
     pub fn text(&self, claim: &str) -> Option<&str> {
         self.claims.get(claim).and_then(Value::as_str)
@@ -85,7 +102,32 @@ pub fn sign_rs256(
     claims: &Value,
     key: &PKey<Private>,
 ) -> Result<String, openssl::error::ErrorStack> {
-    let header = json!({"alg": "RS256", "kid": kid, "typ": "JWT"});
+    sign_with_header(
+        &json!({"alg": "RS256", "kid": kid, "typ": "JWT"}),
+        claims,
+        key,
+    )
+}
+
+/// `claims` signed RS256 by `key`, with `chain` (leaf first) in the `x5c` header, as DPI
+/// receipts are signed.
+pub fn sign_rs256_x5c(
+    chain: &[X509],
+    claims: &Value,
+    key: &PKey<Private>,
+) -> Result<String, openssl::error::ErrorStack> {
+    let x5c = chain
+        .iter()
+        .map(|certificate| Ok(STANDARD.encode(certificate.to_der()?)))
+        .collect::<Result<Vec<_>, openssl::error::ErrorStack>>()?;
+    sign_with_header(&json!({"alg": "RS256", "x5c": x5c}), claims, key)
+}
+
+fn sign_with_header(
+    header: &Value,
+    claims: &Value,
+    key: &PKey<Private>,
+) -> Result<String, openssl::error::ErrorStack> {
     let mut compact = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),

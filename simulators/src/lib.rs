@@ -5,8 +5,12 @@
 //! sizes), because a stand-in that accepts anything proves nothing; each can inject faults and
 //! tells a test what it received.
 
+pub mod altinn_broker;
+pub mod altinn_correspondence;
 pub mod altinn_exchange;
+mod cms;
 pub mod config_service;
+pub mod dpi;
 pub mod faults;
 pub mod fixture;
 mod jose;
@@ -19,3 +23,7 @@ pub mod registers;
 pub mod registry;
 pub mod service_bus;
 mod serving;
+mod soap;
+pub mod svarut;
+mod timestamp;
+mod xml_tree;

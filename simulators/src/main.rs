@@ -2,8 +2,9 @@
 //!
 //! Each service listens on its own fixed loopback port so the local environment file can name
 //! it; logs go to stdout so a developer sees every request a stand-in refused and why. Start-up
-//! is mostly RSA key generation, so every key (business certificates', Maskinporten's, the Altinn
-//! exchange's) is made side by side on other threads while the CA is made, and a key cache
+//! is mostly RSA key generation, so every key (business certificates', SvarUt's, the DPI
+//! meldingsformidler's, Maskinporten's, the Altinn exchange's) is made side by side on other
+//! threads while the CA is made, and a key cache
 //! directory keeps them all for the next start ([`TestPki::open`]); the time start-up took is
 //! printed under the table.
 
@@ -14,16 +15,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
+use simulators::altinn_broker::{self, AltinnBroker, AltinnBrokerConfig};
+use simulators::altinn_correspondence::{self, AltinnCorrespondence, AltinnCorrespondenceConfig};
 use simulators::altinn_exchange::{AltinnExchange, AltinnExchangeConfig};
 use simulators::config_service::{ConfigService, ConfigServiceConfig};
+use simulators::dpi::{Meldingsformidler, MeldingsformidlerConfig, providers_from_fixture};
 use simulators::fixture::Fixture;
 use simulators::log_sink::{LogSink, LogSinkConfig};
 use simulators::loopback_peer::{DEFAULT_MAX_PACKAGE_SIZE, LoopbackPeer, LoopbackPeerConfig};
 use simulators::maskinporten::{Maskinporten, MaskinportenConfig};
-use simulators::pki::TestPki;
+use simulators::pki::{MELDINGSFORMIDLER_ORGNR, SVARUT_ORGNR, TestPki};
 use simulators::registers::{RegisterPorts, Registers, RegistersConfig};
 use simulators::registry::{REGISTRY_ORGNR, RegistryConfig, ServiceRegistry};
 use simulators::service_bus::{DEFAULT_MAX_MESSAGE_SIZE, ServiceBus, ServiceBusConfig};
+use simulators::svarut::{self, SvarUt, SvarUtConfig};
 use tracing_subscriber::EnvFilter;
 
 /// The name Maskinporten's signing key is kept under in the key cache.
@@ -86,6 +91,34 @@ global/navn.read,global/postadresse.read"
     #[arg(long, env = "SIMULATORS_LOG_SERVICE_PORT", default_value_t = 7114)]
     log_service_port: u16,
 
+    /// Port of the Altinn 2 broker service (DPO) on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_ALTINN_BROKER_PORT", default_value_t = 7120)]
+    altinn_broker_port: u16,
+
+    /// Largest file the Altinn 2 broker service accepts, in bytes.
+    #[arg(long, env = "SIMULATORS_ALTINN_BROKER_MAX_FILE_SIZE", default_value_t = altinn_broker::DEFAULT_MAX_FILE_SIZE)]
+    altinn_broker_max_file_size: u64,
+
+    /// How many files the Altinn 2 broker service holds undelivered at once.
+    #[arg(long, env = "SIMULATORS_ALTINN_BROKER_MAX_UNDELIVERED_FILES", default_value_t = altinn_broker::DEFAULT_MAX_UNDELIVERED_FILES)]
+    altinn_broker_max_undelivered_files: usize,
+
+    /// Port of the Altinn 2 correspondence agency (DPV) on 127.0.0.1.
+    #[arg(
+        long,
+        env = "SIMULATORS_ALTINN_CORRESPONDENCE_PORT",
+        default_value_t = 7121
+    )]
+    altinn_correspondence_port: u16,
+
+    /// Largest message the Altinn 2 correspondence agency accepts, in bytes.
+    #[arg(long, env = "SIMULATORS_ALTINN_CORRESPONDENCE_MAX_MESSAGE_SIZE", default_value_t = altinn_correspondence::DEFAULT_MAX_MESSAGE_SIZE)]
+    altinn_correspondence_max_message_size: usize,
+
+    /// How many correspondences the Altinn 2 correspondence agency keeps.
+    #[arg(long, env = "SIMULATORS_ALTINN_CORRESPONDENCE_MAX_CORRESPONDENCES", default_value_t = altinn_correspondence::DEFAULT_MAX_CORRESPONDENCES)]
+    altinn_correspondence_max_correspondences: usize,
+
     /// Port of the ServiceRegistry on 127.0.0.1.
     #[arg(long, env = "SIMULATORS_REGISTRY_PORT", default_value_t = 7110)]
     registry_port: u16,
@@ -125,6 +158,16 @@ global/navn.read,global/postadresse.read"
     /// Largest Service Bus message body accepted, in bytes.
     #[arg(long, env = "SIMULATORS_SERVICE_BUS_MAX_MESSAGE_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE)]
     service_bus_max_message_size: usize,
+
+    /// Port of SvarUt (`/tjenester/forsendelseservice/...`) and SvarInn (`/tjenester/svarinn`)
+    /// on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_SVARUT_PORT", default_value_t = 7122)]
+    svarut_port: u16,
+
+    /// Port of the DPI meldingsformidler (corner 2, under `/api`) and KRR's print certificate
+    /// on 127.0.0.1.
+    #[arg(long, env = "SIMULATORS_DPI_PORT", default_value_t = 7123)]
+    dpi_port: u16,
 
     /// The fixture of organisations and citizens the registers know; Virksert issues a
     /// business certificate and keystore to each organisation in it.
@@ -185,7 +228,16 @@ async fn main() -> anyhow::Result<()> {
                 .map_or(organisation.as_str(), |(number, _)| number)
                 .to_owned()
         }))
-        .chain([REGISTRY_ORGNR, MASKINPORTEN_KEY, ALTINN_EXCHANGE_KEY].map(str::to_owned))
+        .chain(
+            [
+                REGISTRY_ORGNR,
+                SVARUT_ORGNR,
+                MELDINGSFORMIDLER_ORGNR,
+                MASKINPORTEN_KEY,
+                ALTINN_EXCHANGE_KEY,
+            ]
+            .map(str::to_owned),
+        )
         .collect();
     let key_cache = args.key_cache_dir.clone().unwrap_or_else(|| {
         let mut name = args.pki_dir.file_name().unwrap_or_default().to_owned();
@@ -242,12 +294,19 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("starting the registers")?;
 
+    let formidler = pki
+        .issue_meldingsformidler(&args.keystore_password)
+        .context("issuing the meldingsformidler's certificate")?;
+    let svarut_identity = pki
+        .issue_svarut(&args.keystore_password)
+        .context("issuing SvarUt's certificate")?;
+
     let loopback = LoopbackPeer::start(LoopbackPeerConfig {
         port: args.loopback_port,
         username: args.loopback_username,
         password: args.loopback_password,
         max_package_size: args.loopback_max_package_size,
-        data_dir: args.data_dir.map(|dir| dir.join("loopback-peer")),
+        data_dir: args.data_dir.as_ref().map(|dir| dir.join("loopback-peer")),
     })
     .await
     .with_context(|| {
@@ -292,6 +351,30 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
 
+    let mut broker_config = AltinnBrokerConfig::new(fixture.clone());
+    broker_config.port = args.altinn_broker_port;
+    broker_config.max_file_size = args.altinn_broker_max_file_size;
+    broker_config.max_undelivered_files = args.altinn_broker_max_undelivered_files;
+    broker_config.data_dir = args.data_dir.as_ref().map(|dir| dir.join("altinn-broker"));
+    let altinn_broker = AltinnBroker::start(broker_config).await.with_context(|| {
+        format!(
+            "cannot start the Altinn broker service on port {}",
+            args.altinn_broker_port
+        )
+    })?;
+    let mut correspondence_config = AltinnCorrespondenceConfig::new(fixture.clone());
+    correspondence_config.port = args.altinn_correspondence_port;
+    correspondence_config.max_message_size = args.altinn_correspondence_max_message_size;
+    correspondence_config.max_correspondences = args.altinn_correspondence_max_correspondences;
+    let altinn_correspondence = AltinnCorrespondence::start(correspondence_config)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the Altinn correspondence agency on port {}",
+                args.altinn_correspondence_port
+            )
+        })?;
+
     // The registry hands DPE the key the Service Bus checks signatures with.
     let mut registry_config = RegistryConfig::new(
         fixture.clone(),
@@ -310,6 +393,42 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
 
+    // Virksert issued the mailbox and print providers' certificates and SvarInn's receivers',
+    // so these two start after the registers.
+    let providers = providers_from_fixture(&fixture, &pki)
+        .context("reading the mailbox and print providers' keys")?;
+    let dpi = Meldingsformidler::start(MeldingsformidlerConfig {
+        port: args.dpi_port,
+        maskinporten: maskinporten.verifier(),
+        ca: pki.ca().clone(),
+        receipt_certificate: formidler.certificate,
+        receipt_key: formidler.key,
+        providers,
+        print_provider: fixture.print_provider.clone(),
+        max_package_size: simulators::dpi::DEFAULT_MAX_PACKAGE_SIZE,
+        data_dir: args.data_dir.as_ref().map(|dir| dir.join("dpi")),
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the DPI meldingsformidler on port {}",
+            args.dpi_port
+        )
+    })?;
+
+    let svarut = SvarUt::start(SvarUtConfig {
+        port: args.svarut_port,
+        certificate: svarut_identity.certificate,
+        key: svarut_identity.key,
+        accounts: svarut::accounts_from_fixture(&fixture, |orgnr| {
+            registers.certificate(orgnr).cloned()
+        }),
+        max_document_size: svarut::DEFAULT_MAX_DOCUMENT_SIZE,
+        data_dir: args.data_dir.as_ref().map(|dir| dir.join("svarut")),
+    })
+    .await
+    .with_context(|| format!("cannot start SvarUt on port {}", args.svarut_port))?;
+
     let urls = registers.urls();
     let services = [
         ("loopback peer", loopback.base_url()),
@@ -323,6 +442,13 @@ async fn main() -> anyhow::Result<()> {
         ("Brreg", urls.brreg),
         ("FIKS address service", urls.fiks_address),
         ("DPE Service Bus", service_bus.base_url()),
+        ("SvarUt", svarut.forsendelse_service_url()),
+        ("SvarInn", svarut.svarinn_url()),
+        ("DPI meldingsformidler", dpi.api_url()),
+        ("KRR print certificate", dpi.print_certificate_url()),
+        ("Altinn broker (basic)", altinn_broker.basic_url()),
+        ("Altinn broker (streamed)", altinn_broker.streamed_url()),
+        ("Altinn correspondence", altinn_correspondence.service_url()),
         ("log service (TCP)", log_sink.destination()),
     ];
     println!("{:<24} URL", "service");
@@ -343,6 +469,10 @@ async fn main() -> anyhow::Result<()> {
     registry.shutdown().await;
     registers.shutdown().await;
     service_bus.shutdown().await;
+    dpi.shutdown().await;
+    svarut.shutdown().await;
+    altinn_broker.shutdown().await;
+    altinn_correspondence.shutdown().await;
     Ok(())
 }
 

@@ -243,6 +243,66 @@ impl TestPki {
     }
 }
 
+/// KS's organisation number: SvarUt's certificate names it. Senders encrypt every document to
+/// that certificate, so the SvarUt simulator holds its key.
+pub const SVARUT_ORGNR: &str = "971032146";
+
+/// The organisation number the DPI meldingsformidler's receipt-signing certificate names (a
+/// synthetic one: no fixture organisation and no other simulator uses it).
+pub const MELDINGSFORMIDLER_ORGNR: &str = "910078402";
+
+impl TestPki {
+    /// Issues SvarUt's encryption certificate, also written as `svarut.pem` (with the CA) so the
+    /// local environment can point at it by role.
+    pub fn issue_svarut(&self, password: &str) -> anyhow::Result<Issued> {
+        self.issue_service("svarut", SVARUT_ORGNR, "KS SvarUt", password)
+    }
+
+    /// Issues the DPI meldingsformidler's receipt-signing certificate, also written as
+    /// `meldingsformidler.pem` (with the CA).
+    pub fn issue_meldingsformidler(&self, password: &str) -> anyhow::Result<Issued> {
+        self.issue_service(
+            "meldingsformidler",
+            MELDINGSFORMIDLER_ORGNR,
+            "Simulert meldingsformidler",
+            password,
+        )
+    }
+
+    /// The certificate and key [`TestPki::issue`] wrote for `organisation_number`, for a
+    /// simulator that must decrypt with a key another one issued (the DPI mailbox provider's,
+    /// which Virksert issues).
+    pub fn issued_identity(
+        &self,
+        organisation_number: &str,
+    ) -> anyhow::Result<(X509, PKey<Private>)> {
+        let certificate_pem = self.dir.join(format!("{organisation_number}.pem"));
+        let key_pem = self.dir.join(format!("{organisation_number}-key.pem"));
+        let certificate = X509::from_pem(
+            &std::fs::read(&certificate_pem)
+                .with_context(|| format!("reading {}", certificate_pem.display()))?,
+        )?;
+        let key = PKey::private_key_from_pem(
+            &std::fs::read(&key_pem).with_context(|| format!("reading {}", key_pem.display()))?,
+        )?;
+        Ok((certificate, key))
+    }
+
+    fn issue_service(
+        &self,
+        role: &str,
+        organisation_number: &str,
+        name: &str,
+        password: &str,
+    ) -> anyhow::Result<Issued> {
+        let mut issued = self.issue(organisation_number, name, -1, 365, password)?;
+        let role_pem = self.dir.join(format!("{role}.pem"));
+        write_atomically(&role_pem, &std::fs::read(&issued.certificate_pem)?)?;
+        issued.certificate_pem = role_pem;
+        Ok(issued)
+    }
+}
+
 /// Where the key pair of `owner` is kept, PKCS#8 PEM.
 fn key_path(dir: &Path, owner: &str) -> PathBuf {
     dir.join(format!("{owner}-key.pem"))
@@ -338,5 +398,29 @@ mod tests {
             replaced.ca().to_der().unwrap(),
             first.ca().to_der().unwrap()
         );
+    }
+
+    #[test]
+    fn service_certificates_are_written_by_role_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::new(dir.path()).unwrap();
+        let svarut = pki.issue_svarut("pw").unwrap();
+        assert_eq!(svarut.certificate_pem, dir.path().join("svarut.pem"));
+        let written = X509::from_pem(&std::fs::read(&svarut.certificate_pem).unwrap()).unwrap();
+        assert_eq!(
+            written.to_der().unwrap(),
+            svarut.certificate.to_der().unwrap()
+        );
+        let formidler = pki.issue_meldingsformidler("pw").unwrap();
+        assert!(dir.path().join("meldingsformidler.pem").exists());
+        let (certificate, key) = pki.issued_identity(MELDINGSFORMIDLER_ORGNR).unwrap();
+        assert_eq!(
+            certificate.to_der().unwrap(),
+            formidler.certificate.to_der().unwrap()
+        );
+        assert!(key.public_eq(&formidler.key));
+        assert!(pki.issued_identity("910075918").is_err());
+        assert!(crate::fixture::valid_orgnr(SVARUT_ORGNR));
+        assert!(crate::fixture::valid_orgnr(MELDINGSFORMIDLER_ORGNR));
     }
 }

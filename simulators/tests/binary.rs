@@ -30,6 +30,13 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         ])
         .args(["--brreg-port", "0", "--fiks-address-port", "0"])
         .args(["--service-bus-port", "0"])
+        .args(["--dpi-port", "0", "--svarut-port", "0"])
+        .args([
+            "--altinn-broker-port",
+            "0",
+            "--altinn-correspondence-port",
+            "0",
+        ])
         .arg("--fixture")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/fixture.toml"))
         .env("SIMULATORS_LOOPBACK_PASSWORD", "pw")
@@ -65,6 +72,13 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         "Brreg",
         "FIKS address service",
         "DPE Service Bus",
+        "SvarUt",
+        "SvarInn",
+        "DPI meldingsformidler",
+        "KRR print certificate",
+        "Altinn broker (basic)",
+        "Altinn broker (streamed)",
+        "Altinn correspondence",
     ] {
         assert!(table.contains_key(service), "{service} missing: {table:?}");
     }
@@ -95,6 +109,40 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
     tokio::net::TcpStream::connect(&table["log service (TCP)"])
         .await
         .unwrap();
+    let dpi = client
+        .get(format!("{}/messages/in", table["DPI meldingsformidler"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dpi.status(), StatusCode::UNAUTHORIZED);
+    let svarinn = client
+        .get(format!("{}/mottaker/hentNyeForsendelser", table["SvarInn"]))
+        .basic_auth("910077201", Some("svarut-910077201"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svarinn.status(), StatusCode::OK);
+    let print = client
+        .get(&table["KRR print certificate"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(print.status(), StatusCode::OK);
+    let svarut = client.post(&table["SvarUt"]).send().await.unwrap();
+    assert_eq!(svarut.status(), StatusCode::UNAUTHORIZED);
+    // The Altinn 2 services serve their WSDL, as JAX-WS clients fetch it.
+    for service in [
+        "Altinn broker (basic)",
+        "Altinn broker (streamed)",
+        "Altinn correspondence",
+    ] {
+        let wsdl = client
+            .get(format!("{}?wsdl", table[service]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wsdl.status(), StatusCode::OK, "{service}");
+    }
 
     // The registry answers its public key set, and nothing else without a token.
     let status = |url: String| {
@@ -170,7 +218,13 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     // The CA and the keys are kept next to the PKI directory for the next start.
-    for kept in ["ca.pem", "ca-key.pem", "910075918-key.pem"] {
+    for kept in [
+        "ca.pem",
+        "ca-key.pem",
+        "910075918-key.pem",
+        "971032146-key.pem",
+        "910078402-key.pem",
+    ] {
         assert!(dir.path().join("pki-keys").join(kept).exists(), "{kept}");
     }
 }

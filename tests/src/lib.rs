@@ -45,3 +45,5 @@ pub mod artifacts {
     pub const HOSTILE_NO_TRANSPORT: &str = env!("PLUGIN_HOSTILE_NO_TRANSPORT");
 }
 pub mod harness;
+pub mod network;
+pub mod process;

@@ -9,6 +9,7 @@
 //! The trait is synchronous on purpose: file and zip libraries speak `std::io`, and async callers
 //! run blob I/O on tokio's blocking pool, exactly as `tokio::fs` does.
 
+mod db_store;
 mod file_store;
 mod stream;
 
@@ -17,6 +18,7 @@ use std::io::{self, Read, Seek, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use db_store::DbBlobStore;
 pub use file_store::FileBlobStore;
 pub use stream::{read_stream, write_stream};
 

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -43,6 +44,7 @@ pub struct Plugin {
     context: Arc<PluginContext>,
     engine: wasmtime::Engine,
     permits: Semaphore,
+    calls: CallMetrics,
 }
 
 /// What went wrong in a call, apart from the plugin's own classified failures.
@@ -170,6 +172,7 @@ impl Plugin {
             }),
             engine: engine.engine().clone(),
             permits: Semaphore::new(spec.limits.concurrency as usize),
+            calls: CallMetrics::default(),
         };
         plugin.description = plugin.describe().await.with_context(context)?;
         Ok(plugin)
@@ -198,6 +201,11 @@ impl Plugin {
     /// Whether this load compiled the component or used the cached artifact.
     pub fn provenance(&self) -> Provenance {
         self.provenance
+    }
+
+    /// Counts and latency of the calls into this plugin since it was loaded.
+    pub fn call_metrics(&self) -> &CallMetrics {
+        &self.calls
     }
 
     /// Instantiates the plugin in a fresh store and drops it: proves it can serve a call now.
@@ -329,10 +337,129 @@ impl Plugin {
                 format!("no answer within {}", human(timeout)),
             )),
         };
+        self.calls.record(
+            operation,
+            started.elapsed(),
+            result.as_ref().err().map(|failure| failure.kind),
+        );
         if let Err(failure) = &result {
             tracing::warn!(plugin = %self.name, operation, elapsed_ms = started.elapsed().as_millis() as u64, "{failure}");
         }
         result
+    }
+}
+
+/// The operations [`Plugin`] calls, in the order [`CallMetrics`] keeps them.
+const OPERATIONS: [&str; 6] = [
+    "instantiate",
+    "describe",
+    "send",
+    "poll-statuses",
+    "poll-incoming",
+    "confirm-incoming",
+];
+
+/// The kinds of [`CallError`] with their metric labels, in the order [`CallMetrics`] keeps them.
+const FAILURE_KINDS: [(CallErrorKind, &str); 4] = [
+    (CallErrorKind::Trap, "trap"),
+    (CallErrorKind::MemoryLimit, "memory_limit"),
+    (CallErrorKind::Timeout, "timeout"),
+    (CallErrorKind::Instantiation, "instantiation"),
+];
+
+/// The upper bounds, in seconds, of the call latency histogram's buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+#[derive(Default)]
+struct OperationCounters {
+    calls: AtomicU64,
+    micros: AtomicU64,
+    /// Calls per latency bucket, not cumulative; slower calls than the last bound count only in
+    /// `calls`.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    failures: [AtomicU64; FAILURE_KINDS.len()],
+}
+
+/// Calls, failures and latency of one plugin by operation. Atomics only, so recording a call
+/// never waits on a scrape or on another call.
+#[derive(Default)]
+pub struct CallMetrics([OperationCounters; OPERATIONS.len()]);
+
+/// One operation's row of [`CallMetrics`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallStats {
+    /// The operation (`send`, `poll-statuses`, ...).
+    pub operation: &'static str,
+    /// Calls, failed ones included.
+    pub calls: u64,
+    /// Their total duration.
+    pub seconds: f64,
+    /// Per bound of [`LATENCY_BUCKETS`], the calls that took at most that long (cumulative).
+    pub buckets: Vec<(f64, u64)>,
+    /// Failed calls per kind (`trap`, `memory_limit`, `timeout`, `instantiation`).
+    pub failures: Vec<(&'static str, u64)>,
+}
+
+impl CallMetrics {
+    fn record(&self, operation: &str, elapsed: Duration, failure: Option<CallErrorKind>) {
+        let Some(counters) = OPERATIONS
+            .iter()
+            .position(|known| *known == operation)
+            .map(|index| &self.0[index])
+        else {
+            return;
+        };
+        counters.calls.fetch_add(1, Ordering::Relaxed);
+        counters
+            .micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            counters.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(kind) = failure
+            && let Some(index) = FAILURE_KINDS.iter().position(|(known, _)| *known == kind)
+        {
+            counters.failures[index].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Every operation called at least once.
+    pub fn snapshot(&self) -> Vec<CallStats> {
+        OPERATIONS
+            .iter()
+            .zip(&self.0)
+            .filter_map(|(operation, counters)| {
+                let calls = counters.calls.load(Ordering::Relaxed);
+                if calls == 0 {
+                    return None;
+                }
+                let mut cumulative = 0;
+                // A call recorded while this reads may show in a bucket before its count does.
+                let buckets = LATENCY_BUCKETS
+                    .iter()
+                    .zip(&counters.buckets)
+                    .map(|(bound, count)| {
+                        cumulative += count.load(Ordering::Relaxed);
+                        (*bound, cumulative)
+                    })
+                    .collect();
+                let failures = FAILURE_KINDS
+                    .iter()
+                    .zip(&counters.failures)
+                    .map(|((_, label), count)| (*label, count.load(Ordering::Relaxed)))
+                    .collect();
+                Some(CallStats {
+                    operation,
+                    calls: calls.max(cumulative),
+                    seconds: counters.micros.load(Ordering::Relaxed) as f64 / 1e6,
+                    buckets,
+                    failures,
+                })
+            })
+            .collect()
     }
 }
 
@@ -415,5 +542,57 @@ fn check_world(engine: &PluginEngine, component: &Component) -> anyhow::Result<(
             )
         }
         Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_metrics_count_calls_latency_buckets_and_failures_per_operation() {
+        let metrics = CallMetrics::default();
+        metrics.record("send", Duration::from_millis(3), None);
+        metrics.record(
+            "send",
+            Duration::from_millis(200),
+            Some(CallErrorKind::Timeout),
+        );
+        metrics.record("send", Duration::from_secs(60), Some(CallErrorKind::Trap));
+        metrics.record("poll-statuses", Duration::from_millis(20), None);
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.len(), 2, "operations never called are left out");
+        let poll = &snapshot[1];
+        assert_eq!((poll.operation, poll.calls), ("poll-statuses", 1));
+        let send = &snapshot[0];
+        assert_eq!((send.operation, send.calls), ("send", 3));
+        assert!((send.seconds - 60.203).abs() < 1e-6, "{}", send.seconds);
+        let bucket = |bound: f64| send.buckets.iter().find(|(b, _)| *b == bound).unwrap().1;
+        assert_eq!(bucket(0.005), 1);
+        assert_eq!(bucket(0.1), 1);
+        assert_eq!(bucket(0.25), 2);
+        assert_eq!(bucket(30.0), 2, "the 60 s call is only in the total");
+        let failed = |kind: &str| send.failures.iter().find(|(k, _)| *k == kind).unwrap().1;
+        assert_eq!(
+            (failed("timeout"), failed("trap"), failed("memory_limit")),
+            (1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn every_operation_called_is_one_the_metrics_keep() {
+        let source = include_str!("plugin.rs");
+        let called: Vec<&str> = source
+            .split("self.call(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert_eq!(called.len(), OPERATIONS.len(), "{called:?}");
+        for operation in called {
+            assert!(
+                OPERATIONS.contains(&operation),
+                "{operation} is not counted"
+            );
+        }
     }
 }

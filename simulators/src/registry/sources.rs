@@ -91,6 +91,9 @@ impl Sources {
             elma,
             svarut,
             einnsyn,
+            // Accounts are SvarUt's and Altinn's business, not the registers'.
+            svarut_account: None,
+            altinn2: None,
         }))
     }
 

@@ -1,0 +1,224 @@
+//! The engine: everything that happens after the API has answered.
+//!
+//! It owns time and retries (DESIGN: plugins classify failures, the engine decides): the outbox
+//! worker sends, the status and inbound pollers ask each channel what is new, the lifetime sweep
+//! ends what ran out, the unlocker frees stale peeks, the webhook deliverer pushes events, and
+//! the retention sweep removes what is no longer needed. Each loop is a task that stops when the
+//! shutdown token is cancelled; a send in flight gets a deadline to finish, and whatever it does
+//! not finish stays in the outbox for the next start.
+
+mod convert;
+mod inbound;
+mod leader;
+mod lifetime;
+mod outbox;
+mod statuses;
+mod webhooks;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::blobs::BlobStore;
+use crate::plugins::PluginHost;
+use crate::store::{ReceiptStatus, StatusEffects, Store};
+
+pub use leader::Leadership;
+
+/// How the engine runs.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// Sends at once.
+    pub concurrency: usize,
+    /// The first retry delay.
+    pub retry_initial: Duration,
+    /// The longest retry delay.
+    pub retry_max_interval: Duration,
+    /// Give up this long after a message entered the outbox.
+    pub retry_give_up_after: Duration,
+    /// Between status polls of a channel.
+    pub status_interval: Duration,
+    /// Between inbound polls of a channel.
+    pub incoming_interval: Duration,
+    /// Between lifetime sweeps.
+    pub lifetime_interval: Duration,
+    /// Channels (service identifiers) whose statuses go on the status queue.
+    pub status_queue_includes: Vec<String>,
+    /// How long a claim on an outbox row lasts.
+    pub claim_lease: Duration,
+    /// How long sends in flight may finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// Webhook push timeout.
+    pub webhook_timeout: Duration,
+    /// Days finished conversations are kept, by what they hold.
+    pub retention: Retention,
+    /// Lifetime of a received message per channel, hours (when its SBD gives none).
+    pub lifetime_hours: BTreeMap<String, u64>,
+}
+
+/// How long finished conversations are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Finished conversations and their statuses.
+    pub conversations: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 10,
+            retry_initial: Duration::from_secs(20),
+            retry_max_interval: Duration::from_secs(3600),
+            retry_give_up_after: Duration::from_secs(100 * 3600),
+            status_interval: Duration::from_secs(60),
+            incoming_interval: Duration::from_secs(15),
+            lifetime_interval: Duration::from_secs(30),
+            status_queue_includes: Vec::new(),
+            claim_lease: Duration::from_secs(15 * 60),
+            shutdown_grace: Duration::from_secs(30),
+            webhook_timeout: Duration::from_secs(10),
+            retention: Retention {
+                conversations: Duration::from_secs(365 * 24 * 3600),
+            },
+            lifetime_hours: BTreeMap::new(),
+        }
+    }
+}
+
+/// What the engine's tasks share.
+pub struct Engine {
+    pub(crate) store: Store,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) plugins: Arc<PluginHost>,
+    pub(crate) settings: EngineSettings,
+    pub(crate) outbox_wake: Arc<Notify>,
+    pub(crate) leadership: Leadership,
+    pub(crate) worker: String,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Engine {
+    /// An engine over `store`; the API wakes the outbox worker through `outbox_wake`.
+    pub fn new(
+        store: Store,
+        blobs: Arc<dyn BlobStore>,
+        plugins: Arc<PluginHost>,
+        settings: EngineSettings,
+        outbox_wake: Arc<Notify>,
+    ) -> Arc<Self> {
+        let worker = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple(),
+            crate::store::now_millis()
+        );
+        let http = reqwest::Client::builder()
+            .timeout(settings.webhook_timeout)
+            .build()
+            .unwrap_or_default();
+        Arc::new(Self {
+            leadership: Leadership::new(store.clone()),
+            store,
+            blobs,
+            plugins,
+            settings,
+            outbox_wake,
+            worker,
+            http,
+        })
+    }
+
+    /// Runs every loop until `shutdown` is cancelled, then waits for sends in flight up to the
+    /// grace period.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        if self.store.dialect() == crate::store::Dialect::Sqlite {
+            // One instance per SQLite file: claims left by a killed predecessor are void.
+            match self.store.release_all_claims().await {
+                Ok(0) => {}
+                Ok(released) => {
+                    tracing::info!(released, "outbox claims of a previous run released")
+                }
+                Err(error) => tracing::error!(%error, "outbox claims could not be released"),
+            }
+        }
+        let mut tasks = JoinSet::new();
+        tasks.spawn(outbox::run(self.clone(), shutdown.clone()));
+        tasks.spawn(statuses::run(self.clone(), shutdown.clone()));
+        tasks.spawn(inbound::run(self.clone(), shutdown.clone()));
+        tasks.spawn(lifetime::run(self.clone(), shutdown.clone()));
+        tasks.spawn(webhooks::run(self.clone(), shutdown.clone()));
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Registers a status with the effects the channel rules give it.
+    pub(crate) async fn register(
+        &self,
+        message_id: &str,
+        direction: crate::store::Direction,
+        service: Option<&str>,
+        update: &crate::store::StatusUpdate,
+    ) {
+        let effects = StatusEffects {
+            starts_polling: false,
+            queue: self.queues(service),
+        };
+        if let Err(error) = self
+            .store
+            .register_status(message_id, direction, update, effects)
+            .await
+        {
+            tracing::error!(%message_id, status = %update.status, %error, "a status could not be registered");
+        }
+    }
+
+    /// Whether statuses of `service` go on the status queue.
+    pub(crate) fn queues(&self, service: Option<&str>) -> bool {
+        service.is_some_and(|service| {
+            self.settings
+                .status_queue_includes
+                .iter()
+                .any(|included| included.eq_ignore_ascii_case(service))
+        })
+    }
+
+    /// Removes blobs no row refers to any more.
+    pub(crate) async fn remove_blobs(&self, blobs: Vec<String>) {
+        if blobs.is_empty() {
+            return;
+        }
+        let store = self.blobs.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in blobs {
+                if let Err(error) = store.remove(&crate::blobs::BlobId::new(id.clone())) {
+                    tracing::warn!(blob = %id, %error, "a file could not be removed");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Waits `interval` or until shutdown; false when shutting down.
+pub(crate) async fn pause(interval: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(interval) => true,
+    }
+}
+
+/// The registered status a channel's status means.
+pub(crate) fn receipt_status(status: crate::plugins::bindings::Status) -> ReceiptStatus {
+    use crate::plugins::bindings::Status;
+    match status {
+        Status::Sendt => ReceiptStatus::Sendt,
+        Status::Mottatt => ReceiptStatus::Mottatt,
+        Status::Levert => ReceiptStatus::Levert,
+        Status::Lest => ReceiptStatus::Lest,
+        Status::Feil => ReceiptStatus::Feil,
+        Status::Annet => ReceiptStatus::Annet,
+    }
+}

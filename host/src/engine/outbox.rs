@@ -1,0 +1,245 @@
+//! The outbox worker: claims due messages, hands each to its channel, and records the outcome.
+//!
+//! Outcomes follow the real integration point: success registers SENDT (and whatever the
+//! provider already implied); `retry` and sandbox failures (trap, timeout, memory) try again
+//! after 20 s, 60 s, 180 s … up to an hour between attempts, until the give-up time turns the
+//! message into a dead letter with FEIL; `reject` and `too-large` register FEIL at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::convert::outgoing;
+use super::{Engine, receipt_status};
+use crate::plugins::bindings::{Capabilities, Failure};
+use crate::store::{Millis, OutboxEntry, ReceiptStatus, StatusEffects, StatusUpdate, now_millis};
+
+/// How often the worker looks for due messages when nobody wakes it.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The retry delay before attempt `attempts + 1`: initial × 3^attempts, at most `max`.
+pub(crate) fn backoff(initial: Duration, max: Duration, attempts: i64) -> Duration {
+    let factor = 3u32.saturating_pow(u32::try_from(attempts).unwrap_or(u32::MAX).min(20));
+    initial.saturating_mul(factor).min(max)
+}
+
+pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(engine.settings.concurrency.max(1)));
+    let mut in_flight = JoinSet::new();
+    loop {
+        while in_flight.try_join_next().is_some() {}
+        let free = permits.available_permits();
+        if free > 0 {
+            let now = now_millis();
+            let lease = now + engine.settings.claim_lease.as_millis() as Millis;
+            match engine
+                .store
+                .claim_outbox(&engine.worker, now, lease, free as i64)
+                .await
+            {
+                Ok(entries) => {
+                    for entry in entries {
+                        let permit = permits
+                            .clone()
+                            .acquire_owned()
+                            .await
+                            .expect("the semaphore is never closed");
+                        let engine = engine.clone();
+                        in_flight.spawn(async move {
+                            send(&engine, entry).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(error) => tracing::error!(%error, "the outbox could not be read"),
+            }
+        }
+        let more = permits.available_permits() > 0;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = engine.outbox_wake.notified(), if more => {}
+            _ = in_flight.join_next(), if !in_flight.is_empty() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+        }
+    }
+    let grace = engine.settings.shutdown_grace;
+    let finished = tokio::time::timeout(grace, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            left = in_flight.len(),
+            "sends still in flight at the end of the shutdown grace; they stay in the outbox"
+        );
+        in_flight.abort_all();
+    }
+}
+
+/// One attempt at sending `entry`.
+async fn send(engine: &Engine, entry: OutboxEntry) {
+    let message_id = entry.message_id.clone();
+    let outcome = attempt(engine, &entry).await;
+    match outcome {
+        Attempt::Sent => {}
+        Attempt::Retry(reason) => retry(engine, &entry, &reason).await,
+        Attempt::Fail(reason) => {
+            tracing::warn!(%message_id, %reason, "the channel refused the message for good");
+            match engine
+                .store
+                .dead_letter(&message_id, &reason, StatusEffects::default())
+                .await
+            {
+                Ok(blobs) => engine.remove_blobs(blobs).await,
+                Err(error) => {
+                    tracing::error!(%message_id, %error, "a failed message could not be recorded")
+                }
+            }
+        }
+        Attempt::Expired => {
+            let reason = "Levetiden for meldingen er utgått. Må sendes på nytt";
+            match engine
+                .store
+                .finish_unsent(
+                    &message_id,
+                    ReceiptStatus::LevetidUtlopt,
+                    reason,
+                    StatusEffects::default(),
+                )
+                .await
+            {
+                Ok(blobs) => engine.remove_blobs(blobs).await,
+                Err(error) => {
+                    tracing::error!(%message_id, %error, "an expired message could not be recorded")
+                }
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Sent,
+    Retry(String),
+    Fail(String),
+    Expired,
+}
+
+async fn attempt(engine: &Engine, entry: &OutboxEntry) -> Attempt {
+    let message = match engine.store.out_message(&entry.message_id).await {
+        Ok(Some(message)) => message,
+        Ok(None) => return Attempt::Sent, // deleted meanwhile; nothing to send
+        Err(error) => return Attempt::Retry(format!("the store failed: {error}")),
+    };
+    if message.expiry.is_some_and(|expiry| expiry <= now_millis()) {
+        return Attempt::Expired;
+    }
+    let files = match engine.store.files(&message.message_id).await {
+        Ok(files) => files,
+        Err(error) => return Attempt::Retry(format!("the store failed: {error}")),
+    };
+    let Some(plugin) = engine.plugins.plugin(&entry.channel) else {
+        return Attempt::Retry(format!("the channel {} is not loaded", entry.channel));
+    };
+    let value = match outgoing(&message, &files, &engine.blobs) {
+        Ok(value) => value,
+        Err(reason) => return Attempt::Fail(reason),
+    };
+    let span =
+        tracing::info_span!("send", message_id = %message.message_id, channel = %entry.channel);
+    let _enter = span.enter();
+    match plugin.send(&value).await {
+        Ok(Ok(sent)) => {
+            let polls = plugin
+                .description()
+                .capabilities
+                .contains(Capabilities::STATUSES);
+            let statuses: Vec<StatusUpdate> = sent
+                .statuses
+                .iter()
+                .map(|event| StatusUpdate {
+                    status: receipt_status(event.status),
+                    description: event.description.clone(),
+                    raw_receipt: None,
+                    at: i64::try_from(event.at).ok(),
+                })
+                .collect();
+            match engine
+                .store
+                .complete_send(&message.message_id, &sent.reference, &statuses, polls)
+                .await
+            {
+                Ok(blobs) => {
+                    engine.remove_blobs(blobs).await;
+                    tracing::info!(reference = %sent.reference, "sent");
+                    Attempt::Sent
+                }
+                Err(error) => Attempt::Retry(format!("the store failed after sending: {error}")),
+            }
+        }
+        Ok(Err(Failure::Retry(reason))) => Attempt::Retry(reason),
+        Ok(Err(Failure::Unauthorized(reason))) => {
+            tracing::error!(%reason, "the provider refused this organisation's credentials");
+            Attempt::Retry(format!("unauthorized: {reason}"))
+        }
+        Ok(Err(Failure::Reject(reason))) => Attempt::Fail(reason),
+        Ok(Err(Failure::TooLarge(limit))) => Attempt::Fail(format!(
+            "The message is larger than the channel's limit of {limit} bytes"
+        )),
+        Err(error) => Attempt::Retry(error.to_string()),
+    }
+}
+
+async fn retry(engine: &Engine, entry: &OutboxEntry, reason: &str) {
+    let now = now_millis();
+    let give_up_at = entry.created + engine.settings.retry_give_up_after.as_millis() as Millis;
+    let delay = backoff(
+        engine.settings.retry_initial,
+        engine.settings.retry_max_interval,
+        entry.attempts,
+    );
+    let next = now + delay.as_millis() as Millis;
+    if next > give_up_at {
+        let reason = format!(
+            "Delivery failed after {} attempts - moved to dead letters: {reason}",
+            entry.attempts + 1
+        );
+        tracing::warn!(message_id = %entry.message_id, %reason, "giving up");
+        match engine
+            .store
+            .dead_letter(&entry.message_id, &reason, StatusEffects::default())
+            .await
+        {
+            Ok(blobs) => engine.remove_blobs(blobs).await,
+            Err(error) => {
+                tracing::error!(message_id = %entry.message_id, %error, "a dead letter could not be recorded")
+            }
+        }
+        return;
+    }
+    tracing::warn!(message_id = %entry.message_id, attempt = entry.attempts + 1, retry_in_s = delay.as_secs(), %reason, "sending failed; will retry");
+    if let Err(error) = engine
+        .store
+        .reschedule(&entry.message_id, &engine.worker, next, reason)
+        .await
+    {
+        tracing::error!(message_id = %entry.message_id, %error, "a retry could not be scheduled");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_triples_from_twenty_seconds_up_to_an_hour() {
+        let delays: Vec<u64> = (0..6)
+            .map(|attempts| {
+                backoff(Duration::from_secs(20), Duration::from_secs(3600), attempts).as_secs()
+            })
+            .collect();
+        assert_eq!(delays, [20, 60, 180, 540, 1620, 3600]);
+    }
+}

@@ -1,0 +1,230 @@
+//! The running integration point: configuration in, a served API and a running engine out.
+//!
+//! The binary and the end-to-end tests start the service the same way, so what the tests prove
+//! is what an operator runs. Stopping is graceful: the API stops accepting, sends in flight get
+//! the engine's grace period, and the rest stays in the outbox for the next start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiSettings, ApiState, Users};
+use crate::blobs::{BlobStore, DbBlobStore, FileBlobStore};
+use crate::config::{Config, LoadOptions};
+use crate::crypto::at_rest::EncryptedBlobStore;
+use crate::engine::{Engine, EngineSettings, Retention};
+use crate::manage::{self, Reloader};
+use crate::plugins::egress::Egress;
+use crate::plugins::{HostServices, PluginEngine, PluginHost};
+use crate::registry::{RegistryConfig, ServiceRegistry, scopes_for_channels};
+use crate::store::{Dialect, Store};
+use crate::tokens::{
+    AltinnConfig, AltinnExchange, ClientKey, Maskinporten, MaskinportenConfig, TokenService,
+    TokenSource,
+};
+
+/// A started service.
+pub struct RunningService {
+    address: SocketAddr,
+    shutdown: CancellationToken,
+    server: JoinHandle<()>,
+    engine: JoinHandle<()>,
+    /// The plugin host, for `/manage` and SIGHUP reloads.
+    pub reloader: Arc<Reloader>,
+    /// The store, for inspection.
+    pub store: Store,
+}
+
+impl RunningService {
+    /// Where the API listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// A token that stops the service when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the service has stopped (after its token is cancelled).
+    pub async fn stopped(self) {
+        let _ = self.server.await;
+        let _ = self.engine.await;
+        self.store.close().await;
+    }
+
+    /// Stops the service gracefully and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.stopped().await;
+    }
+}
+
+/// The database URL with a relative SQLite path taken from the configuration file's directory.
+fn database_url(config: &Config) -> String {
+    let url = &config.settings.database.url;
+    match url.strip_prefix("sqlite://") {
+        Some(rest) if !rest.starts_with('/') && !rest.starts_with(":memory:") => {
+            let (path, query) = rest
+                .split_once('?')
+                .map_or((rest, None), |(p, q)| (p, Some(q)));
+            let absolute = config.path("database.url", std::path::Path::new(path));
+            match query {
+                Some(query) => format!("sqlite://{}?{query}", absolute.display()),
+                None => format!("sqlite://{}", absolute.display()),
+            }
+        }
+        _ => url.clone(),
+    }
+}
+
+/// Starts everything `config` describes; `options` are kept for reloads.
+pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<RunningService> {
+    let settings = &config.settings;
+    anyhow::ensure!(
+        settings.api.tls.is_none(),
+        "api.tls: serving TLS directly is not supported yet; terminate TLS in a proxy in front \
+         and remove api.tls"
+    );
+    let client_id = settings
+        .maskinporten
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("MOVE_IP_{}", settings.organisation.number));
+    let maskinporten = Arc::new(Maskinporten::new(
+        MaskinportenConfig::new(
+            &settings.endpoints.maskinporten,
+            &settings.endpoints.maskinporten_audience,
+            client_id,
+        ),
+        ClientKey::Certificate(config.certificate.clone()),
+    )?);
+    let altinn = AltinnExchange::new(
+        AltinnConfig::new(&settings.endpoints.altinn_token_exchange),
+        maskinporten.clone(),
+    )?;
+    let tokens: Arc<dyn TokenSource> = Arc::new(TokenService::new(maskinporten, Some(altinn)));
+    let data_dir = config.data_dir();
+    let store = Store::open(&database_url(&config))
+        .await
+        .context("opening the database")?;
+    // One instance keeps files on its disk; several share them in the database, in chunks.
+    // Either way they are encrypted at rest to the organisation's own certificate.
+    let files: Arc<dyn BlobStore> = match store.dialect() {
+        Dialect::Sqlite => {
+            Arc::new(FileBlobStore::open(data_dir.join("blobs")).context("opening the blob store")?)
+        }
+        Dialect::Postgres => Arc::new(DbBlobStore::new(&store, tokio::runtime::Handle::current())),
+    };
+    let blobs: Arc<dyn BlobStore> =
+        Arc::new(EncryptedBlobStore::new(files, config.certificate.clone()));
+    let services = Arc::new(HostServices {
+        egress: Egress::new(Arc::new(config.secrets.clone()), tokens.clone())?,
+        blobs: blobs.clone(),
+        certificate: Some(config.certificate.clone()),
+    });
+    let plugins = Arc::new(PluginHost::new(
+        PluginEngine::new()?,
+        &data_dir.join("compiled"),
+        services,
+    )?);
+    plugins.load(&config.plugin_set()).await?;
+
+    let channel_services: Vec<String> = plugins
+        .current()
+        .plugins()
+        .map(|plugin| plugin.description().service.clone())
+        .collect();
+    let mut registry_config = RegistryConfig::new(&settings.endpoints.service_registry);
+    registry_config.scopes = scopes_for_channels(channel_services.iter().map(String::as_str));
+    let registry = Arc::new(ServiceRegistry::new(registry_config, tokens)?);
+
+    let users = Users::new(
+        settings
+            .api
+            .users
+            .iter()
+            .map(|(name, user)| (name.clone(), user.password_hash.clone()))
+            .collect::<BTreeMap<_, _>>(),
+    )
+    .map_err(|reason| anyhow::anyhow!("api.users: {reason}"))?;
+    if users.is_empty() {
+        tracing::warn!(
+            "api.users is empty: every API request will be refused; add a user with a password \
+             hash (`integrasjonspunkt hash-password`)"
+        );
+    }
+    let mut api_settings = ApiSettings::new(settings.organisation.number.clone());
+    api_settings.lifetime_hours = settings.channels.lifetime_hours.clone();
+    api_settings.webhook_timeout = Duration::from_millis(settings.webhooks.connect_timeout_ms);
+    api_settings.max_json_bytes = (settings.api.max_request_mib as usize) << 20;
+    let outbox_wake = Arc::new(Notify::new());
+    let engine_settings = EngineSettings {
+        retry_initial: Duration::from_secs(settings.retry.initial_seconds),
+        retry_max_interval: Duration::from_secs(settings.retry.max_interval_seconds),
+        retry_give_up_after: Duration::from_secs(settings.retry.max_hours * 3600),
+        status_interval: Duration::from_secs(settings.polling.statuses_seconds),
+        incoming_interval: Duration::from_secs(settings.polling.incoming_seconds),
+        webhook_timeout: Duration::from_millis(
+            settings.webhooks.connect_timeout_ms + settings.webhooks.read_timeout_ms,
+        ),
+        retention: Retention {
+            conversations: Duration::from_secs(settings.retention.conversations_days * 86_400),
+        },
+        lifetime_hours: settings.channels.lifetime_hours.clone(),
+        ..EngineSettings::default()
+    };
+    let engine = Engine::new(
+        store.clone(),
+        blobs.clone(),
+        plugins.clone(),
+        engine_settings,
+        outbox_wake.clone(),
+    );
+    let state = Arc::new(ApiState {
+        store: store.clone(),
+        blobs,
+        registry,
+        plugins: plugins.clone(),
+        certificate: Some(config.certificate.clone()),
+        outbox_wake,
+        users,
+        settings: api_settings,
+        http: reqwest::Client::new(),
+    });
+    let reloader = Arc::new(Reloader { options, plugins });
+    let monitor = manage::Monitor::new(store.clone(), reloader.plugins.clone(), &config);
+    let manage = manage::router(reloader.clone()).merge(manage::monitoring(Arc::new(monitor)));
+    let app = api::router(state, manage);
+    let listen = settings.api.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let address = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let stopping = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopping.cancelled().await })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "the API stopped serving");
+        }
+    });
+    let engine = tokio::spawn(engine.run(shutdown.clone()));
+    tracing::info!(%address, "listening");
+    Ok(RunningService {
+        address,
+        shutdown,
+        server,
+        engine,
+        reloader,
+        store,
+    })
+}

@@ -1,0 +1,479 @@
+//! Conversations and their statuses.
+//!
+//! Registering a status is the one place where the conversation rules of the real integration
+//! point live: a status is kept once per conversation (registering it again changes nothing),
+//! LEVERT finishes a conversation, LEST/FEIL/LEVETID_UTLOPT/INNKOMMENDE_LEVERT also end its
+//! polling, and every new status becomes webhook events in the same transaction, so an event is
+//! never lost nor sent for a status that was rolled back.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row as _, Transaction};
+
+use super::filter::{ConversationQuery, PageRequest, StatusQuery, bind_all};
+use super::model::*;
+use super::webhooks::enqueue_events;
+use super::{Store, StoreError, flag};
+
+const CONVERSATION_COLUMNS: &str = "id, conversation_id, message_id, direction, sender, \
+    sender_identifier, receiver, receiver_identifier, process_identifier, document_identifier, \
+    message_reference, message_title, service_identifier, channel, external_system_reference, \
+    expiry, last_update, finished, pollable";
+
+const STATUS_COLUMNS: &str = "s.id, s.conv_id, s.status, s.description, s.raw_receipt, \
+    s.last_update, c.conversation_id, c.message_id, c.direction, c.service_identifier";
+
+fn conversation_from(row: &AnyRow) -> Result<Conversation, sqlx::Error> {
+    let direction: String = row.try_get("direction")?;
+    Ok(Conversation {
+        id: row.try_get("id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        message_id: row.try_get("message_id")?,
+        direction: direction.parse().map_err(decode_error)?,
+        sender: row.try_get("sender")?,
+        sender_identifier: row.try_get("sender_identifier")?,
+        receiver: row.try_get("receiver")?,
+        receiver_identifier: row.try_get("receiver_identifier")?,
+        process_identifier: row.try_get("process_identifier")?,
+        document_identifier: row.try_get("document_identifier")?,
+        message_reference: row.try_get("message_reference")?,
+        message_title: row.try_get("message_title")?,
+        service_identifier: row.try_get("service_identifier")?,
+        channel: row.try_get("channel")?,
+        external_system_reference: row.try_get("external_system_reference")?,
+        expiry: row.try_get("expiry")?,
+        last_update: row.try_get("last_update")?,
+        finished: flag(row.try_get("finished")?),
+        pollable: flag(row.try_get("pollable")?),
+        statuses: Vec::new(),
+    })
+}
+
+pub(super) fn status_from(row: &AnyRow) -> Result<MessageStatus, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let direction: String = row.try_get("direction")?;
+    Ok(MessageStatus {
+        id: row.try_get("id")?,
+        conv_id: row.try_get("conv_id")?,
+        status: status.parse().map_err(decode_error)?,
+        description: row.try_get("description")?,
+        raw_receipt: row.try_get("raw_receipt")?,
+        last_update: row.try_get("last_update")?,
+        conversation_id: row.try_get("conversation_id")?,
+        message_id: row.try_get("message_id")?,
+        direction: direction.parse().map_err(decode_error)?,
+        service_identifier: row.try_get("service_identifier")?,
+    })
+}
+
+fn decode_error(message: String) -> sqlx::Error {
+    sqlx::Error::Decode(message.into())
+}
+
+/// Inserts a conversation with OPPRETTET; fails when the message has one in that direction.
+pub(super) async fn insert_conversation(
+    tx: &mut Transaction<'_, Any>,
+    direction: Direction,
+    new: &NewConversation,
+    now: Millis,
+) -> Result<i64, StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO conversation (conversation_id, message_id, direction, sender, \
+         sender_identifier, receiver, receiver_identifier, process_identifier, \
+         document_identifier, service_identifier, channel, expiry, last_update) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (message_id, direction) DO NOTHING RETURNING id",
+    )
+    .bind(&new.conversation_id)
+    .bind(&new.message_id)
+    .bind(direction.as_str())
+    .bind(&new.sender)
+    .bind(&new.sender_identifier)
+    .bind(&new.receiver)
+    .bind(&new.receiver_identifier)
+    .bind(&new.process_identifier)
+    .bind(&new.document_identifier)
+    .bind(&new.service_identifier)
+    .bind(&new.channel)
+    .bind(new.expiry)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = inserted else {
+        return Err(StoreError::Duplicate(format!(
+            "a conversation for message {} exists already",
+            new.message_id
+        )));
+    };
+    let id: i64 = row.try_get("id")?;
+    register_in(
+        tx,
+        id,
+        &StatusUpdate::new(ReceiptStatus::Opprettet),
+        false,
+        false,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Registers `update` on conversation `conv_id` unless it has that status; returns the new
+/// status, or `None` when it was there already.
+pub(super) async fn register_in(
+    tx: &mut Transaction<'_, Any>,
+    conv_id: i64,
+    update: &StatusUpdate,
+    starts_polling: bool,
+    queue: bool,
+) -> Result<Option<MessageStatus>, StoreError> {
+    let at = update.at.unwrap_or_else(now_millis);
+    let inserted = sqlx::query(
+        "INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conv_id, status) DO NOTHING RETURNING id",
+    )
+    .bind(conv_id)
+    .bind(update.status.as_str())
+    .bind(&update.description)
+    .bind(&update.raw_receipt)
+    .bind(at)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = inserted else {
+        return Ok(None);
+    };
+    let status_id: i64 = row.try_get("id")?;
+    let status = update.status;
+    sqlx::query(
+        "UPDATE conversation SET last_update = $1, \
+         finished = CASE WHEN $2 = 1 THEN 1 ELSE finished END, \
+         pollable = CASE WHEN $3 = 1 THEN 0 WHEN $4 = 1 AND finished = 0 THEN 1 ELSE pollable END \
+         WHERE id = $5",
+    )
+    .bind(now_millis())
+    .bind(i64::from(status.finishes()))
+    .bind(i64::from(status.ends_polling()))
+    .bind(i64::from(starts_polling))
+    .bind(conv_id)
+    .execute(&mut **tx)
+    .await?;
+    if queue {
+        sqlx::query("INSERT INTO status_queue (status_id) VALUES ($1)")
+            .bind(status_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {STATUS_COLUMNS} FROM message_status s JOIN conversation c ON c.id = s.conv_id \
+         WHERE s.id = $1"
+    ))
+    .bind(status_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let registered = status_from(&row)?;
+    enqueue_events(tx, &registered).await?;
+    Ok(Some(registered))
+}
+
+/// How a status registration treats polling and the status queue.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StatusEffects {
+    /// The channel polls statuses from now on (SENDT on a polling channel).
+    pub starts_polling: bool,
+    /// The status goes on the queue of `GET /api/statuses/peek`.
+    pub queue: bool,
+}
+
+impl Store {
+    /// The conversation of `message_id` in `direction`, with its statuses.
+    pub async fn conversation(
+        &self,
+        message_id: &str,
+        direction: Direction,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversation WHERE message_id = $1 AND direction = $2"
+        ))
+        .bind(message_id)
+        .bind(direction.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some(row) => {
+                let mut conversation = conversation_from(&row)?;
+                self.attach_statuses(std::slice::from_mut(&mut conversation))
+                    .await?;
+                Ok(Some(conversation))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The conversation with row id `id`, with its statuses.
+    pub async fn conversation_by_id(&self, id: i64) -> Result<Option<Conversation>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversation WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some(row) => {
+                let mut conversation = conversation_from(&row)?;
+                self.attach_statuses(std::slice::from_mut(&mut conversation))
+                    .await?;
+                Ok(Some(conversation))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A page of conversations.
+    pub async fn conversations(
+        &self,
+        query: &ConversationQuery,
+        page: &PageRequest,
+    ) -> Result<Page<Conversation>, StoreError> {
+        let filter = query.to_where();
+        let total: i64 = bind_all(
+            sqlx::query(&format!(
+                "SELECT COUNT(*) AS n FROM conversation{}",
+                filter.sql()
+            )),
+            &filter.values,
+        )
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
+        let rows = bind_all(
+            sqlx::query(&format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversation{}{}",
+                filter.sql(),
+                page.sql("id")
+            )),
+            &filter.values,
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(conversation_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.attach_statuses(&mut items).await?;
+        Ok(Page { items, total })
+    }
+
+    async fn attach_statuses(&self, conversations: &mut [Conversation]) -> Result<(), StoreError> {
+        for conversation in conversations {
+            let rows = sqlx::query(&format!(
+                "SELECT {STATUS_COLUMNS} FROM message_status s JOIN conversation c ON c.id = s.conv_id \
+                 WHERE s.conv_id = $1 ORDER BY s.id"
+            ))
+            .bind(conversation.id)
+            .fetch_all(self.pool())
+            .await?;
+            conversation.statuses = rows.iter().map(status_from).collect::<Result<_, _>>()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a conversation and its statuses; true when there was one.
+    pub async fn delete_conversation(&self, id: i64) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM conversation WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    /// Registers a status on the conversation of `message_id` in `direction`; `None` when the
+    /// conversation had it already.
+    pub async fn register_status(
+        &self,
+        message_id: &str,
+        direction: Direction,
+        update: &StatusUpdate,
+        effects: StatusEffects,
+    ) -> Result<Option<MessageStatus>, StoreError> {
+        let mut tx = self.begin().await?;
+        let conv_id = conversation_id_in(&mut tx, message_id, direction).await?;
+        let registered = register_in(
+            &mut tx,
+            conv_id,
+            update,
+            effects.starts_polling,
+            effects.queue,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(registered)
+    }
+
+    /// Records the provider's reference of a sent message.
+    pub async fn set_external_reference(
+        &self,
+        message_id: &str,
+        reference: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE conversation SET external_system_reference = $1 \
+             WHERE message_id = $2 AND direction = 'OUTGOING'",
+        )
+        .bind(reference)
+        .bind(message_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the archive reference and title of an outgoing conversation.
+    pub async fn set_reference_and_title(
+        &self,
+        message_id: &str,
+        reference: Option<&str>,
+        title: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE conversation SET message_reference = COALESCE($1, message_reference), \
+             message_title = COALESCE($2, message_title) \
+             WHERE message_id = $3 AND direction = 'OUTGOING'",
+        )
+        .bind(reference)
+        .bind(title)
+        .bind(message_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Outgoing conversations of `channel` whose statuses are polled, with the provider's
+    /// reference, oldest change first.
+    pub async fn pollable(
+        &self,
+        channel: &str,
+        limit: i64,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversation WHERE pollable = 1 AND channel = $1 \
+             AND direction = 'OUTGOING' AND external_system_reference IS NOT NULL \
+             ORDER BY last_update LIMIT $2"
+        ))
+        .bind(channel)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(conversation_from)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Unfinished conversations whose lifetime ended before `now`.
+    pub async fn expired(&self, now: Millis, limit: i64) -> Result<Vec<Conversation>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversation WHERE finished = 0 \
+             AND expiry IS NOT NULL AND expiry < $1 ORDER BY expiry LIMIT $2"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(conversation_from)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// A page of statuses.
+    pub async fn statuses(
+        &self,
+        query: &StatusQuery,
+        page: &PageRequest,
+    ) -> Result<Page<MessageStatus>, StoreError> {
+        let filter = query.to_where();
+        let from = "FROM message_status s JOIN conversation c ON c.id = s.conv_id";
+        let total: i64 = bind_all(
+            sqlx::query(&format!("SELECT COUNT(*) AS n {from}{}", filter.sql())),
+            &filter.values,
+        )
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
+        let rows = bind_all(
+            sqlx::query(&format!(
+                "SELECT {STATUS_COLUMNS} {from}{}{}",
+                filter.sql(),
+                page.sql("s.id")
+            )),
+            &filter.values,
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows.iter().map(status_from).collect::<Result<_, _>>()?;
+        Ok(Page { items, total })
+    }
+
+    /// Deletes finished conversations last changed before `before`, with their statuses.
+    pub async fn purge_finished(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "DELETE FROM status_queue WHERE status_id IN (SELECT s.id FROM message_status s \
+             JOIN conversation c ON c.id = s.conv_id WHERE c.finished = 1 AND c.last_update < $1)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM message_status WHERE conv_id IN (SELECT id FROM conversation \
+             WHERE finished = 1 AND last_update < $1)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        let deleted =
+            sqlx::query("DELETE FROM conversation WHERE finished = 1 AND last_update < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected())
+    }
+
+    /// The oldest status on the status queue.
+    pub async fn peek_status_queue(&self) -> Result<Option<MessageStatus>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {STATUS_COLUMNS} FROM status_queue q JOIN message_status s ON s.id = q.status_id \
+             JOIN conversation c ON c.id = s.conv_id ORDER BY q.status_id LIMIT 1"
+        ))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(status_from).transpose()?)
+    }
+
+    /// Takes status `id` off the status queue; false when it was not on it.
+    pub async fn remove_from_status_queue(&self, id: i64) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM status_queue WHERE status_id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+}
+
+/// The row id of the conversation of `message_id` in `direction`.
+pub(super) async fn conversation_id_in(
+    tx: &mut Transaction<'_, Any>,
+    message_id: &str,
+    direction: Direction,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT id FROM conversation WHERE message_id = $1 AND direction = $2")
+        .bind(message_id)
+        .bind(direction.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some(row) => Ok(row.try_get("id")?),
+        None => Err(StoreError::NotFound(format!(
+            "no {} conversation for message {message_id}",
+            direction.as_str().to_ascii_lowercase()
+        ))),
+    }
+}

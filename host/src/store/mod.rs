@@ -1,0 +1,186 @@
+//! Persistence: conversations, statuses, messages in and out with their files, the outbox, dead
+//! letters, subscriptions and webhook events.
+//!
+//! One set of queries serves both deployments through sqlx's `Any` driver: SQLite (embedded, the
+//! default, WAL) and PostgreSQL (several instances). Keeping a single implementation means every
+//! rule (idempotent statuses, the lock of a peek, the claim of an outbox row) is written once and
+//! proven on both; where the dialects must differ (claiming with `FOR UPDATE SKIP LOCKED`,
+//! advisory locks for the pollers) the code says so next to the query. Times are integers
+//! (milliseconds) and flags are 0/1 so that both drivers decode them alike.
+
+mod conversations;
+mod filter;
+mod in_messages;
+mod metrics;
+mod model;
+mod out_messages;
+mod outbox;
+mod schema;
+mod webhooks;
+
+use std::path::Path;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor as _};
+
+pub use conversations::StatusEffects;
+pub use filter::{ConversationQuery, MessageQuery, PageRequest, StatusQuery};
+pub use metrics::MessageCount;
+pub use model::*;
+pub use webhooks::{EventFilter, status_event_payload};
+
+/// Which database is behind the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// The embedded default: one instance.
+    Sqlite,
+    /// Several instances share it.
+    Postgres,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row to create exists already.
+    #[error("{0}")]
+    Duplicate(String),
+    /// The row asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The row exists but is not in a state that allows the change.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The schema could not be brought up to date.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The store; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://…` or `postgres://…`), creating an SQLite file
+    /// and its directory when missing, and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::Conflict(format!(
+                "database URL {url:?} is neither sqlite:// nor postgres://"
+            )));
+        };
+        let url = match dialect {
+            Dialect::Sqlite => sqlite_url(url)?,
+            Dialect::Postgres => url.to_owned(),
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match dialect {
+            // One writer at a time is SQLite's nature; a small pool with a busy timeout keeps
+            // readers concurrent (WAL) and writers queued instead of failing.
+            Dialect::Sqlite => {
+                options
+                    .max_connections(4)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            connection
+                                .execute(
+                                    "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; \
+                                     PRAGMA synchronous = NORMAL;",
+                                )
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Dialect::Postgres => options.max_connections(16).connect(&url).await?,
+        };
+        if dialect == Dialect::Sqlite {
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        schema::migrate(&pool, dialect).await?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// The database behind it.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Whether the database answers, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begins a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads before it writes cannot wait for another writer when it
+    /// upgrades (SQLite answers "database is locked" at once, busy timeout or not), which two
+    /// workers or two instances on one file hit under load.
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+}
+
+/// `sqlite://path` with the file created when missing; the directory is made here because
+/// SQLite will not.
+fn sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or_default();
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path != ":memory:"
+        && !path.is_empty()
+        && let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|error| {
+            StoreError::Conflict(format!(
+                "cannot create the database directory {}: {error}",
+                parent.display()
+            ))
+        })?;
+    }
+    let mut query = query.to_owned();
+    if !query.split('&').any(|part| part.starts_with("mode=")) {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str("mode=rwc");
+    }
+    // Validate early so a bad URL names itself instead of failing inside the pool.
+    sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{path}?{query}"))?;
+    Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// Decodes a 0/1 flag.
+fn flag(value: i64) -> bool {
+    value != 0
+}

@@ -1,0 +1,256 @@
+//! Outgoing messages and their files, from create to the outbox.
+//!
+//! Create writes the message and its OPPRETTET conversation in one transaction; send writes the
+//! outbox row in the same transaction that marks the message queued, so a message is either
+//! waiting for its files or certain to be sent, never in between.
+
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::conversations::insert_conversation;
+use super::filter::{MessageQuery, PageRequest, bind_all};
+use super::model::*;
+use super::outbox::remove_out_message;
+use super::{Store, StoreError, flag};
+
+const OUT_COLUMNS: &str = "message_id, conversation_id, process_identifier, document_type, \
+    sender_identifier, receiver_identifier, service_identifier, channel, sbd, service_record, \
+    expiry, queued, created";
+
+const FILE_COLUMNS: &str =
+    "message_id, ordinal, filename, title, mime_type, primary_document, size, blob_id";
+
+fn out_from(row: &AnyRow) -> Result<OutMessage, sqlx::Error> {
+    Ok(OutMessage {
+        message_id: row.try_get("message_id")?,
+        conversation_id: row.try_get("conversation_id")?,
+        process_identifier: row.try_get("process_identifier")?,
+        document_type: row.try_get("document_type")?,
+        sender_identifier: row.try_get("sender_identifier")?,
+        receiver_identifier: row.try_get("receiver_identifier")?,
+        service_identifier: row.try_get("service_identifier")?,
+        channel: row.try_get("channel")?,
+        sbd: row.try_get("sbd")?,
+        service_record: row.try_get("service_record")?,
+        expiry: row.try_get("expiry")?,
+        queued: flag(row.try_get("queued")?),
+        created: row.try_get("created")?,
+    })
+}
+
+fn file_from(row: &AnyRow) -> Result<MessageFile, sqlx::Error> {
+    Ok(MessageFile {
+        message_id: row.try_get("message_id")?,
+        ordinal: row.try_get("ordinal")?,
+        filename: row.try_get("filename")?,
+        title: row.try_get("title")?,
+        mime_type: row.try_get("mime_type")?,
+        primary_document: flag(row.try_get("primary_document")?),
+        size: row.try_get("size")?,
+        blob_id: row.try_get("blob_id")?,
+    })
+}
+
+impl Store {
+    /// Stores a new outgoing message and its OPPRETTET conversation; fails with
+    /// [`StoreError::Duplicate`] when the message id is taken.
+    pub async fn create_out_message(
+        &self,
+        message: &OutMessage,
+        conversation: &NewConversation,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $12) \
+             ON CONFLICT (message_id) DO NOTHING"
+        ))
+        .bind(&message.message_id)
+        .bind(&message.conversation_id)
+        .bind(&message.process_identifier)
+        .bind(&message.document_type)
+        .bind(&message.sender_identifier)
+        .bind(&message.receiver_identifier)
+        .bind(&message.service_identifier)
+        .bind(&message.channel)
+        .bind(&message.sbd)
+        .bind(&message.service_record)
+        .bind(message.expiry)
+        .bind(message.created)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Duplicate(format!(
+                "Message with id {} already exists",
+                message.message_id
+            )));
+        }
+        insert_conversation(&mut tx, Direction::Outgoing, conversation, message.created).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The outgoing message `message_id`.
+    pub async fn out_message(&self, message_id: &str) -> Result<Option<OutMessage>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {OUT_COLUMNS} FROM out_message WHERE message_id = $1"
+        ))
+        .bind(message_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(out_from).transpose()?)
+    }
+
+    /// A page of outgoing messages.
+    pub async fn out_messages(
+        &self,
+        query: &MessageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<OutMessage>, StoreError> {
+        let filter = query.to_where();
+        let total: i64 = bind_all(
+            sqlx::query(&format!(
+                "SELECT COUNT(*) AS n FROM out_message{}",
+                filter.sql()
+            )),
+            &filter.values,
+        )
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
+        let rows = bind_all(
+            sqlx::query(&format!(
+                "SELECT {OUT_COLUMNS} FROM out_message{}{}",
+                filter.sql(),
+                page.sql("message_id")
+            )),
+            &filter.values,
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let items = rows.iter().map(out_from).collect::<Result<_, _>>()?;
+        Ok(Page { items, total })
+    }
+
+    /// Adds a file to an unsent message. Fails with [`StoreError::Duplicate`] when the name is
+    /// taken, [`StoreError::NotFound`] without the message, [`StoreError::Conflict`] once sent.
+    pub async fn add_file(&self, file: &MessageFile) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let queued = sqlx::query("SELECT queued FROM out_message WHERE message_id = $1")
+            .bind(&file.message_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match queued {
+            None => {
+                return Err(StoreError::NotFound(format!(
+                    "Message with id {} not found",
+                    file.message_id
+                )));
+            }
+            Some(row) if flag(row.try_get("queued")?) => {
+                return Err(StoreError::Conflict(format!(
+                    "Message with id {} has been sent; files can no longer be added",
+                    file.message_id
+                )));
+            }
+            Some(_) => {}
+        }
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO message_file ({FILE_COLUMNS}) \
+             SELECT $1, COALESCE(MAX(ordinal), -1) + 1, $2, $3, $4, $5, $6, $7 \
+             FROM message_file WHERE message_id = $1 \
+             ON CONFLICT (message_id, filename) DO NOTHING"
+        ))
+        .bind(&file.message_id)
+        .bind(&file.filename)
+        .bind(&file.title)
+        .bind(&file.mime_type)
+        .bind(i64::from(file.primary_document))
+        .bind(file.size)
+        .bind(&file.blob_id)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Duplicate(format!(
+                "Duplicate filename: {}",
+                file.filename
+            )));
+        }
+        sqlx::query("UPDATE out_message SET last_updated = $1 WHERE message_id = $2")
+            .bind(now_millis())
+            .bind(&file.message_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The files of an outgoing message, in upload order.
+    pub async fn files(&self, message_id: &str) -> Result<Vec<MessageFile>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM message_file WHERE message_id = $1 ORDER BY ordinal"
+        ))
+        .bind(message_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(file_from).collect::<Result<_, _>>()?)
+    }
+
+    /// Puts the message in the outbox for `channel`, due now. Fails with
+    /// [`StoreError::Conflict`] when it was sent already.
+    pub async fn queue_for_sending(&self, message_id: &str) -> Result<(), StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT channel, queued FROM out_message WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(format!(
+                "Message with id {message_id} not found"
+            )));
+        };
+        if flag(row.try_get("queued")?) {
+            return Err(StoreError::Conflict(format!(
+                "Message with id {message_id} has been sent already"
+            )));
+        }
+        let channel: String = row.try_get("channel")?;
+        sqlx::query("UPDATE out_message SET queued = 1, last_updated = $1 WHERE message_id = $2")
+            .bind(now)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) \
+             VALUES ($1, $2, 0, $3, $3)",
+        )
+        .bind(message_id)
+        .bind(&channel)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes an outgoing message and its file rows (and its outbox entry), returning the
+    /// blobs that held the files so the caller removes them; `None` when there was none.
+    pub async fn delete_out_message(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT 1 AS one FROM out_message WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Ok(None);
+        }
+        let blobs = remove_out_message(&mut tx, message_id).await?;
+        tx.commit().await?;
+        Ok(Some(blobs))
+    }
+}

@@ -1,0 +1,224 @@
+//! The outbox: messages accepted for sending, claimed by workers, retried, or dead-lettered.
+//!
+//! A claim is a lease: the worker that claims a row owns it until `claimed_until`. A worker that
+//! dies (a crash, a kill -9) simply lets its lease run out and another claims the row again;
+//! a provider that deduplicates on the message id turns that second attempt into the first one's
+//! answer. On PostgreSQL the claim skips rows other instances are claiming at that moment
+//! (`FOR UPDATE SKIP LOCKED`), so several instances share one outbox without waiting on each
+//! other; SQLite has one writer at a time and needs no such clause.
+
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::conversations::{StatusEffects, conversation_id_in, register_in};
+use super::model::*;
+use super::{Dialect, Store, StoreError};
+
+fn entry_from(row: &AnyRow) -> Result<OutboxEntry, sqlx::Error> {
+    Ok(OutboxEntry {
+        message_id: row.try_get("message_id")?,
+        channel: row.try_get("channel")?,
+        attempts: row.try_get("attempts")?,
+        created: row.try_get("created")?,
+    })
+}
+
+impl Store {
+    /// Claims up to `limit` due entries for `worker` until `lease_until`.
+    pub async fn claim_outbox(
+        &self,
+        worker: &str,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let lock = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let rows = sqlx::query(&format!(
+            "UPDATE outbox SET claimed_until = $1, claimed_by = $2 WHERE message_id IN (\
+             SELECT message_id FROM outbox WHERE next_attempt_at <= $3 \
+             AND (claimed_until IS NULL OR claimed_until < $3) \
+             ORDER BY next_attempt_at LIMIT $4{lock}) \
+             RETURNING message_id, channel, attempts, created"
+        ))
+        .bind(lease_until)
+        .bind(worker)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
+    }
+
+    /// Releases every claim `worker` holds, for a restart of the only instance.
+    pub async fn release_claims(&self, worker: &str) -> Result<u64, StoreError> {
+        let released = sqlx::query(
+            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = $1",
+        )
+        .bind(worker)
+        .execute(self.pool())
+        .await?;
+        Ok(released.rows_affected())
+    }
+
+    /// Releases every claim, whoever holds it: an SQLite database has one instance, so at its
+    /// start no claim can belong to a live worker.
+    pub async fn release_all_claims(&self) -> Result<u64, StoreError> {
+        let released = sqlx::query("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL")
+            .execute(self.pool())
+            .await?;
+        Ok(released.rows_affected())
+    }
+
+    /// Records a failed attempt; the entry is due again at `next_attempt_at`.
+    pub async fn reschedule(
+        &self,
+        message_id: &str,
+        worker: &str,
+        next_attempt_at: Millis,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
+             claimed_until = NULL, claimed_by = NULL WHERE message_id = $3 AND claimed_by = $4",
+        )
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(message_id)
+        .bind(worker)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Completes a send: registers SENDT (and any further statuses the provider implied),
+    /// keeps the provider's reference, and deletes the message, its files and its outbox entry.
+    /// Returns the blobs to remove.
+    pub async fn complete_send(
+        &self,
+        message_id: &str,
+        reference: &str,
+        statuses: &[StatusUpdate],
+        polls_statuses: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin().await?;
+        let conv_id = conversation_id_in(&mut tx, message_id, Direction::Outgoing).await?;
+        sqlx::query("UPDATE conversation SET external_system_reference = $1 WHERE id = $2")
+            .bind(reference)
+            .bind(conv_id)
+            .execute(&mut *tx)
+            .await?;
+        register_in(
+            &mut tx,
+            conv_id,
+            &StatusUpdate::new(ReceiptStatus::Sendt),
+            polls_statuses,
+            false,
+        )
+        .await?;
+        for status in statuses {
+            register_in(&mut tx, conv_id, status, false, false).await?;
+        }
+        let blobs = remove_out_message(&mut tx, message_id).await?;
+        tx.commit().await?;
+        Ok(blobs)
+    }
+
+    /// Gives up on a message: keeps it as a dead letter, registers FEIL with `reason`, and
+    /// deletes the message, its files and its outbox entry. Returns the blobs to remove.
+    pub async fn dead_letter(
+        &self,
+        message_id: &str,
+        reason: &str,
+        effects: StatusEffects,
+    ) -> Result<Vec<String>, StoreError> {
+        self.finish_unsent(message_id, ReceiptStatus::Feil, reason, effects)
+            .await
+    }
+
+    /// Ends an unsent message with `status` (FEIL or LEVETID_UTLOPT), keeping it as a dead
+    /// letter.
+    pub async fn finish_unsent(
+        &self,
+        message_id: &str,
+        status: ReceiptStatus,
+        reason: &str,
+        effects: StatusEffects,
+    ) -> Result<Vec<String>, StoreError> {
+        let now = now_millis();
+        let mut tx = self.begin().await?;
+        let message = sqlx::query(
+            "SELECT m.channel, m.sbd, COALESCE(o.attempts, 0) AS attempts FROM out_message m \
+             LEFT JOIN outbox o ON o.message_id = m.message_id WHERE m.message_id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = message {
+            sqlx::query(
+                "INSERT INTO dead_letter (message_id, channel, attempts, reason, sbd, dead_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING",
+            )
+            .bind(message_id)
+            .bind(row.try_get::<String, _>("channel")?)
+            .bind(row.try_get::<i64, _>("attempts")?)
+            .bind(reason)
+            .bind(row.try_get::<String, _>("sbd")?)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let conv_id = conversation_id_in(&mut tx, message_id, Direction::Outgoing).await?;
+        register_in(
+            &mut tx,
+            conv_id,
+            &StatusUpdate::new(status).described(reason),
+            false,
+            effects.queue,
+        )
+        .await?;
+        let blobs = remove_out_message(&mut tx, message_id).await?;
+        tx.commit().await?;
+        Ok(blobs)
+    }
+
+    /// How many entries wait in the outbox, and the age of the oldest in milliseconds.
+    pub async fn outbox_depth(&self, now: Millis) -> Result<(i64, Option<Millis>), StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n, MIN(created) AS oldest FROM outbox")
+            .fetch_one(self.pool())
+            .await?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        Ok((row.try_get("n")?, oldest.map(|created| now - created)))
+    }
+
+    /// How many messages were dead-lettered.
+    pub async fn dead_letter_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM dead_letter")
+            .fetch_one(self.pool())
+            .await?
+            .try_get("n")?)
+    }
+}
+
+/// Deletes an outgoing message with its files and outbox entry inside `tx`, returning its blobs.
+pub(super) async fn remove_out_message(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let blobs = sqlx::query("SELECT blob_id FROM message_file WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>("blob_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    for table in ["outbox", "message_file", "out_message"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE message_id = $1"))
+            .bind(message_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(blobs)
+}

@@ -1,0 +1,1777 @@
+//! The store, end to end, on both of its databases.
+//!
+//! One set of queries serves SQLite (the embedded default) and PostgreSQL (several instances)
+//! through sqlx's `Any` driver, so a query that is right on one dialect can still be wrong on the
+//! other: a parameter PostgreSQL cannot type, a claim that is atomic under SQLite's single writer
+//! but not under PostgreSQL's concurrency, an integer that decodes differently. Every behaviour
+//! below is therefore one `check_…` function run twice, once per dialect (`sqlite::…` and
+//! `postgres::…`). Each PostgreSQL test gets a database of its own, so the tests run in parallel;
+//! PostgreSQL being unreachable fails the PostgreSQL tests, it never skips them.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+
+use integrasjonspunkt::store::{
+    Conversation, ConversationQuery, Direction, InMessage, MessageFile, MessageQuery,
+    MessageStatus, NewConversation, OutMessage, PageRequest, ReceiptStatus, StatusEffects,
+    StatusQuery, StatusUpdate, Store, StoreError, Subscription, WebhookEvent, now_millis,
+};
+use sqlx::{AnyPool, Connection as _, Executor as _, Row as _};
+
+/// Where PostgreSQL is when `IP_TEST_POSTGRES` does not say.
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+// ---------------------------------------------------------------------------------------------
+// The databases.
+
+/// A store on a database of its own, with a plain pool on the same database for assertions the
+/// store's API does not answer (row counts, the migration table).
+struct TestDb {
+    store: Store,
+    url: String,
+    raw: AnyPool,
+    _sqlite_dir: Option<tempfile::TempDir>,
+    // Last, so the pools above are dropped before the database is.
+    _postgres: Option<PostgresDatabase>,
+}
+
+impl Deref for TestDb {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl TestDb {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = Store::open(&url).await.expect("open the SQLite store");
+        let raw = AnyPool::connect(&url)
+            .await
+            .expect("a plain pool on the SQLite file");
+        Self {
+            store,
+            url,
+            raw,
+            _sqlite_dir: Some(dir),
+            _postgres: None,
+        }
+    }
+
+    async fn postgres() -> Self {
+        let admin_url =
+            std::env::var("IP_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
+        let name = format!("ip_store_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                let context = if std::env::var_os("CI").is_some() {
+                    "CI is set: the PostgreSQL half of the store tests must run"
+                } else {
+                    "this machine is expected to run PostgreSQL; the store is not tested on it"
+                };
+                panic!(
+                    "PostgreSQL is unreachable at {admin_url} (set IP_TEST_POSTGRES to point \
+                     elsewhere): {error}. {context}."
+                );
+            }
+        };
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap_or_else(|error| panic!("CREATE DATABASE {name} on {admin_url}: {error}"));
+        admin.close().await.ok();
+        let guard = PostgresDatabase {
+            admin_url: admin_url.clone(),
+            name: name.clone(),
+        };
+        let url = database_url(&admin_url, &name);
+        let store = Store::open(&url).await.expect("open the PostgreSQL store");
+        let raw = AnyPool::connect(&url)
+            .await
+            .expect("a plain pool on the PostgreSQL database");
+        Self {
+            store,
+            url,
+            raw,
+            _sqlite_dir: None,
+            _postgres: Some(guard),
+        }
+    }
+
+    /// `SELECT COUNT(*)` of a query with one text parameter, or none.
+    async fn count(&self, sql: &str, parameter: Option<&str>) -> i64 {
+        let mut query = sqlx::query(sql);
+        if let Some(parameter) = parameter {
+            query = query.bind(parameter.to_owned());
+        }
+        query
+            .fetch_one(&self.raw)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+            .get::<i64, _>(0)
+    }
+}
+
+/// `admin_url` with its database replaced by `name`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (admin_url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |at| at + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{server}/{name}{query}")
+}
+
+/// Drops its database when the test ends, passed or not; best effort.
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // The test's runtime cannot be blocked on from inside; a thread of its own can.
+        let dropper = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    admin.execute(sql.as_str()).await.ok();
+                    admin.close().await.ok();
+                }
+            });
+        });
+        dropper.join().ok();
+    }
+}
+
+/// Runs every check on both dialects: `sqlite::<name>` and `postgres::<name>`.
+macro_rules! on_both_dialects {
+    ($($name:ident => $check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$check(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = super::TestDb::postgres().await;
+                    super::$check(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_dialects! {
+    migrations_are_idempotent => check_migrations_are_idempotent,
+    create_out_message_registers_opprettet_and_rejects_duplicates => check_create_out_message,
+    add_file_keeps_upload_order_and_rejects_bad_files => check_add_file,
+    queue_for_sending_twice_conflicts => check_queue_for_sending_twice,
+    claim_is_a_lease => check_claim_is_a_lease,
+    concurrent_workers_send_each_message_once => check_concurrent_workers,
+    complete_send_registers_sendt_and_removes_the_message => check_complete_send,
+    register_status_is_idempotent_and_finishes => check_register_status,
+    dead_letter_and_finish_unsent_end_the_message => check_dead_letter,
+    store_incoming_deduplicates => check_store_incoming_dedupe,
+    peek_incoming_locks => check_peek_incoming_locks,
+    take_incoming_needs_the_lock => check_take_incoming,
+    conversations_and_statuses_filter_and_page => check_listings,
+    webhook_events_follow_subscriptions_in_order => check_webhooks,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+
+const CHANNEL: &str = "dpo";
+
+fn new_message(message_id: &str) -> (OutMessage, NewConversation) {
+    let conversation_id = format!("conv-{message_id}");
+    let message = OutMessage {
+        message_id: message_id.to_owned(),
+        conversation_id: conversation_id.clone(),
+        process_identifier: "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0".to_owned(),
+        document_type: "urn:no:difi:arkivmelding:xsd::arkivmelding".to_owned(),
+        sender_identifier: "0192:910075918".to_owned(),
+        receiver_identifier: Some("0192:910077473".to_owned()),
+        service_identifier: "DPO".to_owned(),
+        channel: CHANNEL.to_owned(),
+        sbd: format!(r#"{{"messageId":"{message_id}"}}"#),
+        service_record: r#"{"service":"DPO"}"#.to_owned(),
+        expiry: None,
+        queued: false,
+        created: now_millis(),
+    };
+    let conversation = NewConversation {
+        conversation_id,
+        message_id: message_id.to_owned(),
+        sender: Some("0192:910075918".to_owned()),
+        sender_identifier: Some("910075918".to_owned()),
+        receiver: Some("0192:910077473".to_owned()),
+        receiver_identifier: Some("910077473".to_owned()),
+        process_identifier: Some(message.process_identifier.clone()),
+        document_identifier: Some(message.document_type.clone()),
+        service_identifier: Some("DPO".to_owned()),
+        channel: Some(CHANNEL.to_owned()),
+        expiry: None,
+    };
+    (message, conversation)
+}
+
+async fn create(store: &Store, message_id: &str) {
+    let (message, conversation) = new_message(message_id);
+    store
+        .create_out_message(&message, &conversation)
+        .await
+        .unwrap_or_else(|error| panic!("create {message_id}: {error}"));
+}
+
+async fn create_and_queue(store: &Store, message_id: &str) {
+    create(store, message_id).await;
+    store
+        .queue_for_sending(message_id)
+        .await
+        .unwrap_or_else(|error| panic!("queue {message_id}: {error}"));
+}
+
+fn file(message_id: &str, filename: &str, blob_id: &str) -> MessageFile {
+    MessageFile {
+        message_id: message_id.to_owned(),
+        ordinal: 99, // The store numbers files itself.
+        filename: filename.to_owned(),
+        title: Some(format!("Title of {filename}")),
+        mime_type: "application/pdf".to_owned(),
+        primary_document: filename.ends_with(".pdf"),
+        size: 1234,
+        blob_id: blob_id.to_owned(),
+    }
+}
+
+fn incoming(message_id: &str, service: &str, last_updated: i64) -> (InMessage, NewConversation) {
+    let message = InMessage {
+        message_id: message_id.to_owned(),
+        conversation_id: format!("conv-{message_id}"),
+        process_identifier: Some("urn:no:difi:profile:arkivmelding:administrasjon:ver1.0".into()),
+        document_type: Some("urn:no:difi:arkivmelding:xsd::arkivmelding".into()),
+        sender_identifier: Some("0192:910077473".into()),
+        receiver_identifier: Some("0192:910075918".into()),
+        service_identifier: service.to_owned(),
+        channel: CHANNEL.to_owned(),
+        sbd: format!(r#"{{"messageId":"{message_id}"}}"#),
+        package_blob: Some(format!("blob-{message_id}")),
+        lock_until: None,
+        last_updated,
+    };
+    let conversation = NewConversation {
+        conversation_id: message.conversation_id.clone(),
+        message_id: message_id.to_owned(),
+        sender: Some("0192:910077473".into()),
+        sender_identifier: Some("910077473".into()),
+        receiver: Some("0192:910075918".into()),
+        receiver_identifier: Some("910075918".into()),
+        service_identifier: Some(service.to_owned()),
+        channel: Some(CHANNEL.to_owned()),
+        ..NewConversation::default()
+    };
+    (message, conversation)
+}
+
+async fn store_in(store: &Store, message_id: &str, service: &str, last_updated: i64) {
+    let (message, conversation) = incoming(message_id, service, last_updated);
+    assert!(
+        store
+            .store_incoming(&message, &conversation)
+            .await
+            .unwrap_or_else(|error| panic!("store incoming {message_id}: {error}")),
+        "{message_id} is new, so it must be stored"
+    );
+}
+
+async fn conversation(store: &Store, message_id: &str, direction: Direction) -> Conversation {
+    store
+        .conversation(message_id, direction)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no {direction:?} conversation for {message_id}"))
+}
+
+fn status_names(conversation: &Conversation) -> Vec<ReceiptStatus> {
+    conversation.statuses.iter().map(|s| s.status).collect()
+}
+
+async fn register(
+    store: &Store,
+    message_id: &str,
+    direction: Direction,
+    status: ReceiptStatus,
+    effects: StatusEffects,
+) -> Option<MessageStatus> {
+    store
+        .register_status(message_id, direction, &StatusUpdate::new(status), effects)
+        .await
+        .unwrap_or_else(|error| panic!("register {status} on {message_id}: {error}"))
+}
+
+const POLLING: StatusEffects = StatusEffects {
+    starts_polling: true,
+    queue: false,
+};
+
+fn page(page: i64, size: i64, sort_column: &'static str, descending: bool) -> PageRequest {
+    PageRequest {
+        page,
+        size,
+        sort_column,
+        descending,
+    }
+}
+
+fn is_sorted_descending(values: &[i64]) -> bool {
+    values.windows(2).all(|pair| pair[0] > pair[1])
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Migrations.
+
+async fn check_migrations_are_idempotent(db: &TestDb) {
+    create(db, "m-1").await;
+    let again = Store::open(&db.url)
+        .await
+        .expect("opening a migrated database again must succeed");
+    again.ping().await.expect("the second store answers");
+    let message = again
+        .out_message("m-1")
+        .await
+        .unwrap()
+        .expect("the second store sees what the first wrote: the schema was kept");
+    assert_eq!(message.message_id, "m-1");
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
+            None
+        )
+        .await,
+        1,
+        "the initial migration is recorded once"
+    );
+    for table in [
+        "conversation",
+        "message_status",
+        "status_queue",
+        "out_message",
+        "message_file",
+        "outbox",
+        "dead_letter",
+        "in_message",
+        "subscription",
+        "webhook_event",
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let rows = sqlx::query(&sql).fetch_one(&db.raw).await;
+        assert!(rows.is_ok(), "table {table} is missing: {:?}", rows.err());
+    }
+    // And a third open, after the second, still finds nothing to do.
+    Store::open(&db.url)
+        .await
+        .expect("a third open of the same database");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM _sqlx_migrations", None)
+            .await,
+        1
+    );
+    again.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Creating outgoing messages.
+
+async fn check_create_out_message(store: &Store) {
+    let (message, new_conversation) = new_message("out-1");
+    store
+        .create_out_message(&message, &new_conversation)
+        .await
+        .unwrap();
+
+    let stored = store.out_message("out-1").await.unwrap().unwrap();
+    assert_eq!(stored, message, "the message reads back as written");
+    let created = conversation(store, "out-1", Direction::Outgoing).await;
+    assert_eq!(status_names(&created), [ReceiptStatus::Opprettet]);
+    assert_eq!(created.conversation_id, "conv-out-1");
+    assert_eq!(created.direction, Direction::Outgoing);
+    assert_eq!(created.channel.as_deref(), Some(CHANNEL));
+    assert_eq!(created.receiver_identifier.as_deref(), Some("910077473"));
+    assert!(!created.finished && !created.pollable);
+    assert!(
+        store
+            .conversation("out-1", Direction::Incoming)
+            .await
+            .unwrap()
+            .is_none(),
+        "an outgoing message has no incoming conversation"
+    );
+
+    // The same message id again, with different content.
+    let (mut duplicate, mut duplicate_conversation) = new_message("out-1");
+    duplicate.conversation_id = "another".into();
+    duplicate.sbd = "{}".into();
+    duplicate_conversation.conversation_id = "another".into();
+    let error = store
+        .create_out_message(&duplicate, &duplicate_conversation)
+        .await
+        .expect_err("a taken message id must be refused");
+    assert!(
+        matches!(error, StoreError::Duplicate(_)),
+        "expected Duplicate, got {error:?}"
+    );
+    assert_eq!(
+        store.out_message("out-1").await.unwrap().unwrap(),
+        message,
+        "the first message is untouched"
+    );
+    let after = conversation(store, "out-1", Direction::Outgoing).await;
+    assert_eq!(after, created, "the conversation is untouched");
+    let all = store
+        .conversations(&ConversationQuery::default(), &page(0, 10, "id", false))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 1, "no second conversation");
+
+    // A message whose out_message row is gone but whose conversation lives on (sent, or
+    // deleted) cannot be created again either, and the refused create leaves no message behind.
+    assert_eq!(
+        store.delete_out_message("out-1").await.unwrap(),
+        Some(Vec::new())
+    );
+    let error = store
+        .create_out_message(&message, &new_conversation)
+        .await
+        .expect_err("the conversation of the id exists");
+    assert!(
+        matches!(error, StoreError::Duplicate(_)),
+        "expected Duplicate, got {error:?}"
+    );
+    assert!(
+        store.out_message("out-1").await.unwrap().is_none(),
+        "the refused create was rolled back"
+    );
+    assert_eq!(
+        conversation(store, "out-1", Direction::Outgoing)
+            .await
+            .statuses
+            .len(),
+        1,
+        "no second OPPRETTET"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Files.
+
+async fn check_add_file(store: &Store) {
+    create(store, "f-1").await;
+    for (filename, blob) in [
+        ("z.pdf", "blob-z"),
+        ("a.xml", "blob-a"),
+        ("m.txt", "blob-m"),
+    ] {
+        store.add_file(&file("f-1", filename, blob)).await.unwrap();
+    }
+    let files = store.files("f-1").await.unwrap();
+    let order: Vec<(i64, &str, &str)> = files
+        .iter()
+        .map(|f| (f.ordinal, f.filename.as_str(), f.blob_id.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (0, "z.pdf", "blob-z"),
+            (1, "a.xml", "blob-a"),
+            (2, "m.txt", "blob-m")
+        ],
+        "files are numbered in upload order"
+    );
+    assert!(files[0].primary_document && !files[1].primary_document);
+    assert_eq!(files[0].title.as_deref(), Some("Title of z.pdf"));
+    assert_eq!(files[0].size, 1234);
+
+    // A second message numbers its files from 0 again.
+    create(store, "f-2").await;
+    store
+        .add_file(&file("f-2", "z.pdf", "blob-2z"))
+        .await
+        .unwrap();
+    assert_eq!(store.files("f-2").await.unwrap()[0].ordinal, 0);
+
+    let error = store
+        .add_file(&file("f-1", "a.xml", "blob-other"))
+        .await
+        .expect_err("a taken file name must be refused");
+    assert!(
+        matches!(error, StoreError::Duplicate(_)),
+        "expected Duplicate, got {error:?}"
+    );
+    assert_eq!(
+        store.files("f-1").await.unwrap(),
+        files,
+        "the files are untouched"
+    );
+
+    let error = store
+        .add_file(&file("no-such-message", "a.pdf", "blob"))
+        .await
+        .expect_err("no message, no file");
+    assert!(
+        matches!(error, StoreError::NotFound(_)),
+        "expected NotFound, got {error:?}"
+    );
+    assert!(store.files("no-such-message").await.unwrap().is_empty());
+
+    store.queue_for_sending("f-1").await.unwrap();
+    let error = store
+        .add_file(&file("f-1", "late.pdf", "blob-late"))
+        .await
+        .expect_err("a queued message takes no more files");
+    assert!(
+        matches!(error, StoreError::Conflict(_)),
+        "expected Conflict, got {error:?}"
+    );
+    assert_eq!(store.files("f-1").await.unwrap().len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Queueing.
+
+async fn check_queue_for_sending_twice(store: &Store) {
+    create(store, "q-1").await;
+    assert_eq!(store.outbox_depth(now_millis()).await.unwrap(), (0, None));
+    assert!(!store.out_message("q-1").await.unwrap().unwrap().queued);
+
+    store.queue_for_sending("q-1").await.unwrap();
+    assert!(store.out_message("q-1").await.unwrap().unwrap().queued);
+    let error = store
+        .queue_for_sending("q-1")
+        .await
+        .expect_err("a message is queued once");
+    assert!(
+        matches!(error, StoreError::Conflict(_)),
+        "expected Conflict, got {error:?}"
+    );
+    let (depth, oldest) = store.outbox_depth(now_millis()).await.unwrap();
+    assert_eq!(depth, 1, "one outbox row");
+    assert!(oldest.is_some_and(|age| age >= 0));
+
+    let error = store
+        .queue_for_sending("no-such-message")
+        .await
+        .expect_err("an unknown message cannot be queued");
+    assert!(
+        matches!(error, StoreError::NotFound(_)),
+        "expected NotFound, got {error:?}"
+    );
+    assert_eq!(store.outbox_depth(now_millis()).await.unwrap().0, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Claims are leases.
+
+async fn check_claim_is_a_lease(store: &Store) {
+    create_and_queue(store, "c-1").await;
+    let t0 = now_millis();
+    let lease = t0 + 10_000;
+
+    let claimed = store.claim_outbox("w1", t0, lease, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message_id, "c-1");
+    assert_eq!(claimed[0].channel, CHANNEL);
+    assert_eq!(claimed[0].attempts, 0);
+
+    assert!(
+        store
+            .claim_outbox("w2", t0 + 1, t0 + 20_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a claimed row is not claimed again while the lease runs"
+    );
+    assert!(
+        store
+            .claim_outbox("w2", lease, lease + 10_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the lease still holds at its last millisecond"
+    );
+    let reclaimed = store
+        .claim_outbox("w2", lease + 1, lease + 10_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        reclaimed.len(),
+        1,
+        "after the lease the row is claimable again"
+    );
+
+    // Releasing: first only another worker's claims, which releases nothing here.
+    assert_eq!(store.release_claims("w1").await.unwrap(), 0);
+    assert!(
+        store
+            .claim_outbox("w3", t0 + 2, t0 + 10_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "w2 still holds it"
+    );
+    assert_eq!(store.release_all_claims().await.unwrap(), 1);
+    let after_release = store
+        .claim_outbox("w3", t0 + 2, t0 + 10_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        after_release.len(),
+        1,
+        "a released row is claimable at once"
+    );
+    assert_eq!(store.release_claims("w3").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .claim_outbox("w4", t0 + 2, t0 + 10_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Rescheduling by a worker that does not hold the claim changes nothing.
+    store
+        .reschedule("c-1", "not-w4", t0 + 60_000, "not mine")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_outbox("w5", t0 + 3, t0 + 10_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "w4's claim survives a reschedule by someone else"
+    );
+
+    store
+        .reschedule("c-1", "w4", t0 + 60_000, "provider down")
+        .await
+        .unwrap();
+    for now in [t0 + 3, t0 + 59_999] {
+        assert!(
+            store
+                .claim_outbox("w5", now, now + 10_000, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a rescheduled row is not due before its next attempt ({now})"
+        );
+    }
+    let due = store
+        .claim_outbox("w5", t0 + 60_000, t0 + 70_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1, "due at its next attempt");
+    assert_eq!(due[0].attempts, 1, "the failed attempt is counted");
+
+    // The limit is honoured and due rows come oldest first.
+    for id in ["c-2", "c-3", "c-4"] {
+        create_and_queue(store, id).await;
+    }
+    let now = now_millis();
+    let first = store
+        .claim_outbox("w6", now, now + 10_000, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2, "at most the limit");
+    let second = store
+        .claim_outbox("w7", now, now + 10_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1, "the rest");
+    let mut all: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|entry| entry.message_id.clone())
+        .collect();
+    all.sort();
+    assert_eq!(all, ["c-2", "c-3", "c-4"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Concurrent workers on two stores.
+
+async fn check_concurrent_workers(db: &TestDb) {
+    const MESSAGES: usize = 200;
+    let other = Store::open(&db.url).await.expect("a second store");
+    for n in 0..MESSAGES {
+        create_and_queue(db, &format!("cc-{n:03}")).await;
+    }
+    assert_eq!(
+        db.outbox_depth(now_millis()).await.unwrap().0,
+        MESSAGES as i64
+    );
+
+    let mut workers = Vec::new();
+    for (s, store) in [db.store.clone(), other.clone()].into_iter().enumerate() {
+        for t in 0..2 {
+            let store = store.clone();
+            let worker = format!("store{s}-task{t}");
+            workers.push(tokio::spawn(async move {
+                let mut claimed = Vec::new();
+                loop {
+                    let now = now_millis();
+                    let batch = store
+                        .claim_outbox(&worker, now, now + 600_000, 7)
+                        .await
+                        .unwrap_or_else(|error| panic!("{worker} claim: {error}"));
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for entry in batch {
+                        store
+                            .complete_send(
+                                &entry.message_id,
+                                &format!("ref-{}", entry.message_id),
+                                &[],
+                                false,
+                            )
+                            .await
+                            .unwrap_or_else(|error| {
+                                panic!("{worker} complete {}: {error}", entry.message_id)
+                            });
+                        claimed.push(entry.message_id);
+                    }
+                }
+                claimed
+            }));
+        }
+    }
+    let mut claims: HashMap<String, usize> = HashMap::new();
+    for worker in workers {
+        for message_id in worker.await.expect("a worker panicked") {
+            *claims.entry(message_id).or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = claims.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "claimed more than once: {twice:?}");
+    assert_eq!(claims.len(), MESSAGES, "every message was claimed");
+    assert_eq!(db.outbox_depth(now_millis()).await.unwrap(), (0, None));
+
+    let sent = db
+        .statuses(
+            &StatusQuery {
+                status: Some(ReceiptStatus::Sendt),
+                ..StatusQuery::default()
+            },
+            &page(0, 1000, "s.id", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.total, MESSAGES as i64, "one SENDT per message");
+    let conversations = db
+        .conversations(&ConversationQuery::default(), &page(0, 1000, "id", false))
+        .await
+        .unwrap();
+    for conversation in &conversations.items {
+        assert_eq!(
+            status_names(conversation),
+            [ReceiptStatus::Opprettet, ReceiptStatus::Sendt],
+            "{}",
+            conversation.message_id
+        );
+        assert_eq!(
+            conversation.external_system_reference,
+            Some(format!("ref-{}", conversation.message_id))
+        );
+    }
+    other.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Completing a send.
+
+async fn check_complete_send(store: &Store) {
+    create(store, "s-1").await;
+    store
+        .add_file(&file("s-1", "main.pdf", "blob-1"))
+        .await
+        .unwrap();
+    store
+        .add_file(&file("s-1", "attachment.xml", "blob-2"))
+        .await
+        .unwrap();
+    store.queue_for_sending("s-1").await.unwrap();
+    let now = now_millis();
+    assert_eq!(
+        store
+            .claim_outbox("w", now, now + 10_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let mut blobs = store
+        .complete_send(
+            "s-1",
+            "ext-1",
+            &[StatusUpdate::new(ReceiptStatus::Mottatt).described("received by the provider")],
+            true,
+        )
+        .await
+        .unwrap();
+    blobs.sort();
+    assert_eq!(blobs, ["blob-1", "blob-2"], "the blobs to remove");
+    let sent = conversation(store, "s-1", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&sent),
+        [
+            ReceiptStatus::Opprettet,
+            ReceiptStatus::Sendt,
+            ReceiptStatus::Mottatt
+        ]
+    );
+    assert_eq!(
+        sent.statuses[2].description.as_deref(),
+        Some("received by the provider")
+    );
+    assert_eq!(sent.external_system_reference.as_deref(), Some("ext-1"));
+    assert!(sent.pollable, "a polling channel's message is polled");
+    assert!(!sent.finished);
+    assert!(store.out_message("s-1").await.unwrap().is_none());
+    assert!(store.files("s-1").await.unwrap().is_empty());
+    assert_eq!(store.outbox_depth(now_millis()).await.unwrap(), (0, None));
+    let polled: Vec<String> = store
+        .pollable(CHANNEL, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.message_id)
+        .collect();
+    assert_eq!(polled, ["s-1"]);
+
+    // A channel that does not poll.
+    create_and_queue(store, "s-2").await;
+    let blobs = store
+        .complete_send("s-2", "ext-2", &[], false)
+        .await
+        .unwrap();
+    assert!(blobs.is_empty());
+    let sent = conversation(store, "s-2", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&sent),
+        [ReceiptStatus::Opprettet, ReceiptStatus::Sendt]
+    );
+    assert!(!sent.pollable, "no polls flag, not pollable");
+    assert_eq!(sent.external_system_reference.as_deref(), Some("ext-2"));
+    assert_eq!(store.pollable(CHANNEL, 10).await.unwrap().len(), 1);
+
+    // A provider that says delivered at once.
+    create_and_queue(store, "s-3").await;
+    store
+        .complete_send(
+            "s-3",
+            "ext-3",
+            &[StatusUpdate::new(ReceiptStatus::Levert)],
+            false,
+        )
+        .await
+        .unwrap();
+    let delivered = conversation(store, "s-3", Direction::Outgoing).await;
+    assert!(delivered.finished, "LEVERT finishes");
+
+    let error = store
+        .complete_send("no-such-message", "ext", &[], false)
+        .await
+        .expect_err("no conversation to complete");
+    assert!(
+        matches!(error, StoreError::NotFound(_)),
+        "expected NotFound, got {error:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Registering statuses.
+
+async fn check_register_status(store: &Store) {
+    create(store, "r-1").await;
+    let first = store
+        .register_status(
+            "r-1",
+            Direction::Outgoing,
+            &StatusUpdate::new(ReceiptStatus::Sendt).described("first"),
+            POLLING,
+        )
+        .await
+        .unwrap()
+        .expect("a new status is registered");
+    assert_eq!(first.status, ReceiptStatus::Sendt);
+    assert_eq!(first.message_id, "r-1");
+    assert_eq!(first.conversation_id, "conv-r-1");
+    assert_eq!(first.direction, Direction::Outgoing);
+    assert_eq!(first.description.as_deref(), Some("first"));
+
+    let second = store
+        .register_status(
+            "r-1",
+            Direction::Outgoing,
+            &StatusUpdate::new(ReceiptStatus::Sendt).described("second"),
+            POLLING,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second, None, "a status is registered once");
+    let after = conversation(store, "r-1", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&after),
+        [ReceiptStatus::Opprettet, ReceiptStatus::Sendt],
+        "one SENDT row"
+    );
+    assert_eq!(after.statuses[1].description.as_deref(), Some("first"));
+    assert!(after.pollable && !after.finished);
+
+    register(
+        store,
+        "r-1",
+        Direction::Outgoing,
+        ReceiptStatus::Levert,
+        StatusEffects::default(),
+    )
+    .await
+    .expect("LEVERT is new");
+    let delivered = conversation(store, "r-1", Direction::Outgoing).await;
+    assert!(delivered.finished, "LEVERT finishes");
+    assert!(delivered.pollable, "LEVERT leaves polling on for LEST");
+
+    register(
+        store,
+        "r-1",
+        Direction::Outgoing,
+        ReceiptStatus::Lest,
+        StatusEffects::default(),
+    )
+    .await
+    .expect("LEST is new");
+    let read = conversation(store, "r-1", Direction::Outgoing).await;
+    assert!(
+        read.finished && !read.pollable,
+        "LEST finishes and ends polling"
+    );
+
+    // LEST straight after SENDT, on a polled conversation.
+    create(store, "r-2").await;
+    register(
+        store,
+        "r-2",
+        Direction::Outgoing,
+        ReceiptStatus::Sendt,
+        POLLING,
+    )
+    .await;
+    assert!(
+        conversation(store, "r-2", Direction::Outgoing)
+            .await
+            .pollable
+    );
+    register(
+        store,
+        "r-2",
+        Direction::Outgoing,
+        ReceiptStatus::Lest,
+        StatusEffects::default(),
+    )
+    .await;
+    let read = conversation(store, "r-2", Direction::Outgoing).await;
+    assert!(read.finished && !read.pollable);
+
+    // A finished conversation is not polled again.
+    create(store, "r-3").await;
+    register(
+        store,
+        "r-3",
+        Direction::Outgoing,
+        ReceiptStatus::Levert,
+        StatusEffects::default(),
+    )
+    .await;
+    register(
+        store,
+        "r-3",
+        Direction::Outgoing,
+        ReceiptStatus::Mottatt,
+        POLLING,
+    )
+    .await;
+    let late = conversation(store, "r-3", Direction::Outgoing).await;
+    assert!(late.finished && !late.pollable);
+
+    // The status queue, when asked for.
+    assert!(store.peek_status_queue().await.unwrap().is_none());
+    let queued = register(
+        store,
+        "r-3",
+        Direction::Outgoing,
+        ReceiptStatus::Annet,
+        StatusEffects {
+            starts_polling: false,
+            queue: true,
+        },
+    )
+    .await
+    .unwrap();
+    let peeked = store.peek_status_queue().await.unwrap();
+    assert_eq!(peeked.as_ref().map(|s| s.id), Some(queued.id));
+    assert!(store.remove_from_status_queue(queued.id).await.unwrap());
+    assert!(!store.remove_from_status_queue(queued.id).await.unwrap());
+    assert!(store.peek_status_queue().await.unwrap().is_none());
+
+    let error = store
+        .register_status(
+            "no-such-message",
+            Direction::Outgoing,
+            &StatusUpdate::new(ReceiptStatus::Levert),
+            StatusEffects::default(),
+        )
+        .await
+        .expect_err("no conversation");
+    assert!(
+        matches!(error, StoreError::NotFound(_)),
+        "expected NotFound, got {error:?}"
+    );
+    let error = store
+        .register_status(
+            "r-1",
+            Direction::Incoming,
+            &StatusUpdate::new(ReceiptStatus::Levert),
+            StatusEffects::default(),
+        )
+        .await
+        .expect_err("r-1 has no incoming conversation");
+    assert!(matches!(error, StoreError::NotFound(_)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Dead letters.
+
+async fn check_dead_letter(db: &TestDb) {
+    let store: &Store = db;
+    assert_eq!(store.dead_letter_count().await.unwrap(), 0);
+
+    create(store, "d-1").await;
+    store
+        .add_file(&file("d-1", "main.pdf", "blob-d1"))
+        .await
+        .unwrap();
+    store.queue_for_sending("d-1").await.unwrap();
+    let now = now_millis();
+    store.claim_outbox("w", now, now + 1000, 1).await.unwrap();
+    store
+        .reschedule("d-1", "w", now, "provider down")
+        .await
+        .unwrap();
+    let blobs = store
+        .dead_letter("d-1", "gave up", StatusEffects::default())
+        .await
+        .unwrap();
+    assert_eq!(blobs, ["blob-d1"]);
+    assert_eq!(store.dead_letter_count().await.unwrap(), 1);
+    let failed = conversation(store, "d-1", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&failed),
+        [ReceiptStatus::Opprettet, ReceiptStatus::Feil]
+    );
+    assert_eq!(failed.statuses[1].description.as_deref(), Some("gave up"));
+    assert!(failed.finished && !failed.pollable);
+    assert!(store.out_message("d-1").await.unwrap().is_none());
+    assert!(store.files("d-1").await.unwrap().is_empty());
+    assert_eq!(store.outbox_depth(now_millis()).await.unwrap(), (0, None));
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM dead_letter WHERE message_id = $1 AND attempts = 1 \
+             AND reason = 'gave up' AND channel = 'dpo'",
+            Some("d-1")
+        )
+        .await,
+        1,
+        "the dead letter keeps the attempts, the reason and the channel"
+    );
+
+    // A message whose lifetime ran out before it was ever queued.
+    create(store, "d-2").await;
+    let blobs = store
+        .finish_unsent(
+            "d-2",
+            ReceiptStatus::LevetidUtlopt,
+            "expired",
+            StatusEffects {
+                starts_polling: false,
+                queue: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(blobs.is_empty());
+    assert_eq!(store.dead_letter_count().await.unwrap(), 2);
+    let expired = conversation(store, "d-2", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&expired),
+        [ReceiptStatus::Opprettet, ReceiptStatus::LevetidUtlopt]
+    );
+    assert!(expired.finished);
+    assert!(store.out_message("d-2").await.unwrap().is_none());
+    let queued = store.peek_status_queue().await.unwrap().unwrap();
+    assert_eq!(
+        (queued.message_id.as_str(), queued.status),
+        ("d-2", ReceiptStatus::LevetidUtlopt),
+        "queue: true puts the status on the status queue"
+    );
+
+    let error = store
+        .dead_letter("no-such-message", "gave up", StatusEffects::default())
+        .await
+        .expect_err("nothing to dead-letter");
+    assert!(
+        matches!(error, StoreError::NotFound(_)),
+        "expected NotFound, got {error:?}"
+    );
+    assert_eq!(store.dead_letter_count().await.unwrap(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Storing received messages.
+
+async fn check_store_incoming_dedupe(store: &Store) {
+    let (message, new_conversation) = incoming("in-1", "DPO", now_millis());
+    assert!(
+        store
+            .store_incoming(&message, &new_conversation)
+            .await
+            .unwrap()
+    );
+    let mut again = message.clone();
+    again.sbd = "{}".into();
+    assert!(
+        !store
+            .store_incoming(&again, &new_conversation)
+            .await
+            .unwrap(),
+        "a message received before is not stored again"
+    );
+    assert_eq!(
+        store.incoming_depth().await.unwrap(),
+        1,
+        "one in_message row"
+    );
+    assert_eq!(
+        store.in_message("in-1").await.unwrap().unwrap(),
+        message,
+        "the first copy is kept"
+    );
+    let received = conversation(store, "in-1", Direction::Incoming).await;
+    assert_eq!(
+        status_names(&received),
+        [ReceiptStatus::Opprettet, ReceiptStatus::InnkommendeMottatt]
+    );
+    assert_eq!(received.direction, Direction::Incoming);
+    assert!(!received.finished);
+
+    // Once the archive system took it, a redelivery is still recognised.
+    let now = now_millis();
+    store
+        .peek_incoming(&MessageQuery::default(), now, now + 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    store.take_incoming("in-1", now).await.unwrap();
+    assert!(
+        !store
+            .store_incoming(&message, &new_conversation)
+            .await
+            .unwrap(),
+        "the conversation outlives the message and still deduplicates"
+    );
+    assert_eq!(store.incoming_depth().await.unwrap(), 0);
+
+    // An outgoing message with the same id does not hide an incoming one.
+    create(store, "in-2").await;
+    store_in(store, "in-2", "DPO", now_millis()).await;
+    assert_eq!(store.incoming_depth().await.unwrap(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Peeking locks.
+
+async fn check_peek_incoming_locks(store: &Store) {
+    let now = now_millis();
+    store_in(store, "p-old", "DPO", now - 2_000).await;
+    store_in(store, "p-new", "DPE", now - 1_000).await;
+    let any = MessageQuery::default();
+
+    let first = store
+        .peek_incoming(&any, now, now + 1_000)
+        .await
+        .unwrap()
+        .expect("a message to peek");
+    assert_eq!(first.message_id, "p-old", "the oldest first");
+    assert_eq!(first.lock_until, Some(now + 1_000));
+    let second = store
+        .peek_incoming(&any, now, now + 1_000)
+        .await
+        .unwrap()
+        .expect("the other message");
+    assert_eq!(second.message_id, "p-new", "a locked message is skipped");
+    assert!(
+        store
+            .peek_incoming(&any, now, now + 1_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "both are locked"
+    );
+
+    // The lock holds through its last millisecond, then lapses.
+    assert!(
+        store
+            .peek_incoming(&any, now + 1_000, now + 5_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let relocked = store
+        .peek_incoming(&any, now + 1_001, now + 5_000)
+        .await
+        .unwrap()
+        .expect("an expired lock does not hold");
+    assert_eq!(relocked.message_id, "p-old");
+    assert_eq!(relocked.lock_until, Some(now + 5_000));
+
+    // unlock_expired clears only the locks that ran out (p-new's, not p-old's new one).
+    assert_eq!(store.unlock_expired(now + 2_000).await.unwrap(), 1);
+    assert_eq!(
+        store.in_message("p-new").await.unwrap().unwrap().lock_until,
+        None
+    );
+    assert_eq!(
+        store.in_message("p-old").await.unwrap().unwrap().lock_until,
+        Some(now + 5_000)
+    );
+    assert_eq!(store.unlock_expired(now + 2_000).await.unwrap(), 0);
+    let unlocked = store
+        .peek_incoming(&any, now, now + 1_000)
+        .await
+        .unwrap()
+        .expect("an unlocked message is peekable at once");
+    assert_eq!(unlocked.message_id, "p-new");
+
+    // A filter narrows the peek.
+    store_in(store, "p-dpe", "DPE", now - 500).await;
+    store_in(store, "p-dpo", "DPO", now - 400).await;
+    let dpo = MessageQuery {
+        service_identifier: Some("DPO".into()),
+        ..MessageQuery::default()
+    };
+    let peeked = store
+        .peek_incoming(&dpo, now, now + 1_000)
+        .await
+        .unwrap()
+        .expect("the unlocked DPO message");
+    assert_eq!(peeked.message_id, "p-dpo");
+    assert!(
+        store
+            .peek_incoming(&dpo, now, now + 1_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "no unlocked DPO message left, though a DPE one is"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. Taking received messages.
+
+async fn check_take_incoming(store: &Store) {
+    store_in(store, "t-1", "DPO", now_millis()).await;
+    let now = now_millis();
+    let error = store
+        .take_incoming("t-1", now)
+        .await
+        .expect_err("an unpeeked message cannot be taken");
+    assert!(
+        matches!(error, StoreError::Conflict(_)),
+        "expected Conflict, got {error:?}"
+    );
+    assert!(store.in_message("t-1").await.unwrap().is_some());
+
+    store
+        .peek_incoming(&MessageQuery::default(), now, now + 1_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let error = store
+        .take_incoming("t-1", now + 1_001)
+        .await
+        .expect_err("a lapsed lock does not allow taking");
+    assert!(
+        matches!(error, StoreError::Conflict(_)),
+        "expected Conflict, got {error:?}"
+    );
+    assert!(store.in_message("t-1").await.unwrap().is_some());
+
+    let taken = store.take_incoming("t-1", now + 500).await.unwrap();
+    assert_eq!(taken.message_id, "t-1");
+    assert_eq!(taken.package_blob.as_deref(), Some("blob-t-1"));
+    assert!(store.in_message("t-1").await.unwrap().is_none(), "row gone");
+    assert_eq!(store.incoming_depth().await.unwrap(), 0);
+    let delivered = conversation(store, "t-1", Direction::Incoming).await;
+    assert_eq!(
+        status_names(&delivered),
+        [
+            ReceiptStatus::Opprettet,
+            ReceiptStatus::InnkommendeMottatt,
+            ReceiptStatus::InnkommendeLevert
+        ]
+    );
+    assert!(delivered.finished && !delivered.pollable);
+
+    let error = store
+        .take_incoming("t-1", now + 500)
+        .await
+        .expect_err("taken already");
+    assert!(
+        matches!(error, StoreError::NotFound(_)),
+        "expected NotFound, got {error:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. Listings.
+
+async fn check_listings(store: &Store) {
+    let t0 = now_millis();
+    // Five outgoing, three incoming; three outgoing have a lifetime.
+    for (n, expiry) in [
+        Some(t0 + 1_000),
+        Some(t0 + 5_000),
+        None,
+        Some(t0 + 500),
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("l-out-{n}");
+        let (mut message, mut new_conversation) = new_message(&id);
+        message.expiry = expiry;
+        new_conversation.expiry = expiry;
+        if n == 4 {
+            new_conversation.receiver_identifier = Some("999999999".into());
+        }
+        store
+            .create_out_message(&message, &new_conversation)
+            .await
+            .unwrap();
+    }
+    for n in 0..3 {
+        store_in(store, &format!("l-in-{n}"), "DPE", t0).await;
+    }
+    // l-out-3 is delivered, so its lifetime no longer matters.
+    register(
+        store,
+        "l-out-3",
+        Direction::Outgoing,
+        ReceiptStatus::Levert,
+        StatusEffects::default(),
+    )
+    .await;
+    register(
+        store,
+        "l-in-0",
+        Direction::Incoming,
+        ReceiptStatus::Levert,
+        StatusEffects::default(),
+    )
+    .await;
+    // Statuses at known times.
+    for (id, at) in [("l-out-0", 1_000), ("l-out-1", 2_000), ("l-out-2", 3_000)] {
+        store
+            .register_status(
+                id,
+                Direction::Outgoing,
+                &StatusUpdate {
+                    at: Some(at),
+                    ..StatusUpdate::new(ReceiptStatus::Annet)
+                },
+                StatusEffects::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    let everything = ConversationQuery::default();
+    let first = store
+        .conversations(&everything, &page(0, 3, "id", true))
+        .await
+        .unwrap();
+    assert_eq!(first.total, 8);
+    assert_eq!(first.items.len(), 3);
+    let ids: Vec<i64> = first.items.iter().map(|c| c.id).collect();
+    assert!(is_sorted_descending(&ids), "newest first: {ids:?}");
+    assert_eq!(first.items[0].message_id, "l-in-2");
+    assert!(
+        !first.items[0].statuses.is_empty(),
+        "listed conversations carry their statuses"
+    );
+    let last = store
+        .conversations(&everything, &page(2, 3, "id", true))
+        .await
+        .unwrap();
+    assert_eq!(last.total, 8);
+    assert_eq!(last.items.len(), 2, "the last page holds the rest");
+    assert_eq!(last.items[1].message_id, "l-out-0", "the oldest is last");
+    let beyond = store
+        .conversations(&everything, &page(3, 3, "id", true))
+        .await
+        .unwrap();
+    assert!(beyond.items.is_empty());
+    assert_eq!(beyond.total, 8);
+    let ascending = store
+        .conversations(&everything, &page(0, 1, "id", false))
+        .await
+        .unwrap();
+    assert_eq!(ascending.items[0].message_id, "l-out-0");
+
+    let incoming = store
+        .conversations(
+            &ConversationQuery {
+                direction: Some(Direction::Incoming),
+                ..ConversationQuery::default()
+            },
+            &page(0, 10, "id", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(incoming.total, 3);
+    assert!(
+        incoming
+            .items
+            .iter()
+            .all(|c| c.direction == Direction::Incoming)
+    );
+    let finished = store
+        .conversations(
+            &ConversationQuery {
+                finished: Some(true),
+                ..ConversationQuery::default()
+            },
+            &page(0, 10, "id", false),
+        )
+        .await
+        .unwrap();
+    let finished_ids: Vec<&str> = finished
+        .items
+        .iter()
+        .map(|c| c.message_id.as_str())
+        .collect();
+    assert_eq!(finished_ids, ["l-out-3", "l-in-0"]);
+    let by_receiver = store
+        .conversations(
+            &ConversationQuery {
+                receiver_identifier: Some("999999999".into()),
+                direction: Some(Direction::Outgoing),
+                ..ConversationQuery::default()
+            },
+            &page(0, 10, "id", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_receiver.total, 1);
+    assert_eq!(by_receiver.items[0].message_id, "l-out-4");
+    let none = store
+        .conversations(
+            &ConversationQuery {
+                last_update_to: Some(t0 - 1),
+                ..ConversationQuery::default()
+            },
+            &page(0, 10, "id", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(none.total, 0, "nothing was changed before the test began");
+
+    // Statuses.
+    let opprettet = store
+        .statuses(
+            &StatusQuery {
+                status: Some(ReceiptStatus::Opprettet),
+                ..StatusQuery::default()
+            },
+            &page(0, 5, "s.id", true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(opprettet.total, 8);
+    assert_eq!(opprettet.items.len(), 5);
+    let status_ids: Vec<i64> = opprettet.items.iter().map(|s| s.id).collect();
+    assert!(is_sorted_descending(&status_ids), "{status_ids:?}");
+    assert!(
+        opprettet
+            .items
+            .iter()
+            .all(|s| s.status == ReceiptStatus::Opprettet)
+    );
+    let in_window = store
+        .statuses(
+            &StatusQuery {
+                from: Some(1_500),
+                to: Some(3_000),
+                ..StatusQuery::default()
+            },
+            &page(0, 10, "s.last_update", true),
+        )
+        .await
+        .unwrap();
+    let window: Vec<(&str, i64)> = in_window
+        .items
+        .iter()
+        .map(|s| (s.message_id.as_str(), s.last_update))
+        .collect();
+    assert_eq!(
+        window,
+        [("l-out-2", 3_000), ("l-out-1", 2_000)],
+        "from is inclusive, to is inclusive, newest first"
+    );
+    let of_one = store
+        .statuses(
+            &StatusQuery {
+                message_id: Some("l-in-0".into()),
+                ..StatusQuery::default()
+            },
+            &page(0, 10, "s.id", false),
+        )
+        .await
+        .unwrap();
+    let names: Vec<ReceiptStatus> = of_one.items.iter().map(|s| s.status).collect();
+    assert_eq!(
+        names,
+        [
+            ReceiptStatus::Opprettet,
+            ReceiptStatus::InnkommendeMottatt,
+            ReceiptStatus::Levert
+        ]
+    );
+    let by_id = store
+        .statuses(
+            &StatusQuery {
+                id: Some(of_one.items[1].id),
+                ..StatusQuery::default()
+            },
+            &page(0, 10, "s.id", false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_id.total, 1);
+    assert_eq!(by_id.items[0].status, ReceiptStatus::InnkommendeMottatt);
+
+    // Expired: unfinished, with a lifetime that ended, soonest first.
+    let expired_ids = |list: Vec<Conversation>| -> Vec<String> {
+        list.into_iter().map(|c| c.message_id).collect()
+    };
+    assert!(store.expired(t0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        expired_ids(store.expired(t0 + 2_000, 10).await.unwrap()),
+        ["l-out-0"],
+        "l-out-3 expired too, but it is finished"
+    );
+    assert_eq!(
+        expired_ids(store.expired(t0 + 6_000, 10).await.unwrap()),
+        ["l-out-0", "l-out-1"]
+    );
+    assert_eq!(store.expired(t0 + 6_000, 1).await.unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 14. Webhooks.
+
+fn subscription(name: &str, endpoint: &str, filter: Option<&str>) -> Subscription {
+    Subscription {
+        id: 0,
+        name: name.to_owned(),
+        push_endpoint: endpoint.to_owned(),
+        resource: "all".to_owned(),
+        event: "all".to_owned(),
+        filter: filter.map(str::to_owned),
+    }
+}
+
+fn payload_of(event: &WebhookEvent) -> (String, String, String) {
+    let json: serde_json::Value =
+        serde_json::from_str(&event.payload).expect("the payload is JSON");
+    let field = |name: &str| json[name].as_str().unwrap_or_default().to_owned();
+    (field("messageId"), field("status"), field("direction"))
+}
+
+async fn check_webhooks(db: &TestDb) {
+    let store: &Store = db;
+    let all = store
+        .create_subscription(&subscription("everything", "http://a.test/hook", None))
+        .await
+        .unwrap();
+    assert!(all.id > 0);
+    assert_eq!(all.name, "everything");
+    let error = store
+        .create_subscription(&subscription("everything", "http://a.test/hook", None))
+        .await
+        .expect_err("same name and endpoint");
+    assert!(
+        matches!(error, StoreError::Duplicate(_)),
+        "expected Duplicate, got {error:?}"
+    );
+    let delivered = store
+        .create_subscription(&subscription(
+            "delivered",
+            "http://b.test/hook",
+            Some("status=LEVERT&direction=OUTGOING"),
+        ))
+        .await
+        .unwrap();
+    assert_ne!(all.id, delivered.id);
+    assert_eq!(
+        store.subscription(delivered.id).await.unwrap(),
+        Some(delivered.clone())
+    );
+
+    create(store, "w-out").await; // OPPRETTET, outgoing
+    register(
+        store,
+        "w-out",
+        Direction::Outgoing,
+        ReceiptStatus::Levert,
+        StatusEffects::default(),
+    )
+    .await; // LEVERT, outgoing
+    store_in(store, "w-in", "DPO", now_millis()).await; // OPPRETTET, INNKOMMENDE_MOTTATT
+    register(
+        store,
+        "w-in",
+        Direction::Incoming,
+        ReceiptStatus::Levert,
+        StatusEffects::default(),
+    )
+    .await; // LEVERT, incoming
+    // A status registered again makes no event.
+    assert!(
+        register(
+            store,
+            "w-out",
+            Direction::Outgoing,
+            ReceiptStatus::Levert,
+            StatusEffects::default(),
+        )
+        .await
+        .is_none()
+    );
+
+    let events_of = |id: i64| {
+        let id = id.to_string();
+        async move {
+            db.count(
+                "SELECT COUNT(*) FROM webhook_event WHERE CAST(subscription_id AS TEXT) = $1",
+                Some(&id),
+            )
+            .await
+        }
+    };
+    assert_eq!(events_of(all.id).await, 5, "one event per status");
+    assert_eq!(
+        events_of(delivered.id).await,
+        1,
+        "only LEVERT of an outgoing message"
+    );
+
+    // Only the head of each subscription is due, in id order.
+    let far = now_millis() + 1_000_000;
+    let due = store.due_webhook_events(far).await.unwrap();
+    assert_eq!(due.len(), 2, "one head per subscription: {due:?}");
+    assert!(due[0].id < due[1].id);
+    assert_eq!(due[0].subscription_id, all.id);
+    assert_eq!(due[0].push_endpoint, "http://a.test/hook");
+    assert_eq!(
+        payload_of(&due[0]),
+        ("w-out".into(), "OPPRETTET".into(), "OUTGOING".into())
+    );
+    assert_eq!(due[1].subscription_id, delivered.id);
+    assert_eq!(due[1].push_endpoint, "http://b.test/hook");
+    assert_eq!(
+        payload_of(&due[1]),
+        ("w-out".into(), "LEVERT".into(), "OUTGOING".into())
+    );
+    assert_eq!(due[0].attempts, 0);
+
+    // A failed push holds its subscription back until it is due again.
+    let head = due[0].id;
+    store
+        .webhook_failed(head, far + 10_000, "503 Service Unavailable")
+        .await
+        .unwrap();
+    let now_due = store.due_webhook_events(far).await.unwrap();
+    assert_eq!(
+        now_due.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [due[1].id],
+        "the failed head is not due and nothing overtakes it"
+    );
+    let retried = store.due_webhook_events(far + 10_000).await.unwrap();
+    assert_eq!(retried[0].id, head);
+    assert_eq!(retried[0].attempts, 1);
+
+    // Delivering each head in turn yields the subscription's events in order.
+    let mut sequence = Vec::new();
+    loop {
+        let due = store.due_webhook_events(far + 10_000).await.unwrap();
+        let Some(event) = due.iter().find(|e| e.subscription_id == all.id) else {
+            break;
+        };
+        sequence.push(payload_of(event));
+        store.webhook_delivered(event.id).await.unwrap();
+        assert!(sequence.len() <= 5, "delivered events come back");
+    }
+    let expected: Vec<(String, String, String)> = [
+        ("w-out", "OPPRETTET", "OUTGOING"),
+        ("w-out", "LEVERT", "OUTGOING"),
+        ("w-in", "OPPRETTET", "INCOMING"),
+        ("w-in", "INNKOMMENDE_MOTTATT", "INCOMING"),
+        ("w-in", "LEVERT", "INCOMING"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(sequence, expected);
+    assert_eq!(events_of(all.id).await, 0);
+    assert_eq!(events_of(delivered.id).await, 1);
+
+    // Deleting a subscription takes its pending events with it.
+    assert!(store.delete_subscription(delivered.id).await.unwrap());
+    assert_eq!(events_of(delivered.id).await, 0);
+    assert!(store.due_webhook_events(far).await.unwrap().is_empty());
+}

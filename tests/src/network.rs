@@ -1,0 +1,358 @@
+//! A small eFormidling network for end-to-end tests: Maskinporten, the ServiceRegistry and the
+//! loopback peer from the simulators, and integration points of fixture organisations started
+//! in-process from configuration files, exactly as the binary starts them.
+//!
+//! Each integration point runs the loopback channel configured to stand in for DPO (its setting
+//! `service = "DPO"`), so the registry's real routing picks it: swapping a channel is a matter of
+//! configuration, which is what these tests lean on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use integrasjonspunkt::config::{Config, LoadOptions};
+use integrasjonspunkt::service::RunningService;
+use serde_json::{Value, json};
+use simulators::fixture::Fixture;
+use simulators::loopback_peer::{LoopbackPeer, LoopbackPeerConfig};
+use simulators::maskinporten::{Maskinporten, MaskinportenConfig};
+use simulators::pki::TestPki;
+use simulators::registry::{RegistryConfig, ServiceRegistry};
+
+/// The password of the keystores the registry simulator writes for the fixture.
+const KEYSTORE_PASSWORD: &str = "network keystore";
+/// The API user of every integration point here.
+pub const API_USER: &str = "archive";
+/// Its password.
+pub const API_PASSWORD: &str = "archive password";
+/// The loopback peer's Basic credentials.
+const PEER_USER: &str = "agency";
+const PEER_PASSWORD: &str = "peer password";
+
+/// The arkivmelding process every fixture organisation is registered for.
+pub const PROCESS: &str = "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0";
+/// The arkivmelding document type.
+pub const ARKIVMELDING: &str = "urn:no:difi:arkivmelding:xsd::arkivmelding";
+
+/// The simulators every integration point shares.
+pub struct Network {
+    /// Where the PKI and the integration points' files live.
+    pub dir: tempfile::TempDir,
+    /// The token service.
+    pub maskinporten: Maskinporten,
+    /// The ServiceRegistry.
+    pub registry: ServiceRegistry,
+    /// The provider of the loopback channel.
+    pub peer: LoopbackPeer,
+    pki_dir: PathBuf,
+}
+
+impl Network {
+    /// Starts the simulators; the registry issues every fixture organisation a keystore.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let pki_dir = dir.path().join("pki");
+        let pki = TestPki::new(&pki_dir).expect("a test CA");
+        let maskinporten = Maskinporten::start(MaskinportenConfig::new(
+            pki.ca().clone(),
+            "http://127.0.0.1/maskinporten/",
+            [
+                "eformidling:dpo",
+                "eformidling:dpv",
+                "eformidling:dpf",
+                "eformidling:dpe",
+            ],
+        ))
+        .await
+        .expect("the Maskinporten simulator");
+        let fixture = Fixture::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../simulators/fixture.toml"),
+        )
+        .expect("the fixture");
+        let registry = ServiceRegistry::start(
+            RegistryConfig::new(
+                fixture,
+                Arc::new(maskinporten.verifier()),
+                KEYSTORE_PASSWORD,
+                "sas key",
+            ),
+            &pki,
+        )
+        .await
+        .expect("the registry simulator");
+        let peer = LoopbackPeer::start(LoopbackPeerConfig::new(PEER_USER, PEER_PASSWORD))
+            .await
+            .expect("the loopback peer");
+        Self {
+            dir,
+            maskinporten,
+            registry,
+            peer,
+            pki_dir,
+        }
+    }
+
+    /// The configuration directory of organisation `orgnr`'s integration point: an environment
+    /// file `e2e.toml` and an operator file, with `operator_extra` appended to the latter.
+    pub fn configure(&self, orgnr: &str, operator_extra: &str) -> PathBuf {
+        self.configure_channel(orgnr, operator_extra, "")
+    }
+
+    /// As [`Network::configure`], with `plugin_settings` (inline-table entries, each starting
+    /// with a comma) added to the loopback plugin's settings.
+    pub fn configure_channel(
+        &self,
+        orgnr: &str,
+        operator_extra: &str,
+        plugin_settings: &str,
+    ) -> PathBuf {
+        let home = self.dir.path().join(format!("ip-{orgnr}"));
+        let config_dir = home.join("config");
+        std::fs::create_dir_all(&config_dir).expect("a configuration directory");
+        let peer = self.peer.base_url();
+        let environment = format!(
+            r#"[environment]
+name = "e2e"
+
+[endpoints]
+service-registry = "{registry}"
+maskinporten = "{token}"
+maskinporten-audience = "http://127.0.0.1/maskinporten/"
+altinn-token-exchange = "http://127.0.0.1:9/exchange"
+log-service = "127.0.0.1:9"
+
+[endpoints.channels.loopback]
+endpoint = "{peer}"
+
+[plugins.loopback]
+file = "{plugin}"
+allowed-hosts = ["{peer}"]
+secrets = ["peer"]
+limits = {{ memory-mib = 64, timeout-seconds = 120, concurrency = 8 }}
+settings = {{ identifier = "0192:{orgnr}", credentials = "peer", service = "DPO"{plugin_settings} }}
+"#,
+            registry = self.registry.base_url(),
+            token = self.maskinporten.token_url(),
+            plugin = ip_tests_loopback(),
+        );
+        std::fs::write(config_dir.join("e2e.toml"), environment).expect("the environment file");
+        std::fs::write(home.join("keystore-password"), KEYSTORE_PASSWORD).expect("a password");
+        std::fs::write(home.join("peer-password"), PEER_PASSWORD).expect("a password");
+        let hash = integrasjonspunkt::api::hash_password(API_PASSWORD).expect("a password hash");
+        let operator = format!(
+            r#"[organisation]
+number = "{orgnr}"
+
+[keystore]
+path = "{keystore}"
+password = {{ file = "keystore-password" }}
+
+[api]
+listen = "127.0.0.1:0"
+
+[api.users.{API_USER}]
+password-hash = "{hash}"
+
+[database]
+url = "sqlite://data/integrasjonspunkt.db"
+
+[channels]
+enabled = ["loopback"]
+
+[polling]
+statuses-seconds = 1
+incoming-seconds = 1
+
+[retry]
+initial-seconds = 1
+max-interval-seconds = 2
+
+[secrets.peer]
+username = "{PEER_USER}"
+password = {{ file = "peer-password" }}
+{operator_extra}"#,
+            keystore = self.pki_dir.join(format!("{orgnr}.p12")).display(),
+        );
+        std::fs::write(home.join("integrasjonspunkt.toml"), operator).expect("the operator file");
+        home
+    }
+
+    /// Starts organisation `orgnr`'s integration point.
+    pub async fn integration_point(&self, orgnr: &str) -> IntegrationPoint {
+        let home = self.configure(orgnr, "");
+        IntegrationPoint::start(&home).await
+    }
+}
+
+fn ip_tests_loopback() -> &'static str {
+    crate::artifacts::LOOPBACK
+}
+
+/// The load options of the configuration `home` holds.
+pub fn load_options(home: &Path) -> LoadOptions {
+    LoadOptions {
+        profile: "e2e".into(),
+        config_dir: home.join("config"),
+        operator_file: Some(home.join("integrasjonspunkt.toml")),
+        variables: Vec::new(),
+    }
+}
+
+/// An integration point started in-process, with an HTTP client for its API.
+pub struct IntegrationPoint {
+    /// Its directory: configuration, keystore password, `data/`.
+    pub home: PathBuf,
+    /// The running service.
+    pub service: RunningService,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    client: reqwest::Client,
+}
+
+impl IntegrationPoint {
+    /// Starts the integration point configured in `home`.
+    pub async fn start(home: &Path) -> Self {
+        let options = load_options(home);
+        let config = Config::load(&options).await.expect("a valid configuration");
+        let service = integrasjonspunkt::service::start(config, options)
+            .await
+            .expect("the integration point starts");
+        let url = format!("http://{}", service.address());
+        Self {
+            home: home.to_path_buf(),
+            service,
+            url,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A request to `path` with the API user's credentials.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.url))
+            .basic_auth(API_USER, Some(API_PASSWORD))
+    }
+
+    /// POST `body` as JSON to `path`.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("an answer")
+    }
+
+    /// GET `path`, its status and JSON body (null when empty).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let answer = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("an answer");
+        let status = answer.status().as_u16();
+        let body = answer.bytes().await.expect("a body");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// How many files the blob store holds.
+    pub fn stored_files(&self) -> usize {
+        fn count(dir: &Path) -> usize {
+            std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|entry| {
+                            let path = entry.path();
+                            if path.is_dir() { count(&path) } else { 1 }
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        count(&self.home.join("data/blobs"))
+    }
+
+    /// The statuses of outgoing message `message_id`, in order.
+    pub async fn outgoing_statuses(&self, message_id: &str) -> Vec<String> {
+        let (status, conversation) = self
+            .get(&format!("/api/conversations/messageId/{message_id}"))
+            .await;
+        if status != 200 {
+            return Vec::new();
+        }
+        statuses(&conversation)
+    }
+
+    /// Waits until outgoing message `message_id` has `status`, up to `patience`.
+    pub async fn wait_for_status(
+        &self,
+        message_id: &str,
+        status: &str,
+        patience: Duration,
+    ) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let seen = self.outgoing_statuses(message_id).await;
+            if seen.iter().any(|s| s == status) || tokio::time::Instant::now() > deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The `status` of each of a conversation's `messageStatuses`.
+pub fn statuses(conversation: &Value) -> Vec<String> {
+    conversation["messageStatuses"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|s| s["status"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An arkivmelding SBD from `sender` to `receiver` (organisation numbers) with a fresh message
+/// and conversation id, naming `primary` as the main document.
+pub fn arkivmelding_sbd(sender: &str, receiver: &str, primary: &str) -> Value {
+    json!({
+        "standardBusinessDocumentHeader": {
+            "headerVersion": "1.0",
+            "sender": [{"identifier": {"value": format!("0192:{sender}"), "authority": "iso6523-actorid-upis"}}],
+            "receiver": [{"identifier": {"value": format!("0192:{receiver}"), "authority": "iso6523-actorid-upis"}}],
+            "documentIdentification": {
+                "standard": ARKIVMELDING,
+                "typeVersion": "2.0",
+                "instanceIdentifier": uuid::Uuid::new_v4().to_string(),
+                "type": "arkivmelding"
+            },
+            "businessScope": {"scope": [{
+                "type": "ConversationId",
+                "instanceIdentifier": uuid::Uuid::new_v4().to_string(),
+                "identifier": PROCESS
+            }]}
+        },
+        "arkivmelding": {"hoveddokument": primary, "sikkerhetsnivaa": 3}
+    })
+}
+
+/// An `arkivmelding.xml` whose journalpost refers to `files`.
+pub fn arkivmelding_xml(title: &str, files: &[&str]) -> String {
+    let documents: String = files
+        .iter()
+        .map(|file| {
+            format!(
+                "<dokumentbeskrivelse><dokumentobjekt><referanseDokumentfil>{file}</referanseDokumentfil></dokumentobjekt></dokumentbeskrivelse>"
+            )
+        })
+        .collect();
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<arkivmelding xmlns="http://www.arkivverket.no/standarder/noark5/arkivmelding" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<mappe xsi:type="saksmappe"><systemID>0f7d5f0e-5c5b-4d8f-a0b0-6f3f3c1d9a11</systemID>
+<registrering xsi:type="journalpost"><journalpostnummer>7</journalpostnummer><offentligTittel>{title}</offentligTittel>{documents}</registrering>
+</mappe></arkivmelding>"#
+    )
+}

@@ -1,0 +1,68 @@
+//! The integration point as an operator runs it: the binary in a process of its own, for tests
+//! that kill it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The `integrasjonspunkt` binary of this build, built first so it is never stale.
+pub fn binary() -> PathBuf {
+    let built = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "integrasjonspunkt",
+            "--bin",
+            "integrasjonspunkt",
+        ])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .status()
+        .expect("running cargo build");
+    assert!(
+        built.success(),
+        "the integrasjonspunkt binary did not build"
+    );
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/<profile>/deps/<test> → target/<profile>/integrasjonspunkt
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("integrasjonspunkt"))
+        .filter(|path| path.exists())
+        .expect("the integrasjonspunkt binary beside the tests")
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Starts the binary on the configuration in `home` (as `Network::configure` writes it),
+/// listening on `port`, its log appended to `home/ip.log`.
+pub fn start(binary: &Path, home: &Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join("ip.log"))
+        .expect("the log file");
+    Command::new(binary)
+        .env_remove("IP_PROFILE")
+        .env_remove("IP_CONFIG")
+        .env_remove("IP_CONFIG_DIR")
+        .env("IP__API__LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .current_dir(home)
+        .arg("--profile")
+        .arg("e2e")
+        .arg("--config-dir")
+        .arg(home.join("config"))
+        .arg("--config")
+        .arg(home.join("integrasjonspunkt.toml"))
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting the integration point")
+}

@@ -1,0 +1,170 @@
+//! The Next Move API end to end: an archive system sends through one integration point and
+//! another organisation's archive system receives through its own, over the loopback channel
+//! standing in for DPO, with the real registry routing, tokens and credentials in between.
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use ip_tests::network::{Network, arkivmelding_sbd, arkivmelding_xml, statuses};
+use reqwest::Method;
+use sha2::{Digest, Sha256};
+
+const SENDER: &str = "910075918";
+const RECEIVER: &str = "910076787";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_travels_from_one_archive_to_another_byte_for_byte() {
+    let network = Network::start().await;
+    let sender = network.integration_point(SENDER).await;
+    let receiver = network.integration_point(RECEIVER).await;
+
+    // Create: the answer is the SBD with the defaults filled in.
+    let sbd = arkivmelding_sbd(SENDER, RECEIVER, "vedtak.pdf");
+    let created = sender.post_json("/api/messages/out", &sbd).await;
+    assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
+    let created: serde_json::Value =
+        serde_json::from_slice(&created.bytes().await.unwrap()).unwrap();
+    let message_id =
+        created["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    assert!(
+        created["standardBusinessDocumentHeader"]["documentIdentification"]["creationDateAndTime"]
+            .is_string()
+    );
+    assert!(
+        created["standardBusinessDocumentHeader"]["businessScope"]["scope"][0]["scopeInformation"]
+            [0]["expectedResponseDateTime"]
+            .is_string(),
+        "the default lifetime is applied: {created}"
+    );
+
+    // Upload: the arkivmelding and the document it refers to (3 MiB, not text).
+    let document: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let uploads = [
+        (
+            "arkivmelding.xml",
+            "application/xml",
+            arkivmelding_xml("Vedtak om byggesak", &["vedtak.pdf"]).into_bytes(),
+        ),
+        ("vedtak.pdf", "application/pdf", document.clone()),
+    ];
+    for (name, mime, bytes) in uploads {
+        let uploaded = sender
+            .request(Method::PUT, &format!("/api/messages/out/{message_id}"))
+            .header("content-type", mime)
+            .header(
+                "content-disposition",
+                format!("attachment; name=\"{name}\"; filename=\"{name}\""),
+            )
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploaded.status(), 200, "{}", uploaded.text().await.unwrap());
+    }
+    let (_, conversation) = sender
+        .get(&format!("/api/conversations/messageId/{message_id}"))
+        .await;
+    assert_eq!(conversation["messageTitle"], "Vedtak om byggesak");
+    assert_eq!(
+        conversation["messageReference"],
+        "0f7d5f0e-5c5b-4d8f-a0b0-6f3f3c1d9a11-7"
+    );
+    assert_eq!(conversation["serviceIdentifier"], "DPO");
+
+    // Send: only the outbox row is written; the engine does the rest.
+    let sent = sender
+        .request(Method::POST, &format!("/api/messages/out/{message_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
+
+    // The receiver's archive system peeks, pops and deletes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let peeked = loop {
+        let (status, body) = receiver.get("/api/messages/in/peek").await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 204, "{body}");
+        assert!(tokio::time::Instant::now() < deadline, "nothing arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        peeked["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"],
+        message_id.as_str()
+    );
+    let popped = receiver
+        .request(Method::GET, &format!("/api/messages/in/pop/{message_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(popped.status(), 200);
+    assert_eq!(
+        popped.headers()["content-type"],
+        "application/vnd.etsi.asic-e+zip"
+    );
+    let package = popped.bytes().await.unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(package.to_vec())).unwrap();
+    let mut received = Vec::new();
+    archive
+        .by_name("vedtak.pdf")
+        .unwrap()
+        .read_to_end(&mut received)
+        .unwrap();
+    assert_eq!(
+        hex::encode(Sha256::digest(&received)),
+        hex::encode(Sha256::digest(&document)),
+        "the document arrives byte for byte"
+    );
+    let deleted = receiver
+        .request(Method::DELETE, &format!("/api/messages/in/{message_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let (status, _) = receiver.get("/api/messages/in/peek").await;
+    assert_eq!(status, 204, "the receiver sees the message once");
+
+    // The receiver's side of the conversation.
+    let (_, incoming) = receiver
+        .get(&format!(
+            "/api/conversations?messageId={message_id}&direction=INCOMING"
+        ))
+        .await;
+    assert_eq!(incoming["totalElements"], 1, "{incoming}");
+    assert_eq!(
+        statuses(&incoming["content"][0]),
+        ["OPPRETTET", "INNKOMMENDE_MOTTATT", "INNKOMMENDE_LEVERT"]
+    );
+
+    // The sender sees the status sequence the real integration point shows.
+    let seen = sender
+        .wait_for_status(&message_id, "LEVERT", Duration::from_secs(30))
+        .await;
+    assert_eq!(seen, ["OPPRETTET", "SENDT", "MOTTATT", "LEVERT"]);
+    let (_, finished) = sender
+        .get(&format!("/api/conversations/messageId/{message_id}"))
+        .await;
+    assert_eq!(finished["finished"], true);
+    // After sending, the out-message and its files are gone; the conversation stays.
+    let (status, _) = sender.get(&format!("/api/messages/out/{message_id}")).await;
+    assert_eq!(status, 404);
+
+    // The statuses API lists the same sequence, paged as Spring pages it.
+    let (_, page) = sender
+        .get(&format!("/api/statuses?messageId={message_id}&size=2"))
+        .await;
+    assert_eq!(page["totalElements"], 4, "{page}");
+    assert_eq!(page["totalPages"], 2);
+    assert_eq!(page["content"][0]["status"], "OPPRETTET");
+    assert_eq!(page["content"][1]["status"], "SENDT");
+
+    sender.service.stop().await;
+    receiver.service.stop().await;
+}
