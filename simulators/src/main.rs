@@ -375,7 +375,8 @@ async fn main() -> anyhow::Result<()> {
             )
         })?;
 
-    // The registry hands DPE the key the Service Bus checks signatures with.
+    // The registry hands DPE the key the Service Bus checks signatures with, and DPF records
+    // carry SvarUt's certificate, which SvarUt decrypts with.
     let mut registry_config = RegistryConfig::new(
         fixture.clone(),
         Arc::new(maskinporten.verifier()),
@@ -384,6 +385,7 @@ async fn main() -> anyhow::Result<()> {
     );
     registry_config.port = args.registry_port;
     registry_config.sources = Some(registers.urls());
+    registry_config.svarut_certificate = Some(svarut_identity.certificate.clone());
     let registry = ServiceRegistry::start(registry_config, &pki)
         .await
         .with_context(|| {

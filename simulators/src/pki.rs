@@ -271,7 +271,7 @@ impl TestPki {
 
     /// The certificate and key [`TestPki::issue`] wrote for `organisation_number`, for a
     /// simulator that must decrypt with a key another one issued (the DPI mailbox provider's,
-    /// which Virksert issues).
+    /// which Virksert issues; SvarUt's, when the registry issued it).
     pub fn issued_identity(
         &self,
         organisation_number: &str,

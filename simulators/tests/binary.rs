@@ -206,6 +206,22 @@ async fn the_binary_serves_every_service_it_lists_and_stops_on_sigint() {
         .await
         .unwrap();
     assert_eq!(sas_key, fixture.service_bus.key);
+    // A DPF record carries the certificate SvarUt decrypts with, not the receiver's own.
+    let token = maskinporten_token(&client, &table["Maskinporten"], dir.path()).await;
+    let dpf = client
+        .get(format!(
+            "{registry}/identifier/910077201/process/urn:no:difi:profile:arkivmelding:administrasjon:ver1.0"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&dpf.bytes().await.unwrap()).unwrap();
+    let record = &answer["serviceRecords"][0];
+    assert_eq!(record["service"]["identifier"], "DPF", "{answer}");
+    let svarut_pem = std::fs::read_to_string(dir.path().join("pki/svarut.pem")).unwrap();
+    let dpf_pem = record["pemCertificate"].as_str().unwrap();
+    assert!(svarut_pem.starts_with(dpf_pem), "{dpf_pem}");
     assert_eq!(head(sas_key).await, StatusCode::NO_CONTENT);
     // Every HTTP service takes fault rules from another process.
     assert_eq!(status(format!("{bus}/_faults")).await, StatusCode::OK);

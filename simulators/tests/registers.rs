@@ -236,6 +236,8 @@ async fn the_registry_derives_its_records_from_the_registers_it_is_pointed_at() 
         "sas",
     );
     config.sources = Some(registers.urls());
+    let svarut = pki.issue_svarut("pw").unwrap();
+    config.svarut_certificate = Some(svarut.certificate.clone());
     let registry = ServiceRegistry::start(config, &pki).await.unwrap();
     assert!(registry.registers().is_none());
     let http = reqwest::Client::new();
@@ -253,6 +255,13 @@ async fn the_registry_derives_its_records_from_the_registers_it_is_pointed_at() 
     assert_eq!(answer["serviceRecords"][0]["service"]["identifier"], "DPV");
     let (_, answer) = json(record("01818012337", INFO).await.unwrap()).await;
     assert_eq!(answer["serviceRecords"][0]["service"]["identifier"], "DPV");
+    // DPF's record carries the SvarUt certificate it was given, which SvarUt decrypts with.
+    let (_, answer) = json(record("910077201", ARKIVMELDING).await.unwrap()).await;
+    assert_eq!(answer["serviceRecords"][0]["service"]["identifier"], "DPF");
+    let pem = answer["serviceRecords"][0]["pemCertificate"]
+        .as_str()
+        .unwrap();
+    assert_eq!(pem.as_bytes(), svarut.certificate.to_pem().unwrap());
     let (_, answer) = json(record("910075918", ARKIVMELDING).await.unwrap()).await;
     let pem = answer["serviceRecords"][0]["pemCertificate"]
         .as_str()

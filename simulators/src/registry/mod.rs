@@ -11,7 +11,8 @@
 //! organisation, written as the keystores the local environment's integration points load, so
 //! the certificate an integration point holds and the one `/virksert` answers are the same (the
 //! integration point compares their serial numbers at start). A register that fails makes the
-//! lookup answer 503.
+//! lookup answer 503. A DPF record carries SvarUt's certificate, as the real registry's does:
+//! senders encrypt every DPF document to SvarUt, not to the receiving organisation.
 //!
 //! | request | answer |
 //! |---|---|
@@ -102,6 +103,11 @@ pub struct RegistryConfig {
     /// Where the registers answer; none starts them in-process from `fixture` (on free ports),
     /// owned by the registry.
     pub sources: Option<RegisterUrls>,
+    /// SvarUt's certificate, which DPF records carry (the one the SvarUt simulator decrypts
+    /// with); none issues it from the PKI at start ([`TestPki::issue_svarut`]), so a SvarUt
+    /// simulator started afterwards takes its key with [`TestPki::issued_identity`] of
+    /// [`crate::pki::SVARUT_ORGNR`].
+    pub svarut_certificate: Option<X509>,
 }
 
 impl RegistryConfig {
@@ -119,6 +125,7 @@ impl RegistryConfig {
             keystore_password: keystore_password.into(),
             sas_key: sas_key.into(),
             sources: None,
+            svarut_certificate: None,
         }
     }
 }
@@ -144,6 +151,7 @@ pub struct ServiceRegistry {
     server: Server,
     state: Arc<RegistryState>,
     registers: Option<Registers>,
+    svarut_certificate: X509,
 }
 
 struct RegistryState {
@@ -152,13 +160,15 @@ struct RegistryState {
     forgery: Mutex<Forgery>,
     verifier: Arc<dyn TokenVerifier>,
     sas_key: String,
+    /// SvarUt's certificate, PEM, for DPF records.
+    svarut_pem: String,
     fail_next: AtomicU64,
     seen: Mutex<VecDeque<SeenRequest>>,
 }
 
 impl ServiceRegistry {
     /// Issues its signing certificate from `pki` (and, when it starts the registers itself,
-    /// theirs), binds 127.0.0.1 on the configured port and serves until stopped. Must be called
+    /// theirs; when not given SvarUt's, that too), binds 127.0.0.1 on the configured port and serves until stopped. Must be called
     /// inside a Tokio runtime.
     pub async fn start(config: RegistryConfig, pki: &TestPki) -> anyhow::Result<Self> {
         let password = config.keystore_password.as_str();
@@ -169,7 +179,7 @@ impl ServiceRegistry {
             keystore_password: password.to_owned(),
         });
         // Key generation dominates start-up, so the certificates are issued side by side.
-        let (signing, issued) = std::thread::scope(|scope| {
+        let (signing, svarut, issued) = std::thread::scope(|scope| {
             let signing = scope.spawn(|| {
                 pki.issue(
                     REGISTRY_ORGNR,
@@ -180,13 +190,21 @@ impl ServiceRegistry {
                 )
                 .context("issuing the registry's signing certificate")
             });
+            let svarut = scope.spawn(|| match &config.svarut_certificate {
+                Some(certificate) => Ok(certificate.clone()),
+                None => pki
+                    .issue_svarut(password)
+                    .map(|issued| issued.certificate)
+                    .context("issuing SvarUt's certificate"),
+            });
             let issued = in_process
                 .as_ref()
                 .map(|registers| Registers::issue(registers, pki))
                 .transpose();
-            (joined(signing), issued)
+            (joined(signing), joined(svarut), issued)
         });
         let signing = signing?;
+        let svarut_certificate = svarut?;
         let signer = PayloadSigner::new(signing.key, &[signing.certificate, pki.ca().clone()])?;
         let (registers, urls) = match (in_process, issued?) {
             (Some(registers), Some(certificates)) => {
@@ -202,6 +220,7 @@ impl ServiceRegistry {
             forgery: Mutex::new(Forgery::default()),
             verifier: config.verifier,
             sas_key: config.sas_key,
+            svarut_pem: String::from_utf8(svarut_certificate.to_pem()?)?,
             fail_next: AtomicU64::new(0),
             seen: Mutex::new(VecDeque::new()),
         });
@@ -212,6 +231,7 @@ impl ServiceRegistry {
             server,
             state,
             registers,
+            svarut_certificate,
         })
     }
 
@@ -236,6 +256,11 @@ impl ServiceRegistry {
     /// [`Registers::certificate`]).
     pub fn certificate(&self, orgnr: &str) -> Option<&X509> {
         self.registers.as_ref()?.certificate(orgnr)
+    }
+
+    /// SvarUt's certificate, the one DPF records carry.
+    pub fn svarut_certificate(&self) -> &X509 {
+        &self.svarut_certificate
     }
 
     /// The registers this registry started, when it was given no URLs: for their faults and
@@ -639,7 +664,8 @@ impl RegistryState {
         })
     }
 
-    /// What the records of `entity` need beyond who it is: an organisation's certificate; a
+    /// What the records of `entity` need beyond who it is: an organisation's certificate (and
+    /// SvarUt's, for DPF); a
     /// citizen's KRR entry (filled into `entity`), mailbox provider certificate, print provider
     /// and the return address of `consumer`.
     async fn facts(
@@ -651,6 +677,7 @@ impl RegistryState {
         match entity {
             Entity::Organisation(organisation) => Ok(Facts {
                 certificate: self.sources.certificate(&organisation.orgnr).await?,
+                svarut_certificate: Some(self.svarut_pem.clone()),
                 print: None,
                 sender: None,
             }),
@@ -666,6 +693,7 @@ impl RegistryState {
                 });
                 Ok(Facts {
                     certificate,
+                    svarut_certificate: None,
                     print: Some(print),
                     sender,
                 })

@@ -4,7 +4,8 @@
 //! another channel the way a registration change moves it in production.
 //!
 //! - Arkivmelding goes by DPO when the process is registered in ELMA, else by DPF when SvarUt
-//!   has a receiving system at the security level asked for, else by DPV.
+//!   has a receiving system at the security level asked for, else by DPV. A DPF record carries
+//!   SvarUt's certificate, not the receiver's: senders encrypt every document to SvarUt.
 //! - eInnsyn goes by DPE, and only when registered; the queue suffix is the endpoint.
 //! - A citizen's information message goes by DPI to an active mailbox, else by DPV; a vedtak
 //!   goes on paper (DPI print) when the citizen is reserved or cannot be notified, unless the
@@ -43,6 +44,8 @@ pub(super) struct Facts {
     /// An organisation's business certificate from Virksert, or the certificate of a citizen's
     /// mailbox provider from KRR, PEM.
     pub certificate: Option<String>,
+    /// SvarUt's certificate, PEM, which DPF records carry (organisations only).
+    pub svarut_certificate: Option<String>,
     /// KRR's print provider (citizens only).
     pub print: Option<PrintProvider>,
     /// The caller's organisation in Brreg, the return address of print.
@@ -119,7 +122,7 @@ impl Facts {
                 {
                     let service =
                         json!({ "identifier": "DPF", "securityLevel": svarut.security_level });
-                    Some(record(service, certificate))
+                    Some(record(service, self.svarut_certificate.as_ref()))
                 }
                 _ => Some(record(
                     altinn_service("DPV", DPV_SERVICE, Some(DPV_RESOURCE)),
