@@ -47,6 +47,8 @@ pub struct AltinnExchangeConfig {
     pub maskinporten: TokenVerifier,
     /// How long Altinn tokens live, in seconds (Altinn's are valid 30 minutes).
     pub token_lifetime: u64,
+    /// The key its tokens are signed with; none makes a new one at start.
+    pub signing_key: Option<PKey<Private>>,
 }
 
 impl AltinnExchangeConfig {
@@ -57,6 +59,7 @@ impl AltinnExchangeConfig {
             port: 0,
             maskinporten,
             token_lifetime: 30 * 60,
+            signing_key: None,
         }
     }
 }
@@ -70,7 +73,10 @@ pub struct AltinnExchange {
 impl AltinnExchange {
     /// Binds 127.0.0.1 on the configured port and serves until stopped.
     pub async fn start(config: AltinnExchangeConfig) -> io::Result<Self> {
-        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        let key = match &config.signing_key {
+            Some(key) => key.clone(),
+            None => PKey::from_rsa(Rsa::generate(2048)?)?,
+        };
         let kid = format!("simulated-altinn-{}", uuid::Uuid::new_v4());
         let state = Arc::new(ExchangeState {
             config,
@@ -96,6 +102,12 @@ impl AltinnExchange {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
         self.server.base_url()
+    }
+
+    /// The run-time fault rules (latency, errors, dropped connections) of this service; the
+    /// same rules its `/_faults` endpoint sets.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        self.server.faults()
     }
 
     /// The exchange's URL.

@@ -113,6 +113,12 @@ impl ConfigService {
         self.server.base_url()
     }
 
+    /// The run-time fault rules (latency, errors, dropped connections) of this service; the
+    /// same rules its `/_faults` endpoint sets.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        self.server.faults()
+    }
+
     /// Answers `sources` (highest priority first) for `application` and `profile` from now on.
     pub fn set(&self, application: &str, profile: &str, sources: Vec<PropertySource>) {
         lock(&self.state.environments).insert((application.into(), profile.into()), sources);

@@ -29,6 +29,28 @@ pub struct Fixture {
     /// Citizens, as the population register and KRR know them.
     #[serde(default)]
     pub citizens: Vec<Citizen>,
+    /// The shared access key of DPE's Service Bus, which the registry's `/sastoken` hands out.
+    #[serde(default)]
+    pub service_bus: ServiceBusKey,
+}
+
+/// A Service Bus shared access policy: the key name (`skn`) and the key a SAS is signed with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServiceBusKey {
+    /// The policy name, e.g. `MoveDPE-pilotPolicy` as in the test environment.
+    pub key_name: String,
+    /// The key; Service Bus signs with its text as it is, not base64-decoded.
+    pub key: String,
+}
+
+impl Default for ServiceBusKey {
+    fn default() -> Self {
+        Self {
+            key_name: "MoveDPE-pilotPolicy".to_owned(),
+            key: "c2ltdWxhdGVkLXNlcnZpY2UtYnVzLWtleQ==".to_owned(),
+        }
+    }
 }
 
 /// An organisation.
@@ -230,6 +252,9 @@ impl Fixture {
             {
                 bail!("{entry}: svarut.security-level must be 3 or 4");
             }
+        }
+        if self.service_bus.key_name.is_empty() || self.service_bus.key.is_empty() {
+            bail!("service-bus: the key name and the key must not be empty");
         }
         if !orgnrs.contains(self.print_provider.as_str()) {
             bail!(

@@ -230,6 +230,12 @@ impl LoopbackPeer {
         self.server.base_url()
     }
 
+    /// The run-time fault rules (latency, errors, dropped connections) of this service; the
+    /// same rules its `/_faults` endpoint sets.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        self.server.faults()
+    }
+
     /// The address the peer listens on.
     pub fn address(&self) -> SocketAddr {
         self.server.address()

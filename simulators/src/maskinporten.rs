@@ -63,6 +63,8 @@ pub struct MaskinportenConfig {
     pub allowed_scopes: BTreeSet<String>,
     /// How long access tokens live, in seconds.
     pub token_lifetime: u64,
+    /// The key its tokens are signed with; none makes a new one at start.
+    pub signing_key: Option<PKey<Private>>,
 }
 
 impl MaskinportenConfig {
@@ -79,6 +81,7 @@ impl MaskinportenConfig {
             ca,
             allowed_scopes: allowed_scopes.into_iter().map(Into::into).collect(),
             token_lifetime: 120,
+            signing_key: None,
         }
     }
 }
@@ -182,7 +185,10 @@ pub struct Maskinporten {
 impl Maskinporten {
     /// Binds 127.0.0.1 on the configured port and serves until stopped.
     pub async fn start(config: MaskinportenConfig) -> io::Result<Self> {
-        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        let key = match &config.signing_key {
+            Some(key) => key.clone(),
+            None => PKey::from_rsa(Rsa::generate(2048)?)?,
+        };
         let mut store = X509StoreBuilder::new()?;
         store.add_cert(config.ca.clone())?;
         let kid = format!("simulated-maskinporten-{}", uuid::Uuid::new_v4());
@@ -215,6 +221,12 @@ impl Maskinporten {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
         self.server.base_url()
+    }
+
+    /// The run-time fault rules (latency, errors, dropped connections) of this service; the
+    /// same rules its `/_faults` endpoint sets.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        self.server.faults()
     }
 
     /// The token endpoint.

@@ -5,6 +5,13 @@
 //! check). So the simulators make their PKI at start: a CA, and for each organisation a key
 //! pair and a certificate naming its organisation number, written as the PKCS#12 keystore and
 //! PEM files an integration point of the local environment loads.
+//!
+//! RSA key generation is most of the simulators' start-up, so a PKI opened with
+//! [`TestPki::open`] keeps its keys in a cache directory of their own and reuses them on the
+//! next start: the CA while its certificate has [`CA_MIN_REMAINING_DAYS`] left, and each
+//! organisation's key pair. Certificates and keystores are still issued afresh into the PKI
+//! directory each time (cheap), so a PKI directory removed between runs only means fresh
+//! certificates, never stale ones. Tests use [`TestPki::new`], which always makes new keys.
 
 use std::path::{Path, PathBuf};
 
@@ -18,11 +25,16 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::{BasicConstraints, KeyUsage};
 use openssl::x509::{X509, X509NameBuilder};
 
+/// How long a reused CA must still be valid; a shorter-lived one is replaced.
+pub const CA_MIN_REMAINING_DAYS: u32 = 30;
+
 /// A CA that issues business certificates.
 pub struct TestPki {
     dir: PathBuf,
     ca_key: PKey<Private>,
     ca: X509,
+    /// Where keys are kept between runs, when they are.
+    key_cache: Option<PathBuf>,
 }
 
 /// A business certificate and where its files are.
@@ -72,6 +84,89 @@ impl TestPki {
             dir: dir.to_path_buf(),
             ca_key,
             ca,
+            key_cache: None,
+        })
+    }
+
+    /// A PKI writing to `dir` whose CA and keys come from `key_cache` when they are there (the
+    /// CA only while valid for [`CA_MIN_REMAINING_DAYS`]), else are made and kept there.
+    pub fn open(dir: &Path, key_cache: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(key_cache)
+            .with_context(|| format!("creating {}", key_cache.display()))?;
+        let cached = Self::load_ca(key_cache).ok().flatten();
+        let (ca_key, ca) = match cached {
+            Some((ca_key, ca)) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                write_atomically(&dir.join("ca.pem"), &ca.to_pem()?)?;
+                (ca_key, ca)
+            }
+            None => {
+                let fresh = Self::new(dir)?;
+                let key = fresh.ca_key.private_key_to_pem_pkcs8()?;
+                write_atomically(&key_cache.join("ca-key.pem"), &key)?;
+                write_atomically(&key_cache.join("ca.pem"), &fresh.ca.to_pem()?)?;
+                (fresh.ca_key, fresh.ca)
+            }
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            ca_key,
+            ca,
+            key_cache: Some(key_cache.to_path_buf()),
+        })
+    }
+
+    /// The CA key and certificate kept in `key_cache`, if both are there, match, and the
+    /// certificate is valid long enough.
+    fn load_ca(key_cache: &Path) -> anyhow::Result<Option<(PKey<Private>, X509)>> {
+        let ca = X509::from_pem(&std::fs::read(key_cache.join("ca.pem"))?)?;
+        let ca_key = PKey::private_key_from_pem(&std::fs::read(key_cache.join("ca-key.pem"))?)?;
+        let lasts = ca.not_after() >= Asn1Time::days_from_now(CA_MIN_REMAINING_DAYS)?;
+        let started = ca.not_before() <= Asn1Time::days_from_now(0)?;
+        let matches = ca.public_key()?.public_eq(&ca_key);
+        Ok((lasts && started && matches).then_some((ca_key, ca)))
+    }
+
+    /// The key pair named `owner` (an organisation number, or a simulator's name for its
+    /// signing key): the cached one when this PKI keeps keys and the cache holds a 2048-bit RSA
+    /// key or larger, else a new one (then kept).
+    pub fn key(&self, owner: &str) -> anyhow::Result<PKey<Private>> {
+        let Some(cache) = &self.key_cache else {
+            return Ok(PKey::from_rsa(Rsa::generate(2048)?)?);
+        };
+        let path = key_path(cache, owner);
+        if let Some(key) = reusable_key(&path) {
+            return Ok(key);
+        }
+        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        write_atomically(&path, &key.private_key_to_pem_pkcs8()?)?;
+        Ok(key)
+    }
+
+    /// Makes, side by side, the key pairs of `owners` that `key_cache` lacks, for a PKI
+    /// [`TestPki::open`]ed with it: start-up can make them while it does other work. Must
+    /// finish before that PKI issues for, or hands out the keys of, the same owners.
+    pub fn prepare_keys(key_cache: &Path, owners: &[String]) -> anyhow::Result<()> {
+        std::fs::create_dir_all(key_cache)
+            .with_context(|| format!("creating {}", key_cache.display()))?;
+        std::thread::scope(|scope| {
+            let making: Vec<_> = owners
+                .iter()
+                .map(|number| key_path(key_cache, number))
+                .filter(|path| reusable_key(path).is_none())
+                .map(|path| {
+                    scope.spawn(move || {
+                        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+                        write_atomically(&path, &key.private_key_to_pem_pkcs8()?)
+                    })
+                })
+                .collect();
+            making.into_iter().try_for_each(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
         })
     }
 
@@ -90,7 +185,7 @@ impl TestPki {
         valid_days: u32,
         password: &str,
     ) -> anyhow::Result<Issued> {
-        let key = PKey::from_rsa(Rsa::generate(2048)?)?;
+        let key = self.key(organisation_number)?;
         let mut subject = X509NameBuilder::new()?;
         subject.append_entry_by_text("C", "NO")?;
         subject.append_entry_by_text("O", name)?;
@@ -136,7 +231,7 @@ impl TestPki {
         let mut pem = certificate.to_pem()?;
         pem.extend(self.ca.to_pem()?);
         write_atomically(&certificate_pem, &pem)?;
-        let key_pem = self.dir.join(format!("{organisation_number}-key.pem"));
+        let key_pem = key_path(&self.dir, organisation_number);
         write_atomically(&key_pem, &key.private_key_to_pem_pkcs8()?)?;
         Ok(Issued {
             certificate,
@@ -176,7 +271,7 @@ impl TestPki {
 
     /// The certificate and key [`TestPki::issue`] wrote for `organisation_number`, for a
     /// simulator that must decrypt with a key another one issued (the DPI mailbox provider's,
-    /// which the registry issues).
+    /// which Virksert issues; SvarUt's, when the registry issued it).
     pub fn issued_identity(
         &self,
         organisation_number: &str,
@@ -206,6 +301,17 @@ impl TestPki {
         issued.certificate_pem = role_pem;
         Ok(issued)
     }
+}
+
+/// Where the key pair of `owner` is kept, PKCS#8 PEM.
+fn key_path(dir: &Path, owner: &str) -> PathBuf {
+    dir.join(format!("{owner}-key.pem"))
+}
+
+/// The key at `path` if it is an RSA key of 2048 bits or more.
+fn reusable_key(path: &Path) -> Option<PKey<Private>> {
+    let key = PKey::private_key_from_pem(&std::fs::read(path).ok()?).ok()?;
+    key.rsa().is_ok_and(|rsa| rsa.size() >= 256).then_some(key)
 }
 
 /// Writes a file so that a reader never sees it half written: a host may be polling for it.
@@ -246,6 +352,52 @@ mod tests {
             .to_string()
             .unwrap();
         assert_eq!(serial_number, "910075918");
+    }
+
+    #[test]
+    fn an_opened_pki_reuses_its_ca_and_keys_but_issues_new_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let first = TestPki::open(dir.path(), cache.path()).unwrap();
+        let issued = first.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
+        // The PKI directory may be removed between runs; the cache is what is reused.
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        let again = TestPki::open(dir.path(), cache.path()).unwrap();
+        assert!(dir.path().join("ca.pem").exists());
+        assert_eq!(again.ca().to_der().unwrap(), first.ca().to_der().unwrap());
+        let reissued = again.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
+        assert!(reissued.key.public_eq(&issued.key));
+        assert_ne!(
+            reissued.certificate.serial_number().to_bn().unwrap(),
+            issued.certificate.serial_number().to_bn().unwrap()
+        );
+        assert!(
+            reissued
+                .certificate
+                .verify(&first.ca().public_key().unwrap())
+                .unwrap()
+        );
+
+        // Prepared keys are the ones issued with; present ones are kept.
+        let numbers = ["910076787".to_owned(), "910075918".to_owned()];
+        TestPki::prepare_keys(cache.path(), &numbers).unwrap();
+        let prepared = std::fs::read(cache.path().join("910076787-key.pem")).unwrap();
+        let prepared = PKey::private_key_from_pem(&prepared).unwrap();
+        let second = again.issue("910076787", "Mottaker", -1, 365, "pw").unwrap();
+        assert!(second.key.public_eq(&prepared));
+        let kept = again.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
+        assert!(kept.key.public_eq(&issued.key));
+
+        // A PKI made with `new` never reuses, and a broken CA file means a new CA.
+        let fresh = TestPki::new(dir.path()).unwrap();
+        let other = fresh.issue("910075918", "Testetat", -1, 365, "pw").unwrap();
+        assert!(!other.key.public_eq(&issued.key));
+        std::fs::write(cache.path().join("ca-key.pem"), "not a key").unwrap();
+        let replaced = TestPki::open(dir.path(), cache.path()).unwrap();
+        assert_ne!(
+            replaced.ca().to_der().unwrap(),
+            first.ca().to_der().unwrap()
+        );
     }
 
     #[test]

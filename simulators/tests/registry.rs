@@ -51,7 +51,7 @@ fn claims(consumer: &str, scopes: &[&str]) -> TokenClaims {
 struct Setup {
     registry: ServiceRegistry,
     http: reqwest::Client,
-    _pki_dir: tempfile::TempDir,
+    pki_dir: tempfile::TempDir,
 }
 
 async fn start() -> Setup {
@@ -75,7 +75,7 @@ async fn start() -> Setup {
     Setup {
         registry,
         http: reqwest::Client::new(),
-        _pki_dir: pki_dir,
+        pki_dir,
     }
 }
 
@@ -134,6 +134,24 @@ async fn arkivmelding_goes_by_dpo_when_in_elma_else_dpf_with_svarut_else_dpv() {
     let municipality = setup.record("910077201", ARKIVMELDING, "").await;
     assert_eq!(municipality["service"]["identifier"], "DPF");
     assert_eq!(municipality["service"]["securityLevel"], 3);
+    // Senders encrypt DPF documents to SvarUt, so the record carries SvarUt's certificate (the
+    // registry issued it, given none), not the municipality's own.
+    let dpf_pem = municipality["pemCertificate"].as_str().unwrap().as_bytes();
+    let svarut = setup.registry.svarut_certificate();
+    assert_eq!(dpf_pem, svarut.to_pem().unwrap());
+    let own = setup.registry.certificate("910077201").unwrap();
+    assert_ne!(dpf_pem, own.to_pem().unwrap());
+    let serial_number = svarut
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::SERIALNUMBER)
+        .next()
+        .unwrap()
+        .data()
+        .to_string()
+        .unwrap();
+    assert_eq!(serial_number, simulators::pki::SVARUT_ORGNR);
+    let written = std::fs::read(setup.pki_dir.path().join("svarut.pem")).unwrap();
+    assert!(written.starts_with(dpf_pem));
     // SvarUt receives at level 3 at most, so a level 4 message cannot go by DPF.
     let level4 = setup
         .record("910077201", ARKIVMELDING, "?securityLevel=4")

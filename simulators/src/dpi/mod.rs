@@ -90,7 +90,8 @@ pub struct Provider {
 }
 
 /// The fixture's mailbox providers and its print provider, with the keys [`TestPki::issue`]
-/// wrote for them (the registry issues those certificates, so it must have started first).
+/// wrote for them (Virksert issues those certificates, so the registers, or a registry that
+/// starts its own, must have started first).
 pub fn providers_from_fixture(fixture: &Fixture, pki: &TestPki) -> anyhow::Result<Vec<Provider>> {
     let mut orgnrs: Vec<&str> = fixture
         .citizens

@@ -1,13 +1,18 @@
 //! The ServiceRegistry (adressetjeneste): who a receiver is and which channel reaches it.
 //!
-//! It answers the integration point's lookups from the fixture's registers ([`records`]), signs
-//! its answers the way the real registry does ([`signing`]) and, like the real one, serves
+//! It answers the integration point's lookups by asking the registers over HTTP
+//! ([`sources`], [`crate::registers`]) and deriving records from their answers ([`records`]),
+//! signs its answers the way the real registry does ([`signing`]) and, like the real one, serves
 //! nobody without a Maskinporten token: every path but `/jwk` needs a bearer token the
 //! configured [`TokenVerifier`] accepts, from a consumer `0192:<orgnr>`; citizens' records need
-//! a DPI scope and the SAS key the DPE scope. At start it issues a business certificate from the
-//! shared [`TestPki`] to every organisation of the fixture, written as the keystores the local
-//! environment's integration points load, so the certificate an integration point holds and the
-//! one `/virksert` answers are the same (it compares their serial numbers at start).
+//! a DPI scope and the SAS key the DPE scope. KRR is asked with the caller's token, as the real
+//! registry does. Given no register URLs, it starts the registers itself from its fixture;
+//! their Virksert issues a business certificate from the shared [`TestPki`] to every
+//! organisation, written as the keystores the local environment's integration points load, so
+//! the certificate an integration point holds and the one `/virksert` answers are the same (the
+//! integration point compares their serial numbers at start). A register that fails makes the
+//! lookup answer 503. A DPF record carries SvarUt's certificate, as the real registry's does:
+//! senders encrypt every DPF document to SvarUt, not to the receiving organisation.
 //!
 //! | request | answer |
 //! |---|---|
@@ -23,8 +28,9 @@
 
 mod records;
 mod signing;
+mod sources;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,13 +51,15 @@ use serde_json::json;
 use crate::fixture::{Fixture, valid_orgnr};
 use crate::pki::TestPki;
 use crate::processes;
+use crate::registers::{RegisterPorts, RegisterUrls, Registers, RegistersConfig};
 use crate::serving::Server;
-use records::{Entity, Options, Registers};
+use records::{Entity, Facts, Options};
 use signing::PayloadSigner;
+use sources::{SourceError, Sources};
 
 /// The organisation number the registry's signing certificate names (the real registry's
 /// operator, Digdir).
-const REGISTRY_ORGNR: &str = "991825827";
+pub const REGISTRY_ORGNR: &str = "991825827";
 
 /// How many requests inspection keeps; older ones are dropped, so memory stays bounded.
 const SEEN_LIMIT: usize = 10_000;
@@ -83,7 +91,8 @@ pub trait TokenVerifier: Send + Sync {
 pub struct RegistryConfig {
     /// The port on 127.0.0.1; 0 lets the system pick a free one.
     pub port: u16,
-    /// The organisations and citizens it answers about.
+    /// The organisations and citizens the registers it starts know (unused when `sources`
+    /// names registers running elsewhere).
     pub fixture: Fixture,
     /// Who decides whether a bearer token is valid.
     pub verifier: Arc<dyn TokenVerifier>,
@@ -91,6 +100,14 @@ pub struct RegistryConfig {
     pub keystore_password: String,
     /// The Service Bus shared access key `/sastoken` gives DPE.
     pub sas_key: String,
+    /// Where the registers answer; none starts them in-process from `fixture` (on free ports),
+    /// owned by the registry.
+    pub sources: Option<RegisterUrls>,
+    /// SvarUt's certificate, which DPF records carry (the one the SvarUt simulator decrypts
+    /// with); none issues it from the PKI at start ([`TestPki::issue_svarut`]), so a SvarUt
+    /// simulator started afterwards takes its key with [`TestPki::issued_identity`] of
+    /// [`crate::pki::SVARUT_ORGNR`].
+    pub svarut_certificate: Option<X509>,
 }
 
 impl RegistryConfig {
@@ -107,6 +124,8 @@ impl RegistryConfig {
             verifier,
             keystore_password: keystore_password.into(),
             sas_key: sas_key.into(),
+            sources: None,
+            svarut_certificate: None,
         }
     }
 }
@@ -131,29 +150,36 @@ pub struct SeenRequest {
 pub struct ServiceRegistry {
     server: Server,
     state: Arc<RegistryState>,
+    registers: Option<Registers>,
+    svarut_certificate: X509,
 }
 
 struct RegistryState {
-    fixture: Fixture,
-    /// Business certificates by organisation number.
-    certificates: HashMap<String, X509>,
-    /// The same, PEM, as records carry them.
-    pems: HashMap<String, String>,
+    sources: Sources,
     signer: PayloadSigner,
     forgery: Mutex<Forgery>,
     verifier: Arc<dyn TokenVerifier>,
     sas_key: String,
+    /// SvarUt's certificate, PEM, for DPF records.
+    svarut_pem: String,
     fail_next: AtomicU64,
     seen: Mutex<VecDeque<SeenRequest>>,
 }
 
 impl ServiceRegistry {
-    /// Issues the certificates from `pki`, binds 127.0.0.1 on the configured port and serves
-    /// until stopped. Must be called inside a Tokio runtime.
+    /// Issues its signing certificate from `pki` (and, when it starts the registers itself,
+    /// theirs; when not given SvarUt's, that too), binds 127.0.0.1 on the configured port and serves until stopped. Must be called
+    /// inside a Tokio runtime.
     pub async fn start(config: RegistryConfig, pki: &TestPki) -> anyhow::Result<Self> {
         let password = config.keystore_password.as_str();
+        let in_process = config.sources.is_none().then(|| RegistersConfig {
+            ports: RegisterPorts::default(),
+            fixture: config.fixture.clone(),
+            verifier: config.verifier.clone(),
+            keystore_password: password.to_owned(),
+        });
         // Key generation dominates start-up, so the certificates are issued side by side.
-        let (signing, issued) = std::thread::scope(|scope| {
+        let (signing, svarut, issued) = std::thread::scope(|scope| {
             let signing = scope.spawn(|| {
                 pki.issue(
                     REGISTRY_ORGNR,
@@ -164,49 +190,49 @@ impl ServiceRegistry {
                 )
                 .context("issuing the registry's signing certificate")
             });
-            let issued: Vec<_> = config
-                .fixture
-                .organisations
-                .iter()
-                .map(|organisation| {
-                    scope.spawn(move || {
-                        pki.issue(&organisation.orgnr, &organisation.name, -1, 365, password)
-                            .map(|issued| (organisation.orgnr.clone(), issued.certificate))
-                            .with_context(|| {
-                                format!("issuing a certificate for {}", organisation.orgnr)
-                            })
-                    })
-                })
-                .collect();
-            (
-                joined(signing),
-                issued.into_iter().map(joined).collect::<Vec<_>>(),
-            )
+            let svarut = scope.spawn(|| match &config.svarut_certificate {
+                Some(certificate) => Ok(certificate.clone()),
+                None => pki
+                    .issue_svarut(password)
+                    .map(|issued| issued.certificate)
+                    .context("issuing SvarUt's certificate"),
+            });
+            let issued = in_process
+                .as_ref()
+                .map(|registers| Registers::issue(registers, pki))
+                .transpose();
+            (joined(signing), joined(svarut), issued)
         });
         let signing = signing?;
+        let svarut_certificate = svarut?;
         let signer = PayloadSigner::new(signing.key, &[signing.certificate, pki.ca().clone()])?;
-        let mut certificates = HashMap::new();
-        let mut pems = HashMap::new();
-        for issued in issued {
-            let (orgnr, certificate) = issued?;
-            pems.insert(orgnr.clone(), String::from_utf8(certificate.to_pem()?)?);
-            certificates.insert(orgnr, certificate);
-        }
+        let (registers, urls) = match (in_process, issued?) {
+            (Some(registers), Some(certificates)) => {
+                let registers = Registers::serve(registers, certificates).await?;
+                let urls = registers.urls();
+                (Some(registers), urls)
+            }
+            _ => (None, config.sources.context("no register URLs")?),
+        };
         let state = Arc::new(RegistryState {
-            fixture: config.fixture,
-            certificates,
-            pems,
+            sources: Sources::new(urls)?,
             signer,
             forgery: Mutex::new(Forgery::default()),
             verifier: config.verifier,
             sas_key: config.sas_key,
+            svarut_pem: String::from_utf8(svarut_certificate.to_pem()?)?,
             fail_next: AtomicU64::new(0),
             seen: Mutex::new(VecDeque::new()),
         });
         let server = Server::serve("service registry", config.port, router(state.clone()))
             .await
             .with_context(|| format!("binding 127.0.0.1:{}", config.port))?;
-        Ok(Self { server, state })
+        Ok(Self {
+            server,
+            state,
+            registers,
+            svarut_certificate,
+        })
     }
 
     /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
@@ -214,14 +240,33 @@ impl ServiceRegistry {
         self.server.base_url()
     }
 
+    /// The run-time fault rules (latency, errors, dropped connections) of this service; the
+    /// same rules its `/_faults` endpoint sets.
+    pub fn faults(&self) -> &crate::faults::Faults {
+        self.server.faults()
+    }
+
     /// The address the registry listens on.
     pub fn address(&self) -> SocketAddr {
         self.server.address()
     }
 
-    /// The business certificate issued to `orgnr` at start.
+    /// The business certificate issued to `orgnr` at start by the registers this registry
+    /// started; none when it was given the URLs of registers running elsewhere (ask their
+    /// [`Registers::certificate`]).
     pub fn certificate(&self, orgnr: &str) -> Option<&X509> {
-        self.state.certificates.get(orgnr)
+        self.registers.as_ref()?.certificate(orgnr)
+    }
+
+    /// SvarUt's certificate, the one DPF records carry.
+    pub fn svarut_certificate(&self) -> &X509 {
+        &self.svarut_certificate
+    }
+
+    /// The registers this registry started, when it was given no URLs: for their faults and
+    /// the requests they received.
+    pub fn registers(&self) -> Option<&Registers> {
+        self.registers.as_ref()
     }
 
     /// The requests received so far (the latest ones, up to a bound), oldest first.
@@ -245,9 +290,13 @@ impl ServiceRegistry {
         Ok(())
     }
 
-    /// Stops accepting connections and waits for requests in flight to finish.
+    /// Stops accepting connections and waits for requests in flight to finish, then stops the
+    /// registers it started.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+        if let Some(registers) = self.registers {
+            registers.shutdown().await;
+        }
     }
 }
 
@@ -430,7 +479,9 @@ async fn authenticate(
         )
         .into_response();
     }
+    let caller = CallerToken(token.to_owned());
     request.extensions_mut().insert(claims.clone());
+    request.extensions_mut().insert(caller);
     let mut response = next.run(request).await;
     response.extensions_mut().insert(claims);
     response
@@ -446,29 +497,45 @@ struct LookupQuery {
     print: Option<bool>,
 }
 
+/// The caller's bearer token, passed on to KRR as the real registry does.
+#[derive(Clone)]
+struct CallerToken(String);
+
 async fn identifier(
     State(state): State<Arc<RegistryState>>,
     Extension(claims): Extension<TokenClaims>,
+    Extension(caller): Extension<CallerToken>,
     Path(id): Path<String>,
     query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    lookup(&state, &claims, &id, None, query, &headers)
+    lookup(&state, &claims, &caller, &id, None, query, &headers).await
 }
 
 async fn identifier_process(
     State(state): State<Arc<RegistryState>>,
     Extension(claims): Extension<TokenClaims>,
+    Extension(caller): Extension<CallerToken>,
     Path((id, process)): Path<(String, String)>,
     query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    lookup(&state, &claims, &id, Some(&process), query, &headers)
+    lookup(
+        &state,
+        &claims,
+        &caller,
+        &id,
+        Some(&process),
+        query,
+        &headers,
+    )
+    .await
 }
 
-fn lookup(
+async fn lookup(
     state: &RegistryState,
     claims: &TokenClaims,
+    caller: &CallerToken,
     id: &str,
     process: Option<&str>,
     query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
@@ -481,8 +548,7 @@ fn lookup(
             format!("malformed query: {}", rejection.body_text()),
         )
     })?;
-    let registers = state.registers();
-    let entity = registers.entity(id).ok_or_else(|| unknown(id))?;
+    let mut entity = state.entity(id).await?.ok_or_else(|| unknown(id))?;
     if matches!(entity, Entity::Citizen(_))
         && !claims
             .scopes
@@ -505,7 +571,8 @@ fn lookup(
         print: query.print.unwrap_or(true),
     };
     let consumer = claims.consumer.strip_prefix("0192:").unwrap_or_default();
-    let records = registers.service_records(&entity, process, options, consumer);
+    let facts = state.facts(&mut entity, &caller.0, consumer).await?;
+    let records = facts.service_records(&entity, process, options);
     if let Some(process) = process
         && records.is_empty()
     {
@@ -514,7 +581,7 @@ fn lookup(
             process.urn
         )));
     }
-    let body = json!({ "infoRecord": registers.info_record(&entity), "serviceRecords": records });
+    let body = json!({ "infoRecord": records::info_record(&entity), "serviceRecords": records });
     state.answer(headers, Answer::Json(body))
 }
 
@@ -523,9 +590,8 @@ async fn info(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    let registers = state.registers();
-    let entity = registers.entity(&id).ok_or_else(|| unknown(&id))?;
-    let body = json!({ "infoRecord": registers.info_record(&entity) });
+    let entity = state.entity(&id).await?.ok_or_else(|| unknown(&id))?;
+    let body = json!({ "infoRecord": records::info_record(&entity) });
     state.answer(&headers, Answer::Json(body))
 }
 
@@ -535,10 +601,11 @@ async fn virksert(
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let pem = state
-        .pems
-        .get(&id)
+        .sources
+        .certificate(&id)
+        .await?
         .ok_or_else(|| Refusal::not_found(format!("no certificate for {id} in Virksert")))?;
-    state.answer(&headers, Answer::Text(pem.clone()))
+    state.answer(&headers, Answer::Text(pem))
 }
 
 async fn sas_token(
@@ -560,6 +627,18 @@ async fn jwk(State(state): State<Arc<RegistryState>>) -> Response {
     Json(state.signer.jwk_set()).into_response()
 }
 
+/// A register failed: the lookup cannot be answered truthfully.
+impl From<SourceError> for Refusal {
+    fn from(SourceError(reason): SourceError) -> Self {
+        tracing::error!(%reason, "a register failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("a register failed: {reason}"),
+        )
+    }
+}
+
 fn unknown(id: &str) -> Refusal {
     Refusal::not_found(format!("identifier {id} not found"))
 }
@@ -571,10 +650,54 @@ enum Answer {
 }
 
 impl RegistryState {
-    fn registers(&self) -> Registers<'_> {
-        Registers {
-            fixture: &self.fixture,
-            certificates: &self.pems,
+    /// The organisation (nine digits) or citizen (eleven) `id` names, from Brreg or the
+    /// population register.
+    async fn entity(&self, id: &str) -> Result<Option<Entity>, SourceError> {
+        Ok(match id.len() {
+            9 => self
+                .sources
+                .organisation(id)
+                .await?
+                .map(Entity::Organisation),
+            11 => self.sources.person(id).await?.map(Entity::Citizen),
+            _ => None,
+        })
+    }
+
+    /// What the records of `entity` need beyond who it is: an organisation's certificate (and
+    /// SvarUt's, for DPF); a
+    /// citizen's KRR entry (filled into `entity`), mailbox provider certificate, print provider
+    /// and the return address of `consumer`.
+    async fn facts(
+        &self,
+        entity: &mut Entity,
+        caller_token: &str,
+        consumer: &str,
+    ) -> Result<Facts, SourceError> {
+        match entity {
+            Entity::Organisation(organisation) => Ok(Facts {
+                certificate: self.sources.certificate(&organisation.orgnr).await?,
+                svarut_certificate: Some(self.svarut_pem.clone()),
+                print: None,
+                sender: None,
+            }),
+            Entity::Citizen(citizen) => {
+                let (krr, print, sender) = tokio::try_join!(
+                    self.sources.krr(&citizen.id, caller_token),
+                    self.sources.print_provider(caller_token),
+                    self.sources.organisation(consumer),
+                )?;
+                let certificate = krr.and_then(|(krr, certificate)| {
+                    citizen.krr = krr;
+                    certificate
+                });
+                Ok(Facts {
+                    certificate,
+                    svarut_certificate: None,
+                    print: Some(print),
+                    sender,
+                })
+            }
         }
     }
 

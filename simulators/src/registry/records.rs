@@ -1,20 +1,20 @@
 //! Deriving the registry's records from the registers, as the real registry does (reference
-//! §4.4): a record is never stored, it follows from ELMA, the FIKS address service, KRR and the
-//! business certificates, so a fixture change moves a receiver to another channel the way a
-//! registration change moves it in production.
+//! §4.4): a record is never stored, it follows from what ELMA, the FIKS address service, KRR,
+//! Brreg and Virksert answered ([`super::sources`]), so a fixture change moves a receiver to
+//! another channel the way a registration change moves it in production.
 //!
 //! - Arkivmelding goes by DPO when the process is registered in ELMA, else by DPF when SvarUt
-//!   has a receiving system at the security level asked for, else by DPV.
+//!   has a receiving system at the security level asked for, else by DPV. A DPF record carries
+//!   SvarUt's certificate, not the receiver's: senders encrypt every document to SvarUt.
 //! - eInnsyn goes by DPE, and only when registered; the queue suffix is the endpoint.
 //! - A citizen's information message goes by DPI to an active mailbox, else by DPV; a vedtak
 //!   goes on paper (DPI print) when the citizen is reserved or cannot be notified, unless the
 //!   caller turned print lookups off, when it goes by DPV.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 
-use crate::fixture::{Address, Citizen, Fixture, Organisation};
+use super::sources::PrintProvider;
+use crate::fixture::{Address, Citizen, Organisation};
 use crate::processes::{DIGITAL_DPV, DIGITALPOST_INFO, Kind, PROCESSES, Process};
 
 /// The Altinn 2 service of DPO (broker service code and edition).
@@ -33,56 +33,51 @@ pub(super) struct Options {
     pub print: bool,
 }
 
-/// The registers the records are derived from.
-pub(super) struct Registers<'a> {
-    /// The organisations and citizens.
-    pub fixture: &'a Fixture,
-    /// Each organisation's business certificate, PEM, by organisation number.
-    pub certificates: &'a HashMap<String, String>,
-}
-
 /// Who an identifier is.
-pub(super) enum Entity<'a> {
-    Organisation(&'a Organisation),
-    Citizen(&'a Citizen),
+pub(super) enum Entity {
+    Organisation(Organisation),
+    Citizen(Citizen),
 }
 
-impl Registers<'_> {
-    /// The organisation or citizen `identifier` names.
-    pub(super) fn entity(&self, identifier: &str) -> Option<Entity<'_>> {
-        self.fixture
-            .organisation(identifier)
-            .map(Entity::Organisation)
-            .or_else(|| self.fixture.citizen(identifier).map(Entity::Citizen))
-    }
+/// What the registers said about one identifier, beyond who it is.
+pub(super) struct Facts {
+    /// An organisation's business certificate from Virksert, or the certificate of a citizen's
+    /// mailbox provider from KRR, PEM.
+    pub certificate: Option<String>,
+    /// SvarUt's certificate, PEM, which DPF records carry (organisations only).
+    pub svarut_certificate: Option<String>,
+    /// KRR's print provider (citizens only).
+    pub print: Option<PrintProvider>,
+    /// The caller's organisation in Brreg, the return address of print.
+    pub sender: Option<Organisation>,
+}
 
-    /// The `infoRecord` of `entity`, from Brreg or the population register.
-    pub(super) fn info_record(&self, entity: &Entity<'_>) -> Value {
-        match entity {
-            Entity::Organisation(organisation) => json!({
-                "identifier": organisation.orgnr,
-                "organizationName": organisation.name,
-                "organizationNumber": organisation.orgnr,
-                "entityType": { "name": organisation.entity_type, "acronym": organisation.entity_type },
-                "postadresse": postadresse(&organisation.address),
-            }),
-            Entity::Citizen(citizen) => json!({
-                "identifier": citizen.id,
-                "organizationName": citizen.name,
-                "entityType": { "name": "citizen" },
-                "postadresse": postadresse(&citizen.address),
-            }),
-        }
+/// The `infoRecord` of `entity`, from Brreg or the population register.
+pub(super) fn info_record(entity: &Entity) -> Value {
+    match entity {
+        Entity::Organisation(organisation) => json!({
+            "identifier": organisation.orgnr,
+            "organizationName": organisation.name,
+            "organizationNumber": organisation.orgnr,
+            "entityType": { "name": organisation.entity_type, "acronym": organisation.entity_type },
+            "postadresse": postadresse(&organisation.address),
+        }),
+        Entity::Citizen(citizen) => json!({
+            "identifier": citizen.id,
+            "organizationName": citizen.name,
+            "entityType": { "name": "citizen" },
+            "postadresse": postadresse(&citizen.address),
+        }),
     }
+}
 
+impl Facts {
     /// The records of `entity` for `process`, or for every process when none is given.
-    /// `consumer` is the caller's organisation number, the return address of print.
     pub(super) fn service_records(
         &self,
-        entity: &Entity<'_>,
+        entity: &Entity,
         process: Option<&Process>,
         options: Options,
-        consumer: &str,
     ) -> Vec<Value> {
         let wanted = |p: &&Process| process.is_none_or(|wanted| wanted.urn == p.urn);
         PROCESSES
@@ -92,7 +87,7 @@ impl Registers<'_> {
                 Entity::Organisation(organisation) => {
                     self.organisation_record(organisation, p, options)
                 }
-                Entity::Citizen(citizen) => self.citizen_record(citizen, p, options, consumer),
+                Entity::Citizen(citizen) => self.citizen_record(citizen, p, options),
             })
             .collect()
     }
@@ -104,7 +99,7 @@ impl Registers<'_> {
         options: Options,
     ) -> Option<Value> {
         let registered = |list: &[String]| list.iter().any(|urn| urn == process.urn);
-        let certificate = self.certificates.get(&organisation.orgnr);
+        let certificate = self.certificate.as_ref();
         let record = |service: Value, certificate: Option<&String>| {
             json!({
                 "organisationNumber": organisation.orgnr,
@@ -127,7 +122,7 @@ impl Registers<'_> {
                 {
                     let service =
                         json!({ "identifier": "DPF", "securityLevel": svarut.security_level });
-                    Some(record(service, certificate))
+                    Some(record(service, self.svarut_certificate.as_ref()))
                 }
                 _ => Some(record(
                     altinn_service("DPV", DPV_SERVICE, Some(DPV_RESOURCE)),
@@ -147,7 +142,6 @@ impl Registers<'_> {
         citizen: &Citizen,
         process: &Process,
         options: Options,
-        consumer: &str,
     ) -> Option<Value> {
         if process.kind != Kind::Digitalpost {
             return None;
@@ -165,23 +159,23 @@ impl Registers<'_> {
             if !options.print {
                 return Some(dpv());
             }
-            let provider = &self.fixture.print_provider;
+            let print = self.print.as_ref()?;
             return Some(json!({
-                "pemCertificate": self.certificates.get(provider),
+                "pemCertificate": print.certificate,
                 "process": process.urn,
                 "documentTypes": process.document_types,
                 "service": { "identifier": "DPI", "securityLevel": options.security_level },
-                "orgnrPostkasse": provider,
+                "orgnrPostkasse": print.orgnr,
                 "kanVarsles": false,
                 "fysiskPost": true,
                 "postAddress": post_address(&citizen.name, &citizen.address),
-                "returnAddress": self.fixture.organisation(consumer)
+                "returnAddress": self.sender.as_ref()
                     .map(|sender| post_address(&sender.name, &sender.address)),
             }));
         }
         match &krr.mailbox {
             Some(mailbox) if krr.has_active_mailbox() => Some(json!({
-                "pemCertificate": self.certificates.get(&mailbox.provider),
+                "pemCertificate": self.certificate,
                 "process": process.urn,
                 "documentTypes": process.document_types,
                 "service": { "identifier": "DPI", "securityLevel": options.security_level },
