@@ -50,6 +50,12 @@ pub struct Network {
 impl Network {
     /// Starts the simulators; the registry issues every fixture organisation a keystore.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// As [`Network::start`], with the loopback peer's configuration adjusted by `peer` (its
+    /// credentials are the network's own), e.g. a small `max_package_size`.
+    pub async fn start_with(peer: impl FnOnce(&mut LoopbackPeerConfig)) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let pki_dir = dir.path().join("pki");
         let pki = TestPki::new(&pki_dir).expect("a test CA");
@@ -80,7 +86,9 @@ impl Network {
         )
         .await
         .expect("the registry simulator");
-        let peer = LoopbackPeer::start(LoopbackPeerConfig::new(PEER_USER, PEER_PASSWORD))
+        let mut peer_config = LoopbackPeerConfig::new(PEER_USER, PEER_PASSWORD);
+        peer(&mut peer_config);
+        let peer = LoopbackPeer::start(peer_config)
             .await
             .expect("the loopback peer");
         Self {

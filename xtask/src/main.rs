@@ -6,11 +6,14 @@
 //! running the local system and benchmarking each need a few cargo invocations in order.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Command, ExitStatus};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
+
+mod demo;
+mod local;
 
 #[derive(Parser)]
 #[command(about = "Project tasks")]
@@ -34,11 +37,14 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Starts the local system: the simulators and the host on config/local.toml.
-    Run,
+    /// Starts the local system: the simulators and two integration points of two
+    /// organisations on config/local.toml, and prints their URLs, credentials and a curl line.
+    Local,
+    /// Beside a running `local`, sends one message on every channel and prints its statuses.
+    Demo,
     /// Runs a benchmark and prints its table.
     Bench {
-        /// Which: `plugin` or `crypto`.
+        /// Which: `plugin`, `crypto` or `pipeline`.
         which: String,
     },
 }
@@ -70,7 +76,8 @@ fn main() -> anyhow::Result<()> {
                     .status()?,
             )
         }
-        Task::Run => run_local(&root),
+        Task::Local => local::run(&root),
+        Task::Demo => demo::run(),
         Task::Bench { which } => match which.as_str() {
             "plugin" => check(
                 cargo(&root)
@@ -83,7 +90,13 @@ fn main() -> anyhow::Result<()> {
                     .args(["bench", "-p", "integrasjonspunkt", "--bench", "crypto"])
                     .status()?,
             ),
-            other => bail!("unknown benchmark {other:?}; known: plugin, crypto"),
+            // The message count is `PIPELINE_BENCH_MESSAGES` (default 2000), read by the bench.
+            "pipeline" => check(
+                cargo(&root)
+                    .args(["bench", "-p", "ip-tests", "--bench", "pipeline"])
+                    .status()?,
+            ),
+            other => bail!("unknown benchmark {other:?}; known: plugin, crypto, pipeline"),
         },
     }
 }
@@ -175,66 +188,4 @@ fn build_plugins(root: &Path, out: &Path) -> anyhow::Result<Vec<(PathBuf, String
         built.push((destination, digest));
     }
     Ok(built)
-}
-
-/// Builds what the local environment needs and runs the simulators and the host until either
-/// stops or the user interrupts.
-fn run_local(root: &Path) -> anyhow::Result<()> {
-    build_plugins(root, &root.join("target/plugins"))?;
-    check(
-        cargo(root)
-            .args(["build", "-p", "simulators", "-p", "integrasjonspunkt"])
-            .status()?,
-    )?;
-    let password = "local-loopback-password";
-    let keystore_password = "local-keystore-password";
-    let pki_dir = root.join("target/local/pki");
-    let _ = std::fs::remove_dir_all(&pki_dir);
-    let simulators = spawn(
-        Command::new(root.join("target/debug/simulators"))
-            .arg("--pki-dir")
-            .arg(&pki_dir)
-            .env("SIMULATORS_LOOPBACK_PASSWORD", password)
-            .env("SIMULATORS_KEYSTORE_PASSWORD", keystore_password),
-    )?;
-    // The host's start checks its business certificate, which the simulators issue at start.
-    let keystore = pki_dir.join("910075918.p12");
-    let started = std::time::Instant::now();
-    while !keystore.exists() && started.elapsed() < std::time::Duration::from_secs(30) {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let host = spawn(
-        Command::new(root.join("target/debug/integrasjonspunkt"))
-            .args(["--profile", "local", "--config-dir"])
-            .arg(root.join("config"))
-            .arg("run")
-            .env("IP_LOOPBACK_PASSWORD", password)
-            .env("IP_KEYSTORE_PASSWORD", keystore_password),
-    )?;
-    println!(
-        "local system running: http://127.0.0.1:9093/manage/plugins lists the plugins; Ctrl-C stops it"
-    );
-    let mut children = [("simulators", simulators), ("integrasjonspunkt", host)];
-    loop {
-        let stopped = children
-            .iter_mut()
-            .find_map(|(name, child)| match child.try_wait() {
-                Ok(Some(status)) => Some(format!("{name} stopped: {status}")),
-                Ok(None) => None,
-                Err(error) => Some(format!("{name}: {error}")),
-            });
-        if let Some(reason) = stopped {
-            for (_, child) in &mut children {
-                let _ = child.kill();
-            }
-            bail!(reason);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-}
-
-fn spawn(command: &mut Command) -> anyhow::Result<Child> {
-    command
-        .spawn()
-        .with_context(|| format!("starting {:?}", command.get_program()))
 }

@@ -185,6 +185,10 @@ async fn attempt(engine: &Engine, entry: &OutboxEntry) -> Attempt {
             Attempt::Retry(format!("unauthorized: {reason}"))
         }
         Ok(Err(Failure::Reject(reason))) => Attempt::Fail(reason),
+        // A provider that answers 413 without saying its limit gives 0.
+        Ok(Err(Failure::TooLarge(0))) => {
+            Attempt::Fail("The message is larger than the channel's provider accepts".to_owned())
+        }
         Ok(Err(Failure::TooLarge(limit))) => Attempt::Fail(format!(
             "The message is larger than the channel's limit of {limit} bytes"
         )),

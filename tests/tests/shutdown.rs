@@ -1,0 +1,183 @@
+//! Graceful shutdown end to end: an integration point stopped while a send hangs at the
+//! provider stops in bounded time, stops answering, and loses nothing.
+//!
+//! An operator restarts the service for upgrades and configuration changes, often while the
+//! provider is slow. Stopping must not wait on the provider forever, and a message the archive
+//! system was told is accepted must survive: it stays in the outbox and is sent after the next
+//! start on the same configuration. The loopback peer cannot hold its answers, so a stand-in
+//! provider here takes every request and never answers; after the restart the configuration
+//! points at the real peer again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::routing::post;
+use ip_tests::network::{IntegrationPoint, Network, arkivmelding_sbd, arkivmelding_xml};
+use reqwest::Method;
+use sqlx::Row as _;
+use tokio::sync::Notify;
+
+const SENDER: &str = "910075918";
+const RECEIVER: &str = "910076787";
+
+/// A provider that holds every answer: it reads each upload in full and counts it, and answers
+/// no request at all (uploads, status and inbox polls alike).
+struct HangingProvider {
+    url: String,
+    uploads: Arc<AtomicU64>,
+    arrived: Arc<Notify>,
+}
+
+impl HangingProvider {
+    async fn start() -> Self {
+        let uploads = Arc::new(AtomicU64::new(0));
+        let arrived = Arc::new(Notify::new());
+        let (counter, signal) = (uploads.clone(), arrived.clone());
+        let app = axum::Router::new()
+            .route(
+                "/messages",
+                post(move |_body: Bytes| {
+                    let (counter, signal) = (counter.clone(), signal.clone());
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        signal.notify_one();
+                        std::future::pending::<()>().await;
+                    }
+                }),
+            )
+            .fallback(|| async {
+                std::future::pending::<()>().await;
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the provider");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url,
+            uploads,
+            arrived,
+        }
+    }
+}
+
+/// Points the loopback channel of the configuration in `home` from `from` to `to`.
+fn repoint(home: &std::path::Path, from: &str, to: &str) {
+    let path = home.join("config/e2e.toml");
+    let text = std::fs::read_to_string(&path).expect("the environment file");
+    assert!(text.contains(from), "{text}");
+    std::fs::write(&path, text.replace(from, to)).expect("the environment file");
+}
+
+/// The attempts recorded on `message_id`'s outbox row in the SQLite database under `home`.
+async fn outbox_attempts(home: &std::path::Path, message_id: &str) -> Option<i64> {
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        home.join("data/integrasjonspunkt.db").display()
+    );
+    let pool = sqlx::AnyPool::connect(&url).await.expect("the database");
+    let attempts = sqlx::query("SELECT attempts FROM outbox WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_optional(&pool)
+        .await
+        .expect("the outbox")
+        .map(|row| row.get::<i64, _>("attempts"));
+    pool.close().await;
+    attempts
+}
+
+/// Creates, fills and sends an arkivmelding from `SENDER` to `RECEIVER`; its message id.
+async fn send_message(ip: &IntegrationPoint) -> String {
+    let sbd = arkivmelding_sbd(SENDER, RECEIVER, "vedtak.pdf");
+    let message_id =
+        sbd["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"]
+            .as_str()
+            .expect("a message id")
+            .to_owned();
+    let created = ip.post_json("/api/messages/out", &sbd).await;
+    assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
+    let uploads = [
+        (
+            "arkivmelding.xml",
+            "application/xml",
+            arkivmelding_xml("Vedtak", &["vedtak.pdf"]).into_bytes(),
+        ),
+        ("vedtak.pdf", "application/pdf", b"%PDF-1.7 vedtak".to_vec()),
+    ];
+    for (name, mime, bytes) in uploads {
+        let uploaded = ip
+            .request(Method::PUT, &format!("/api/messages/out/{message_id}"))
+            .header("content-type", mime)
+            .header(
+                "content-disposition",
+                format!("attachment; name=\"{name}\"; filename=\"{name}\""),
+            )
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploaded.status(), 200, "{}", uploaded.text().await.unwrap());
+    }
+    let sent = ip
+        .request(Method::POST, &format!("/api/messages/out/{message_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
+    message_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
+    let network = Network::start().await;
+    let provider = HangingProvider::start().await;
+    let home = network.configure(SENDER, "");
+    repoint(&home, &network.peer.base_url(), &provider.url);
+    let ip = IntegrationPoint::start(&home).await;
+    let url = ip.url.clone();
+
+    // The send reaches the provider, which never answers.
+    let arrived = provider.arrived.notified();
+    let message_id = send_message(&ip).await;
+    tokio::time::timeout(Duration::from_secs(60), arrived)
+        .await
+        .expect("the upload reached the provider");
+    assert_eq!(ip.outgoing_statuses(&message_id).await, ["OPPRETTET"]);
+
+    // Stop: it returns although the provider still holds the send.
+    tokio::time::timeout(Duration::from_secs(300), ip.service.stop())
+        .await
+        .expect("stop returns while the provider holds its answer");
+    let refused = reqwest::Client::new()
+        .get(format!("{url}/api/conversations"))
+        .send()
+        .await
+        .expect_err("the API no longer answers");
+    assert!(refused.is_connect(), "connection refused: {refused}");
+    assert!(
+        outbox_attempts(&home, &message_id).await.is_some(),
+        "the accepted message is still in the outbox"
+    );
+
+    // Restart on the same configuration, with the provider reachable again.
+    repoint(&home, &provider.url, &network.peer.base_url());
+    let ip = IntegrationPoint::start(&home).await;
+    let seen = ip
+        .wait_for_status(&message_id, "MOTTATT", Duration::from_secs(60))
+        .await;
+    assert_eq!(seen, ["OPPRETTET", "SENDT", "MOTTATT"]);
+    let held: Vec<_> = network
+        .peer
+        .received()
+        .into_iter()
+        .filter(|m| m.message_id == message_id)
+        .collect();
+    assert_eq!(held.len(), 1, "the provider holds the message once");
+    assert_eq!(provider.uploads.load(Ordering::SeqCst), 1);
+    assert_eq!(outbox_attempts(&home, &message_id).await, None);
+
+    ip.service.stop().await;
+}
