@@ -182,6 +182,7 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
         ),
         retention: Retention {
             conversations: Duration::from_secs(settings.retention.conversations_days * 86_400),
+            dead_letters: Duration::from_secs(settings.retention.messages_days * 86_400),
         },
         lifetime_hours: settings.channels.lifetime_hours.clone(),
         ..EngineSettings::default()

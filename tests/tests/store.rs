@@ -126,6 +126,7 @@ on_both_dialects! {
     take_incoming_needs_the_lock => check_take_incoming,
     conversations_and_statuses_filter_and_page => check_listings,
     webhook_events_follow_subscriptions_in_order => check_webhooks,
+    retention_removes_only_what_is_finished_and_old => check_retention,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1703,4 +1704,60 @@ async fn check_webhooks(db: &TestDb) {
     assert!(store.delete_subscription(delivered.id).await.unwrap());
     assert_eq!(events_of(delivered.id).await, 0);
     assert!(store.due_webhook_events(far).await.unwrap().is_empty());
+}
+
+async fn check_retention(store: &Store) {
+    create(store, "r-finished").await;
+    create(store, "r-open").await;
+    create_and_queue(store, "r-dead").await;
+    store
+        .register_status(
+            "r-finished",
+            Direction::Outgoing,
+            &StatusUpdate::new(ReceiptStatus::Levert),
+            StatusEffects::default(),
+        )
+        .await
+        .unwrap();
+    store
+        .dead_letter("r-dead", "gave up", StatusEffects::default())
+        .await
+        .unwrap();
+
+    // Nothing is old enough yet.
+    let long_ago = now_millis() - 86_400_000;
+    assert_eq!(store.purge_finished(long_ago).await.unwrap(), 0);
+    assert_eq!(store.purge_dead_letters(long_ago).await.unwrap(), 0);
+    assert_eq!(store.dead_letter_count().await.unwrap(), 1);
+
+    // Past the retention time, the finished conversations go with their statuses; the open
+    // one stays, whatever its age.
+    let later = now_millis() + 1000;
+    assert_eq!(store.purge_finished(later).await.unwrap(), 2);
+    assert!(
+        store
+            .conversation("r-finished", Direction::Outgoing)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .conversation("r-dead", Direction::Outgoing)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let open = conversation(store, "r-open", Direction::Outgoing).await;
+    assert_eq!(status_names(&open), [ReceiptStatus::Opprettet]);
+    let statuses = store
+        .statuses(&StatusQuery::default(), &page(0, 100, "s.id", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses.total, 1,
+        "only the open conversation's status is left"
+    );
+    assert_eq!(store.purge_dead_letters(later).await.unwrap(), 1);
+    assert_eq!(store.dead_letter_count().await.unwrap(), 0);
 }

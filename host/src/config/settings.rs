@@ -313,7 +313,8 @@ impl Default for Webhooks {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Retention {
-    /// Finished messages and their files, days.
+    /// Messages given up on (dead letters, kept for inspection), days. Sent messages and their
+    /// files go at once; received ones when the archive system deletes them.
     pub messages_days: u64,
     /// Statuses and conversations, days.
     pub conversations_days: u64,

@@ -3,7 +3,8 @@
 //! Every 30 s, as the real integration point does, conversations whose lifetime ran out before
 //! they finished get LEVETID_UTLOPT: an unsent message is dropped with its files, a received one
 //! the archive system never took is removed. Peeks whose lock ran out are released, and finished
-//! conversations older than the retention policy are deleted with their statuses.
+//! conversations older than the retention policy are deleted with their statuses, and dead
+//! letters older than theirs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,12 +107,19 @@ pub async fn sweep(engine: &Engine) {
     }
 }
 
-/// Deletes finished conversations older than the retention policy.
+/// Deletes finished conversations and dead letters older than the retention policy.
 async fn retain(engine: &Engine) {
-    let before = now_millis() - engine.settings.retention.conversations.as_millis() as i64;
+    let now = now_millis();
+    let before = now - engine.settings.retention.conversations.as_millis() as i64;
     match engine.store.purge_finished(before).await {
         Ok(0) => {}
         Ok(purged) => tracing::info!(purged, "finished conversations past retention deleted"),
+        Err(error) => tracing::error!(%error, "retention could not run"),
+    }
+    let before = now - engine.settings.retention.dead_letters.as_millis() as i64;
+    match engine.store.purge_dead_letters(before).await {
+        Ok(0) => {}
+        Ok(purged) => tracing::info!(purged, "dead letters past retention deleted"),
         Err(error) => tracing::error!(%error, "retention could not run"),
     }
 }

@@ -15,7 +15,7 @@ mod outbox;
 mod statuses;
 mod webhooks;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,9 @@ use crate::plugins::PluginHost;
 use crate::store::{ReceiptStatus, StatusEffects, Store};
 
 pub use leader::Leadership;
+
+/// When the statuses of each (channel, message id) were last asked for.
+type PollTimes = HashMap<(String, String), crate::store::Millis>;
 
 /// How the engine runs.
 #[derive(Clone, Debug)]
@@ -60,11 +63,13 @@ pub struct EngineSettings {
     pub lifetime_hours: BTreeMap<String, u64>,
 }
 
-/// How long finished conversations are kept.
+/// How long finished conversations and dead letters are kept.
 #[derive(Clone, Copy, Debug)]
 pub struct Retention {
     /// Finished conversations and their statuses.
     pub conversations: Duration,
+    /// Dead letters.
+    pub dead_letters: Duration,
 }
 
 impl Default for EngineSettings {
@@ -83,6 +88,7 @@ impl Default for EngineSettings {
             webhook_timeout: Duration::from_secs(10),
             retention: Retention {
                 conversations: Duration::from_secs(365 * 24 * 3600),
+                dead_letters: Duration::from_secs(30 * 24 * 3600),
             },
             lifetime_hours: BTreeMap::new(),
         }
@@ -99,6 +105,9 @@ pub struct Engine {
     pub(crate) leadership: Leadership,
     pub(crate) worker: String,
     pub(crate) http: reqwest::Client,
+    /// When each conversation's statuses were last asked for (by channel and message id), for
+    /// the polling back-off.
+    pub(crate) polled: std::sync::Mutex<PollTimes>,
 }
 
 impl Engine {
@@ -129,6 +138,7 @@ impl Engine {
             outbox_wake,
             worker,
             http,
+            polled: Default::default(),
         })
     }
 

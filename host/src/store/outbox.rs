@@ -193,6 +193,15 @@ impl Store {
         Ok((row.try_get("n")?, oldest.map(|created| now - created)))
     }
 
+    /// Deletes dead letters older than `before`; returns how many.
+    pub async fn purge_dead_letters(&self, before: Millis) -> Result<u64, StoreError> {
+        let deleted = sqlx::query("DELETE FROM dead_letter WHERE dead_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
     /// How many messages were dead-lettered.
     pub async fn dead_letter_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM dead_letter")
