@@ -18,6 +18,18 @@ async fn a_message_travels_from_one_archive_to_another_byte_for_byte() {
     let sender = network.integration_point(SENDER).await;
     let receiver = network.integration_point(RECEIVER).await;
 
+    // What the receiver accepts, and the registry's answer relayed.
+    let (status, capabilities) = sender.get(&format!("/api/capabilities/{RECEIVER}")).await;
+    assert_eq!(status, 200, "{capabilities}");
+    let capability = &capabilities["capabilities"][0];
+    assert_eq!(capability["serviceIdentifier"], "DPO");
+    assert_eq!(capability["documentTypes"][0]["type"], "arkivmelding");
+    let (status, relayed) = sender.get(&format!("/servicerecord/{RECEIVER}")).await;
+    assert_eq!(status, 200, "{relayed}");
+    assert_eq!(relayed["serviceRecord"]["service"]["identifier"], "DPO");
+    let (status, _) = sender.get("/api/capabilities/999999999").await;
+    assert_eq!(status, 404, "an identifier the registry does not know");
+
     // Create: the answer is the SBD with the defaults filled in.
     let sbd = arkivmelding_sbd(SENDER, RECEIVER, "vedtak.pdf");
     let created = sender.post_json("/api/messages/out", &sbd).await;

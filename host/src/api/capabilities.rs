@@ -60,6 +60,44 @@ fn capability(record: &ServiceRecord) -> Value {
     capability
 }
 
+/// `GET /servicerecord/{identifier}`: the registry's answer relayed, with the record a message
+/// without a process would use (`SRResponseWrapper` of the real one).
+pub async fn service_record(
+    State(state): State<Arc<ApiState>>,
+    Path(identifier): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let options = LookupOptions::default();
+    let resource = state
+        .registry
+        .identifier(&identifier, None, &options)
+        .await
+        .map_err(|error| lookup_error(&identifier, error))?;
+    let selected = state
+        .registry
+        .default_service_record(&identifier, &options)
+        .await
+        .ok();
+    Ok(Json(json!({
+        "infoRecord": resource.info_record,
+        "serviceRecord": selected,
+        "serviceRecords": resource.service_records,
+    })))
+}
+
+fn lookup_error(identifier: &str, error: RegistryError) -> ApiError {
+    match error {
+        RegistryError::NotFound { .. } => ApiError::not_found(
+            "IdentifierNotFoundException",
+            format!("Identifier {identifier} not found"),
+        ),
+        other => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceRegistryLookupException",
+            other.to_string(),
+        ),
+    }
+}
+
 /// `GET /api/capabilities/{receiverIdentifier}?securityLevel=&process=`.
 pub async fn capabilities(
     State(state): State<Arc<ApiState>>,
@@ -74,17 +112,7 @@ pub async fn capabilities(
         .registry
         .identifier(&receiver, query.process.as_deref(), &options)
         .await
-        .map_err(|error| match error {
-            RegistryError::NotFound { .. } => ApiError::not_found(
-                "IdentifierNotFoundException",
-                format!("Identifier {receiver} not found"),
-            ),
-            other => ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceRegistryLookupException",
-                other.to_string(),
-            ),
-        })?;
+        .map_err(|error| lookup_error(&receiver, error))?;
     let capabilities: Vec<Value> = resource.service_records.iter().map(capability).collect();
     Ok(Json(json!({ "capabilities": capabilities })))
 }

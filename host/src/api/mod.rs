@@ -106,6 +106,10 @@ pub fn router(state: Arc<ApiState>, extra: Router) -> Router {
             get(capabilities::capabilities),
         )
         .route(
+            "/servicerecord/{identifier}",
+            get(capabilities::service_record),
+        )
+        .route(
             "/api/messages/out",
             post(messages_out::create).get(messages_out::list),
         )
