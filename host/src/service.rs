@@ -168,6 +168,7 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
     }
     let mut api_settings = ApiSettings::new(settings.organisation.number.clone());
     api_settings.lifetime_hours = settings.channels.lifetime_hours.clone();
+    api_settings.status_queue_includes = settings.api.status_queue_includes.clone();
     api_settings.webhook_timeout = Duration::from_millis(settings.webhooks.connect_timeout_ms);
     api_settings.max_json_bytes = (settings.api.max_request_mib as usize) << 20;
     let outbox_wake = Arc::new(Notify::new());
@@ -185,6 +186,7 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
             dead_letters: Duration::from_secs(settings.retention.messages_days * 86_400),
         },
         lifetime_hours: settings.channels.lifetime_hours.clone(),
+        status_queue_includes: settings.api.status_queue_includes.clone(),
         ..EngineSettings::default()
     };
     let engine = Engine::new(

@@ -686,6 +686,7 @@ async fn check_concurrent_workers(db: &TestDb) {
                                 &format!("ref-{}", entry.message_id),
                                 &[],
                                 false,
+                                false,
                             )
                             .await
                             .unwrap_or_else(|error| {
@@ -769,10 +770,28 @@ async fn check_complete_send(store: &Store) {
             "ext-1",
             &[StatusUpdate::new(ReceiptStatus::Mottatt).described("received by the provider")],
             true,
+            true,
         )
         .await
         .unwrap();
     blobs.sort();
+    // The channel's statuses go on the status queue, oldest first.
+    let head = store
+        .peek_status_queue()
+        .await
+        .unwrap()
+        .expect("a queued status");
+    assert_eq!(head.status, ReceiptStatus::Sendt);
+    assert!(store.remove_from_status_queue(head.id).await.unwrap());
+    let next = store
+        .peek_status_queue()
+        .await
+        .unwrap()
+        .expect("a second queued status");
+    assert_eq!(next.status, ReceiptStatus::Mottatt);
+    assert!(store.remove_from_status_queue(next.id).await.unwrap());
+    assert!(store.peek_status_queue().await.unwrap().is_none());
+    assert!(!store.remove_from_status_queue(next.id).await.unwrap());
     assert_eq!(blobs, ["blob-1", "blob-2"], "the blobs to remove");
     let sent = conversation(store, "s-1", Direction::Outgoing).await;
     assert_eq!(
@@ -805,7 +824,7 @@ async fn check_complete_send(store: &Store) {
     // A channel that does not poll.
     create_and_queue(store, "s-2").await;
     let blobs = store
-        .complete_send("s-2", "ext-2", &[], false)
+        .complete_send("s-2", "ext-2", &[], false, false)
         .await
         .unwrap();
     assert!(blobs.is_empty());
@@ -826,6 +845,7 @@ async fn check_complete_send(store: &Store) {
             "ext-3",
             &[StatusUpdate::new(ReceiptStatus::Levert)],
             false,
+            false,
         )
         .await
         .unwrap();
@@ -833,7 +853,7 @@ async fn check_complete_send(store: &Store) {
     assert!(delivered.finished, "LEVERT finishes");
 
     let error = store
-        .complete_send("no-such-message", "ext", &[], false)
+        .complete_send("no-such-message", "ext", &[], false, false)
         .await
         .expect_err("no conversation to complete");
     assert!(

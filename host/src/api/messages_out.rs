@@ -397,15 +397,21 @@ async fn send_message(state: &ApiState, message: &OutMessage, sbd: &Sbd) -> ApiR
     let now = now_millis();
     if message.expiry.is_some_and(|expiry| expiry <= now) {
         let reason = "Levetiden for meldingen er utgått. Må sendes på nytt";
-        let blobs = state
-            .store
-            .finish_unsent(
-                &message.message_id,
-                ReceiptStatus::LevetidUtlopt,
-                reason,
-                Default::default(),
-            )
-            .await?;
+        let blobs =
+            state
+                .store
+                .finish_unsent(
+                    &message.message_id,
+                    ReceiptStatus::LevetidUtlopt,
+                    reason,
+                    crate::store::StatusEffects {
+                        starts_polling: false,
+                        queue: state.settings.status_queue_includes.iter().any(|service| {
+                            service.eq_ignore_ascii_case(&message.service_identifier)
+                        }),
+                    },
+                )
+                .await?;
         remove_blobs(state, blobs).await;
         return Err(ApiError::bad_request("TimeToLiveException", reason));
     }

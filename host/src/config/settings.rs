@@ -206,6 +206,10 @@ pub struct Api {
     pub users: BTreeMap<String, ApiUser>,
     /// The largest request body, MiB.
     pub max_request_mib: u64,
+    /// The channels (service identifiers, `DPO` …) whose statuses also go on the queue of
+    /// `GET /api/statuses/peek` (`statusQueueIncludes` of the real one); none by default.
+    #[serde(default)]
+    pub status_queue_includes: Vec<String>,
 }
 
 impl Default for Api {
@@ -215,6 +219,7 @@ impl Default for Api {
             tls: None,
             users: BTreeMap::new(),
             max_request_mib: 1024,
+            status_queue_includes: Vec::new(),
         }
     }
 }

@@ -195,6 +195,18 @@ impl Engine {
         })
     }
 
+    /// The effects of a status of a message on plugin `channel` that needs no polling.
+    pub(crate) fn channel_effects(&self, channel: &str) -> StatusEffects {
+        let service = self
+            .plugins
+            .plugin(channel)
+            .map(|plugin| plugin.description().service.clone());
+        StatusEffects {
+            starts_polling: false,
+            queue: self.queues(service.as_deref()),
+        }
+    }
+
     /// Removes blobs no row refers to any more.
     pub(crate) async fn remove_blobs(&self, blobs: Vec<String>) {
         if blobs.is_empty() {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::convert::outgoing;
 use super::{Engine, receipt_status};
 use crate::plugins::bindings::{Capabilities, Failure};
-use crate::store::{Millis, OutboxEntry, ReceiptStatus, StatusEffects, StatusUpdate, now_millis};
+use crate::store::{Millis, OutboxEntry, ReceiptStatus, StatusUpdate, now_millis};
 
 /// How often the worker looks for due messages when nobody wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -90,7 +90,7 @@ async fn send(engine: &Engine, entry: OutboxEntry) {
             tracing::warn!(%message_id, %reason, "the channel refused the message for good");
             match engine
                 .store
-                .dead_letter(&message_id, &reason, StatusEffects::default())
+                .dead_letter(&message_id, &reason, engine.channel_effects(&entry.channel))
                 .await
             {
                 Ok(blobs) => engine.remove_blobs(blobs).await,
@@ -107,7 +107,7 @@ async fn send(engine: &Engine, entry: OutboxEntry) {
                     &message_id,
                     ReceiptStatus::LevetidUtlopt,
                     reason,
-                    StatusEffects::default(),
+                    engine.channel_effects(&entry.channel),
                 )
                 .await
             {
@@ -168,7 +168,13 @@ async fn attempt(engine: &Engine, entry: &OutboxEntry) -> Attempt {
                 .collect();
             match engine
                 .store
-                .complete_send(&message.message_id, &sent.reference, &statuses, polls)
+                .complete_send(
+                    &message.message_id,
+                    &sent.reference,
+                    &statuses,
+                    polls,
+                    engine.queues(Some(&message.service_identifier)),
+                )
                 .await
             {
                 Ok(blobs) => {
@@ -213,7 +219,11 @@ async fn retry(engine: &Engine, entry: &OutboxEntry, reason: &str) {
         tracing::warn!(message_id = %entry.message_id, %reason, "giving up");
         match engine
             .store
-            .dead_letter(&entry.message_id, &reason, StatusEffects::default())
+            .dead_letter(
+                &entry.message_id,
+                &reason,
+                engine.channel_effects(&entry.channel),
+            )
             .await
         {
             Ok(blobs) => engine.remove_blobs(blobs).await,

@@ -102,6 +102,7 @@ impl Store {
         reference: &str,
         statuses: &[StatusUpdate],
         polls_statuses: bool,
+        queue: bool,
     ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.begin().await?;
         let conv_id = conversation_id_in(&mut tx, message_id, Direction::Outgoing).await?;
@@ -115,11 +116,11 @@ impl Store {
             conv_id,
             &StatusUpdate::new(ReceiptStatus::Sendt),
             polls_statuses,
-            false,
+            queue,
         )
         .await?;
         for status in statuses {
-            register_in(&mut tx, conv_id, status, false, false).await?;
+            register_in(&mut tx, conv_id, status, false, queue).await?;
         }
         let blobs = remove_out_message(&mut tx, message_id).await?;
         tx.commit().await?;
