@@ -9,7 +9,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 
-use super::filter::{ConversationQuery, PageRequest, StatusQuery, bind_all};
+use super::filter::{ConversationQuery, PageRequest, StatusQuery, page_of};
 use super::model::*;
 use super::webhooks::enqueue_events;
 use super::{Store, StoreError, flag};
@@ -232,33 +232,18 @@ impl Store {
         query: &ConversationQuery,
         page: &PageRequest,
     ) -> Result<Page<Conversation>, StoreError> {
-        let filter = query.to_where();
-        let total: i64 = bind_all(
-            sqlx::query(&format!(
-                "SELECT COUNT(*) AS n FROM conversation{}",
-                filter.sql()
-            )),
-            &filter.values,
+        let mut conversations = page_of(
+            self.pool(),
+            CONVERSATION_COLUMNS,
+            "conversation",
+            &query.to_where(),
+            page,
+            "id",
+            conversation_from,
         )
-        .fetch_one(self.pool())
-        .await?
-        .try_get("n")?;
-        let rows = bind_all(
-            sqlx::query(&format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM conversation{}{}",
-                filter.sql(),
-                page.sql("id")
-            )),
-            &filter.values,
-        )
-        .fetch_all(self.pool())
         .await?;
-        let mut items = rows
-            .iter()
-            .map(conversation_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.attach_statuses(&mut items).await?;
-        Ok(Page { items, total })
+        self.attach_statuses(&mut conversations.items).await?;
+        Ok(conversations)
     }
 
     async fn attach_statuses(&self, conversations: &mut [Conversation]) -> Result<(), StoreError> {
@@ -388,27 +373,16 @@ impl Store {
         query: &StatusQuery,
         page: &PageRequest,
     ) -> Result<Page<MessageStatus>, StoreError> {
-        let filter = query.to_where();
-        let from = "FROM message_status s JOIN conversation c ON c.id = s.conv_id";
-        let total: i64 = bind_all(
-            sqlx::query(&format!("SELECT COUNT(*) AS n {from}{}", filter.sql())),
-            &filter.values,
+        page_of(
+            self.pool(),
+            STATUS_COLUMNS,
+            "message_status s JOIN conversation c ON c.id = s.conv_id",
+            &query.to_where(),
+            page,
+            "s.id",
+            status_from,
         )
-        .fetch_one(self.pool())
-        .await?
-        .try_get("n")?;
-        let rows = bind_all(
-            sqlx::query(&format!(
-                "SELECT {STATUS_COLUMNS} {from}{}{}",
-                filter.sql(),
-                page.sql("s.id")
-            )),
-            &filter.values,
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(status_from).collect::<Result<_, _>>()?;
-        Ok(Page { items, total })
+        .await
     }
 
     /// Deletes finished conversations last changed before `before`, with their statuses.

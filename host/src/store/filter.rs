@@ -4,11 +4,12 @@
 //! builds SQL text from them, and it only ever adds fixed column names and `$n` placeholders, so
 //! no value reaches the SQL text.
 
-use sqlx::Any;
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Row as _};
 
-use super::model::{Direction, Millis, ReceiptStatus};
+use super::StoreError;
+use super::model::{Direction, Millis, Page, ReceiptStatus};
 
 /// A value bound to a placeholder.
 #[derive(Clone, Debug)]
@@ -85,6 +86,38 @@ pub(super) fn bind_all<'q>(
         };
     }
     query
+}
+
+/// One page of `SELECT {columns} FROM {from}` under `filter`, in `page`'s order (ties broken by
+/// `tiebreak`), with the count of all matching rows.
+pub(super) async fn page_of<T>(
+    pool: &AnyPool,
+    columns: &str,
+    from: &str,
+    filter: &Where,
+    page: &PageRequest,
+    tiebreak: &str,
+    row: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+) -> Result<Page<T>, StoreError> {
+    let total: i64 = bind_all(
+        sqlx::query(&format!("SELECT COUNT(*) AS n FROM {from}{}", filter.sql())),
+        &filter.values,
+    )
+    .fetch_one(pool)
+    .await?
+    .try_get("n")?;
+    let rows = bind_all(
+        sqlx::query(&format!(
+            "SELECT {columns} FROM {from}{}{}",
+            filter.sql(),
+            page.sql(tiebreak)
+        )),
+        &filter.values,
+    )
+    .fetch_all(pool)
+    .await?;
+    let items = rows.iter().map(row).collect::<Result<_, _>>()?;
+    Ok(Page { items, total })
 }
 
 /// Which page, how large, in which order: Spring's `page`, `size` and `sort`.

@@ -10,7 +10,7 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::conversations::{conversation_id_in, insert_conversation, register_in};
-use super::filter::{MessageQuery, PageRequest, bind_all};
+use super::filter::{MessageQuery, PageRequest, bind_all, page_of};
 use super::model::*;
 use super::{Store, StoreError};
 
@@ -147,29 +147,16 @@ impl Store {
         query: &MessageQuery,
         page: &PageRequest,
     ) -> Result<Page<InMessage>, StoreError> {
-        let filter = query.to_where();
-        let total: i64 = bind_all(
-            sqlx::query(&format!(
-                "SELECT COUNT(*) AS n FROM in_message{}",
-                filter.sql()
-            )),
-            &filter.values,
+        page_of(
+            self.pool(),
+            IN_COLUMNS,
+            "in_message",
+            &query.to_where(),
+            page,
+            "message_id",
+            in_from,
         )
-        .fetch_one(self.pool())
-        .await?
-        .try_get("n")?;
-        let rows = bind_all(
-            sqlx::query(&format!(
-                "SELECT {IN_COLUMNS} FROM in_message{}{}",
-                filter.sql(),
-                page.sql("message_id")
-            )),
-            &filter.values,
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(in_from).collect::<Result<_, _>>()?;
-        Ok(Page { items, total })
+        .await
     }
 
     /// Deletes a received message the archive system has taken: it must hold the lock of a

@@ -8,7 +8,7 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::conversations::insert_conversation;
-use super::filter::{MessageQuery, PageRequest, bind_all};
+use super::filter::{MessageQuery, PageRequest, page_of};
 use super::model::*;
 use super::outbox::remove_out_message;
 use super::{Store, StoreError, flag};
@@ -107,29 +107,16 @@ impl Store {
         query: &MessageQuery,
         page: &PageRequest,
     ) -> Result<Page<OutMessage>, StoreError> {
-        let filter = query.to_where();
-        let total: i64 = bind_all(
-            sqlx::query(&format!(
-                "SELECT COUNT(*) AS n FROM out_message{}",
-                filter.sql()
-            )),
-            &filter.values,
+        page_of(
+            self.pool(),
+            OUT_COLUMNS,
+            "out_message",
+            &query.to_where(),
+            page,
+            "message_id",
+            out_from,
         )
-        .fetch_one(self.pool())
-        .await?
-        .try_get("n")?;
-        let rows = bind_all(
-            sqlx::query(&format!(
-                "SELECT {OUT_COLUMNS} FROM out_message{}{}",
-                filter.sql(),
-                page.sql("message_id")
-            )),
-            &filter.values,
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let items = rows.iter().map(out_from).collect::<Result<_, _>>()?;
-        Ok(Page { items, total })
+        .await
     }
 
     /// Adds a file to an unsent message. Fails with [`StoreError::Duplicate`] when the name is

@@ -2,8 +2,9 @@
 //!
 //! sqlx's migrator records each applied migration and runs each in a transaction, so a kill in
 //! the middle leaves either the old schema or the new one, and the next start finishes the job.
-//! The two dialects differ only in how they spell auto-increment keys and which extra tables
-//! PostgreSQL needs (files in chunked rows), so each has its own file per version.
+//! The two dialects differ only in how they spell auto-increment keys and in the extra tables
+//! PostgreSQL needs (files in chunked rows), so there is one file of tables, rewritten for
+//! PostgreSQL, and one of PostgreSQL's own.
 
 use std::borrow::Cow;
 
@@ -14,15 +15,20 @@ use super::{Dialect, StoreError};
 
 /// Every migration, per dialect, in order.
 fn migrations(dialect: Dialect) -> Vec<Migration> {
-    let initial = match dialect {
-        Dialect::Sqlite => include_str!("schema/sqlite.sql"),
-        Dialect::Postgres => include_str!("schema/postgres.sql"),
+    const TABLES: &str = include_str!("schema/tables.sql");
+    let initial: Cow<'static, str> = match dialect {
+        Dialect::Sqlite => Cow::Borrowed(TABLES),
+        Dialect::Postgres => Cow::Owned(format!(
+            "{}\n{}",
+            TABLES.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
+            include_str!("schema/postgres_files.sql")
+        )),
     };
     vec![Migration::new(
         1,
         Cow::Borrowed("initial"),
         MigrationType::Simple,
-        Cow::Borrowed(initial),
+        initial,
         false,
     )]
 }

@@ -1,7 +1,8 @@
--- The integration point's tables, PostgreSQL dialect. Times are milliseconds since the Unix epoch,
--- flags are 0/1, so that the same queries read both dialects.
+-- The integration point's tables. Times are milliseconds since the Unix epoch and flags are 0/1,
+-- so that the same queries read both dialects. Written in SQLite's spelling; PostgreSQL's
+-- differs only in its auto-increment keys, which the migration rewrites (see schema.rs).
 CREATE TABLE conversation (
-    id BIGSERIAL PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     conversation_id TEXT NOT NULL,
     message_id TEXT NOT NULL,
     direction TEXT NOT NULL,
@@ -27,7 +28,7 @@ CREATE INDEX conversation_expiry ON conversation (finished, expiry);
 CREATE INDEX conversation_conversation_id ON conversation (conversation_id);
 
 CREATE TABLE message_status (
-    id BIGSERIAL PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     conv_id BIGINT NOT NULL REFERENCES conversation (id) ON DELETE CASCADE,
     status TEXT NOT NULL,
     description TEXT,
@@ -108,7 +109,7 @@ CREATE TABLE in_message (
 CREATE INDEX in_message_peek ON in_message (last_updated);
 
 CREATE TABLE subscription (
-    id BIGSERIAL PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     push_endpoint TEXT NOT NULL,
     resource TEXT NOT NULL,
@@ -118,7 +119,7 @@ CREATE TABLE subscription (
 );
 
 CREATE TABLE webhook_event (
-    id BIGSERIAL PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     subscription_id BIGINT NOT NULL REFERENCES subscription (id) ON DELETE CASCADE,
     payload TEXT NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0,
@@ -127,17 +128,3 @@ CREATE TABLE webhook_event (
     created BIGINT NOT NULL
 );
 CREATE INDEX webhook_event_order ON webhook_event (subscription_id, id);
-
--- Files of several instances live in the database, in chunks, not as large objects: ordinary
--- rows replicate, back up and vacuum like everything else.
-CREATE TABLE blob_chunk (
-    blob_id TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    data BYTEA NOT NULL,
-    PRIMARY KEY (blob_id, seq)
-);
-CREATE TABLE blob_object (
-    blob_id TEXT PRIMARY KEY,
-    size BIGINT NOT NULL,
-    created BIGINT NOT NULL
-);
