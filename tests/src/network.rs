@@ -282,6 +282,62 @@ impl IntegrationPoint {
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
+    /// Creates the message `sbd` describes and uploads `arkivmelding.xml` naming `vedtak.pdf`
+    /// and `vedtak.pdf` of `document`; fails the test on any refusal.
+    pub async fn create_with_documents(&self, sbd: &Value, document: Vec<u8>) {
+        let message_id = message_id(sbd);
+        let created = self.post_json("/api/messages/out", sbd).await;
+        assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
+        let uploads = [
+            (
+                "arkivmelding.xml",
+                "application/xml",
+                arkivmelding_xml("Vedtak", &["vedtak.pdf"]).into_bytes(),
+            ),
+            ("vedtak.pdf", "application/pdf", document),
+        ];
+        for (name, mime, bytes) in uploads {
+            let uploaded = self
+                .request(
+                    reqwest::Method::PUT,
+                    &format!("/api/messages/out/{message_id}"),
+                )
+                .header("content-type", mime)
+                .header(
+                    "content-disposition",
+                    format!("attachment; name=\"{name}\"; filename=\"{name}\""),
+                )
+                .body(bytes)
+                .send()
+                .await
+                .expect("an answer");
+            assert_eq!(uploaded.status(), 200, "{}", uploaded.text().await.unwrap());
+        }
+    }
+
+    /// Hands message `message_id` to the outbox; fails the test on a refusal.
+    pub async fn send(&self, message_id: &str) {
+        let sent = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/messages/out/{message_id}"),
+            )
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
+    }
+
+    /// Creates, fills and sends an arkivmelding from `sender` to `receiver`; its message id.
+    pub async fn send_arkivmelding(&self, sender: &str, receiver: &str) -> String {
+        let sbd = arkivmelding_sbd(sender, receiver, "vedtak.pdf");
+        self.create_with_documents(&sbd, b"%PDF-1.7 vedtak".to_vec())
+            .await;
+        let message_id = message_id(&sbd);
+        self.send(&message_id).await;
+        message_id
+    }
+
     /// How many files the blob store holds.
     pub fn stored_files(&self) -> usize {
         fn count(dir: &Path) -> usize {
@@ -327,6 +383,59 @@ impl IntegrationPoint {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The message id (`instanceIdentifier`) of an SBD.
+pub fn message_id(sbd: &Value) -> String {
+    sbd["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"]
+        .as_str()
+        .expect("an SBD with a message id")
+        .to_owned()
+}
+
+/// Waits until `done` says so, up to `patience`; fails naming `what` when it does not.
+pub async fn wait_until(what: &str, patience: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + patience;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A `multipart/form-data` body for `POST /api/messages/out/multipart`: the SBD, an
+/// arkivmelding.xml naming `a.pdf`, and `a.pdf` of `document`; with its content type.
+pub fn multipart_message(sbd: &Value, document: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "ip-tests-boundary";
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"sbd\"\r\nContent-Type: application/json\r\n\r\n{sbd}\r\n").as_bytes());
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"Arkivmelding\"; filename=\"arkivmelding.xml\"\r\nContent-Type: application/xml\r\n\r\n{}\r\n", arkivmelding_xml("Melding", &["a.pdf"])).as_bytes());
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"Dokument\"; filename=\"a.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes());
+    body.extend_from_slice(document);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The attempts on `message_id`'s outbox row in the SQLite database of the integration point
+/// in `home`; none when it has no row.
+pub async fn outbox_attempts(home: &Path, message_id: &str) -> Option<i64> {
+    use sqlx::Row as _;
+    sqlx::any::install_default_drivers();
+    let url = format!(
+        "sqlite://{}",
+        home.join("data/integrasjonspunkt.db").display()
+    );
+    let pool = sqlx::AnyPool::connect(&url).await.expect("the database");
+    let attempts = sqlx::query("SELECT attempts FROM outbox WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_optional(&pool)
+        .await
+        .expect("the outbox")
+        .map(|row| row.get::<i64, _>("attempts"));
+    pool.close().await;
+    attempts
 }
 
 /// The `status` of each of a conversation's `messageStatuses`.

@@ -5,37 +5,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ip_tests::network::{Network, arkivmelding_sbd, arkivmelding_xml};
+use ip_tests::network::{Network, arkivmelding_sbd, multipart_message, wait_until};
 use ip_tests::process::{binary, free_port, start};
 
 const SENDER: &str = "910075918";
 const RECEIVER: &str = "910076787";
 const MESSAGES: usize = 2000;
-
-/// A multipart send: the SBD, arkivmelding.xml and one small document.
-fn multipart(sbd: &serde_json::Value) -> (String, Vec<u8>) {
-    let boundary = "kill-test-boundary";
-    let mut body = String::new();
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"sbd\"\r\nContent-Type: application/json\r\n\r\n{sbd}\r\n"));
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"Arkivmelding\"; filename=\"arkivmelding.xml\"\r\nContent-Type: application/xml\r\n\r\n{}\r\n", arkivmelding_xml("Melding", &["a.pdf"])));
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"Dokument\"; filename=\"a.pdf\"\r\nContent-Type: application/pdf\r\n\r\n{}\r\n", "x".repeat(1024)));
-    body.push_str(&format!("--{boundary}--\r\n"));
-    (
-        format!("multipart/form-data; boundary={boundary}"),
-        body.into_bytes(),
-    )
-}
-
-async fn wait_until(what: &str, patience: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + patience;
-    while !done().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_sender_loses_nothing_and_sends_nothing_twice() {
@@ -72,7 +47,7 @@ async fn a_killed_sender_loses_nothing_and_sends_nothing_twice() {
     let mut accepted = 0;
     for chunk in sbds.chunks(8) {
         let sends = chunk.iter().map(|sbd| {
-            let (content_type, body) = multipart(sbd);
+            let (content_type, body) = multipart_message(sbd, &[b'x'; 1024]);
             client
                 .post(format!("{url}/api/messages/out/multipart"))
                 .basic_auth(

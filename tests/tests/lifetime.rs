@@ -11,10 +11,8 @@ use std::time::Duration;
 
 use integrasjonspunkt::store::now_millis;
 use integrasjonspunkt::timefmt::format_millis;
-use ip_tests::network::{IntegrationPoint, Network, arkivmelding_sbd, arkivmelding_xml};
-use reqwest::Method;
+use ip_tests::network::{IntegrationPoint, Network, arkivmelding_sbd, message_id, outbox_attempts};
 use serde_json::Value;
-use sqlx::Row as _;
 
 const SENDER: &str = "910075918";
 const RECEIVER: &str = "910076787";
@@ -26,53 +24,6 @@ fn short_lived(seconds: i64) -> (Value, String) {
     sbd["standardBusinessDocumentHeader"]["businessScope"]["scope"][0]["scopeInformation"] = serde_json::json!([{"expectedResponseDateTime": format_millis(now_millis() + seconds * 1000)}]);
     let message_id = message_id(&sbd);
     (sbd, message_id)
-}
-
-fn message_id(sbd: &Value) -> String {
-    sbd["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"]
-        .as_str()
-        .expect("a message id")
-        .to_owned()
-}
-
-/// Creates the message `sbd` describes and uploads its arkivmelding and a document of
-/// `document` bytes.
-async fn create(ip: &IntegrationPoint, sbd: &Value, document: Vec<u8>) {
-    let message_id = message_id(sbd);
-    let created = ip.post_json("/api/messages/out", sbd).await;
-    assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
-    let uploads = [
-        (
-            "arkivmelding.xml",
-            "application/xml",
-            arkivmelding_xml("Vedtak", &["vedtak.pdf"]).into_bytes(),
-        ),
-        ("vedtak.pdf", "application/pdf", document),
-    ];
-    for (name, mime, bytes) in uploads {
-        let uploaded = ip
-            .request(Method::PUT, &format!("/api/messages/out/{message_id}"))
-            .header("content-type", mime)
-            .header(
-                "content-disposition",
-                format!("attachment; name=\"{name}\"; filename=\"{name}\""),
-            )
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(uploaded.status(), 200, "{}", uploaded.text().await.unwrap());
-    }
-}
-
-/// Hands message `message_id` to the outbox.
-async fn send(ip: &IntegrationPoint, message_id: &str) {
-    let sent = ip
-        .request(Method::POST, &format!("/api/messages/out/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
 }
 
 /// The description of the last status `status` of outgoing message `message_id`.
@@ -89,30 +40,13 @@ async fn description(ip: &IntegrationPoint, message_id: &str, status: &str) -> O
         .map(str::to_owned)
 }
 
-/// The outbox row of `message_id` in the integration point's SQLite database: attempts made.
-async fn outbox_attempts(ip: &IntegrationPoint, message_id: &str) -> Option<i64> {
-    sqlx::any::install_default_drivers();
-    let url = format!(
-        "sqlite://{}",
-        ip.home.join("data/integrasjonspunkt.db").display()
-    );
-    let pool = sqlx::AnyPool::connect(&url).await.expect("the database");
-    let attempts = sqlx::query("SELECT attempts FROM outbox WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_optional(&pool)
-        .await
-        .expect("the outbox")
-        .map(|row| row.get::<i64, _>("attempts"));
-    pool.close().await;
-    attempts
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsent_message_expires_and_is_removed() {
     let network = Network::start().await;
     let ip = network.integration_point(SENDER).await;
     let (sbd, message_id) = short_lived(6);
-    create(&ip, &sbd, b"%PDF-1.7 vedtak".to_vec()).await;
+    ip.create_with_documents(&sbd, b"%PDF-1.7 vedtak".to_vec())
+        .await;
     let (status, _) = ip.get(&format!("/api/messages/out/{message_id}")).await;
     assert_eq!(status, 200, "the message waits to be sent");
 
@@ -150,8 +84,9 @@ async fn a_message_the_provider_never_takes_expires_unsent() {
     // Every request to the provider fails with 503 from now on.
     network.peer.fail_next(1_000_000);
     let (sbd, message_id) = short_lived(8);
-    create(&ip, &sbd, b"%PDF-1.7 vedtak".to_vec()).await;
-    send(&ip, &message_id).await;
+    ip.create_with_documents(&sbd, b"%PDF-1.7 vedtak".to_vec())
+        .await;
+    ip.send(&message_id).await;
 
     let seen = ip
         .wait_for_status(&message_id, "LEVETID_UTLOPT", Duration::from_secs(60))
@@ -171,7 +106,7 @@ async fn a_message_the_provider_never_takes_expires_unsent() {
     let (status, _) = ip.get(&format!("/api/messages/out/{message_id}")).await;
     assert_eq!(status, 404);
     assert_eq!(
-        outbox_attempts(&ip, &message_id).await,
+        outbox_attempts(&ip.home, &message_id).await,
         None,
         "out of the outbox"
     );
@@ -186,8 +121,8 @@ async fn a_permanent_refusal_gives_feil_at_once() {
     let ip = network.integration_point(SENDER).await;
     let (sbd, message_id) = short_lived(3600);
     let document: Vec<u8> = (0..16 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
-    create(&ip, &sbd, document).await;
-    send(&ip, &message_id).await;
+    ip.create_with_documents(&sbd, document).await;
+    ip.send(&message_id).await;
 
     let seen = ip
         .wait_for_status(&message_id, "FEIL", Duration::from_secs(60))
@@ -211,7 +146,7 @@ async fn a_permanent_refusal_gives_feil_at_once() {
         .await;
     assert_eq!(conversation["finished"], true, "{conversation}");
     assert_eq!(
-        outbox_attempts(&ip, &message_id).await,
+        outbox_attempts(&ip.home, &message_id).await,
         None,
         "out of the outbox"
     );
@@ -225,13 +160,14 @@ async fn a_provider_outage_is_waited_out_and_the_message_sent_once() {
     let ip = network.integration_point(SENDER).await;
     network.peer.fail_next(1_000_000);
     let (sbd, message_id) = short_lived(3600);
-    create(&ip, &sbd, b"%PDF-1.7 vedtak".to_vec()).await;
-    send(&ip, &message_id).await;
+    ip.create_with_documents(&sbd, b"%PDF-1.7 vedtak".to_vec())
+        .await;
+    ip.send(&message_id).await;
 
     // The outbox retries while the provider is down.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if outbox_attempts(&ip, &message_id).await.unwrap_or(0) >= 2 {
+        if outbox_attempts(&ip.home, &message_id).await.unwrap_or(0) >= 2 {
             break;
         }
         assert!(
@@ -256,7 +192,7 @@ async fn a_provider_outage_is_waited_out_and_the_message_sent_once() {
         .collect();
     assert_eq!(held.len(), 1, "the provider holds the message once");
     assert_eq!(
-        outbox_attempts(&ip, &message_id).await,
+        outbox_attempts(&ip.home, &message_id).await,
         None,
         "out of the outbox"
     );

@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ip_tests::network::{API_PASSWORD, API_USER, Network, arkivmelding_sbd, arkivmelding_xml};
+use ip_tests::network::{
+    API_PASSWORD, API_USER, Network, arkivmelding_sbd, multipart_message, wait_until,
+};
 use ip_tests::postgres::FreshDatabase;
 use ip_tests::process::{binary, free_port, start};
 use reqwest::Client;
@@ -13,31 +15,6 @@ use reqwest::Client;
 const SENDER: &str = "910075918";
 const RECEIVER: &str = "910076787";
 const MESSAGES: usize = 200;
-
-/// A multipart send: the SBD, arkivmelding.xml and one small document.
-fn multipart(sbd: &serde_json::Value) -> (String, Vec<u8>) {
-    let boundary = "instances-boundary";
-    let mut body = String::new();
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"sbd\"\r\nContent-Type: application/json\r\n\r\n{sbd}\r\n"));
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"Arkivmelding\"; filename=\"arkivmelding.xml\"\r\nContent-Type: application/xml\r\n\r\n{}\r\n", arkivmelding_xml("Melding", &["a.pdf"])));
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"Dokument\"; filename=\"a.pdf\"\r\nContent-Type: application/pdf\r\n\r\n{}\r\n", "y".repeat(2048)));
-    body.push_str(&format!("--{boundary}--\r\n"));
-    (
-        format!("multipart/form-data; boundary={boundary}"),
-        body.into_bytes(),
-    )
-}
-
-async fn wait_until(what: &str, patience: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + patience;
-    while !done().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 async fn get(client: &Client, url: &str) -> (u16, String) {
     let answer = client
@@ -111,7 +88,7 @@ async fn instances_on_one_postgresql_share_the_outbox_and_the_inbox() {
         })
         .collect();
     for (index, sbd) in sbds.iter().enumerate() {
-        let (content_type, body) = multipart(sbd);
+        let (content_type, body) = multipart_message(sbd, &[b'x'; 1024]);
         let answer = client
             .post(format!("{}/api/messages/out/multipart", senders[index % 2]))
             .basic_auth(API_USER, Some(API_PASSWORD))

@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::routing::post;
-use ip_tests::network::{IntegrationPoint, Network, arkivmelding_sbd, arkivmelding_xml};
-use reqwest::Method;
-use sqlx::Row as _;
+use ip_tests::network::{IntegrationPoint, Network, outbox_attempts};
 use tokio::sync::Notify;
 
 const SENDER: &str = "910075918";
@@ -71,65 +69,6 @@ fn repoint(home: &std::path::Path, from: &str, to: &str) {
     std::fs::write(&path, text.replace(from, to)).expect("the environment file");
 }
 
-/// The attempts recorded on `message_id`'s outbox row in the SQLite database under `home`.
-async fn outbox_attempts(home: &std::path::Path, message_id: &str) -> Option<i64> {
-    sqlx::any::install_default_drivers();
-    let url = format!(
-        "sqlite://{}",
-        home.join("data/integrasjonspunkt.db").display()
-    );
-    let pool = sqlx::AnyPool::connect(&url).await.expect("the database");
-    let attempts = sqlx::query("SELECT attempts FROM outbox WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_optional(&pool)
-        .await
-        .expect("the outbox")
-        .map(|row| row.get::<i64, _>("attempts"));
-    pool.close().await;
-    attempts
-}
-
-/// Creates, fills and sends an arkivmelding from `SENDER` to `RECEIVER`; its message id.
-async fn send_message(ip: &IntegrationPoint) -> String {
-    let sbd = arkivmelding_sbd(SENDER, RECEIVER, "vedtak.pdf");
-    let message_id =
-        sbd["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"]
-            .as_str()
-            .expect("a message id")
-            .to_owned();
-    let created = ip.post_json("/api/messages/out", &sbd).await;
-    assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
-    let uploads = [
-        (
-            "arkivmelding.xml",
-            "application/xml",
-            arkivmelding_xml("Vedtak", &["vedtak.pdf"]).into_bytes(),
-        ),
-        ("vedtak.pdf", "application/pdf", b"%PDF-1.7 vedtak".to_vec()),
-    ];
-    for (name, mime, bytes) in uploads {
-        let uploaded = ip
-            .request(Method::PUT, &format!("/api/messages/out/{message_id}"))
-            .header("content-type", mime)
-            .header(
-                "content-disposition",
-                format!("attachment; name=\"{name}\"; filename=\"{name}\""),
-            )
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(uploaded.status(), 200, "{}", uploaded.text().await.unwrap());
-    }
-    let sent = ip
-        .request(Method::POST, &format!("/api/messages/out/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
-    message_id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
     let network = Network::start().await;
@@ -141,7 +80,7 @@ async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
 
     // The send reaches the provider, which never answers.
     let arrived = provider.arrived.notified();
-    let message_id = send_message(&ip).await;
+    let message_id = ip.send_arkivmelding(SENDER, RECEIVER).await;
     tokio::time::timeout(Duration::from_secs(60), arrived)
         .await
         .expect("the upload reached the provider");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use ip_tests::network::{IntegrationPoint, Network, arkivmelding_sbd, arkivmelding_xml};
+use ip_tests::network::{IntegrationPoint, Network};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -152,47 +152,6 @@ fn assert_refused(answer: &(u16, Value), exception: &str) {
     );
 }
 
-/// Creates, fills and sends an arkivmelding from `SENDER` to `RECEIVER`; its message id.
-async fn send_message(sender: &IntegrationPoint) -> String {
-    let sbd = arkivmelding_sbd(SENDER, RECEIVER, "vedtak.pdf");
-    let message_id =
-        sbd["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"]
-            .as_str()
-            .expect("a message id")
-            .to_owned();
-    let created = sender.post_json("/api/messages/out", &sbd).await;
-    assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
-    let uploads = [
-        (
-            "arkivmelding.xml",
-            "application/xml",
-            arkivmelding_xml("Vedtak", &["vedtak.pdf"]).into_bytes(),
-        ),
-        ("vedtak.pdf", "application/pdf", b"%PDF-1.7 vedtak".to_vec()),
-    ];
-    for (name, mime, bytes) in uploads {
-        let uploaded = sender
-            .request(Method::PUT, &format!("/api/messages/out/{message_id}"))
-            .header("content-type", mime)
-            .header(
-                "content-disposition",
-                format!("attachment; name=\"{name}\"; filename=\"{name}\""),
-            )
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(uploaded.status(), 200, "{}", uploaded.text().await.unwrap());
-    }
-    let sent = sender
-        .request(Method::POST, &format!("/api/messages/out/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
-    message_id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_are_pinged_validated_and_managed() {
     let network = Network::start().await;
@@ -320,7 +279,7 @@ async fn status_events_reach_each_subscriber_in_order_with_the_real_fields() {
         assert_eq!(status, 200, "{body}");
     }
 
-    let message_id = send_message(&sender).await;
+    let message_id = sender.send_arkivmelding(SENDER, RECEIVER).await;
     let conversation_id = sender
         .get(&format!("/api/conversations/messageId/{message_id}"))
         .await
@@ -377,7 +336,7 @@ async fn events_survive_a_subscriber_outage_in_order_and_once() {
 
     // The subscriber is down for the first three pushes.
     hooks.refuse_next(3);
-    let message_id = send_message(&sender).await;
+    let message_id = sender.send_arkivmelding(SENDER, RECEIVER).await;
     let seen = sender
         .wait_for_status(&message_id, "LEVERT", Duration::from_secs(60))
         .await;
