@@ -6,15 +6,31 @@ use std::process::{Child, Command, Stdio};
 
 /// The `integrasjonspunkt` binary of this build, built first so it is never stale.
 pub fn binary() -> PathBuf {
-    let built = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "integrasjonspunkt",
-            "--bin",
-            "integrasjonspunkt",
-        ])
+    built(false)
+}
+
+/// The release `integrasjonspunkt` binary, built first so it is never stale: what a benchmark
+/// measures, whichever profile the benchmark itself was built in.
+pub fn release_binary() -> PathBuf {
+    built(true)
+}
+
+/// Builds the binary (in release when `release`) and finds it in the target directory this
+/// test or benchmark was built into.
+fn built(release: bool) -> PathBuf {
+    let mut build = Command::new(env!("CARGO"));
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "integrasjonspunkt",
+        "--bin",
+        "integrasjonspunkt",
+    ]);
+    if release {
+        build.arg("--release");
+    }
+    let built = build
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .status()
         .expect("running cargo build");
@@ -24,11 +40,18 @@ pub fn binary() -> PathBuf {
     );
     let exe = std::env::current_exe().expect("the test's own path");
     // target/<profile>/deps/<test> → target/<profile>/integrasjonspunkt
-    exe.parent()
-        .and_then(Path::parent)
+    let profile_dir = exe.parent().and_then(Path::parent);
+    let profile_dir = if release {
+        profile_dir
+            .and_then(Path::parent)
+            .map(|target| target.join("release"))
+    } else {
+        profile_dir.map(Path::to_path_buf)
+    };
+    profile_dir
         .map(|dir| dir.join("integrasjonspunkt"))
         .filter(|path| path.exists())
-        .expect("the integrasjonspunkt binary beside the tests")
+        .expect("the integrasjonspunkt binary in the target directory")
 }
 
 /// A free port on 127.0.0.1.

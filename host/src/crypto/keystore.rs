@@ -22,6 +22,7 @@ use openssl::pkey::{Id, PKey, Private};
 use openssl::sign::Signer;
 use openssl::x509::{X509, X509Ref};
 
+use super::key_cache::ContentKeyCache;
 use super::time::utc;
 
 /// How long before expiry [`BusinessCertificate::check_expiry`] starts warning.
@@ -61,6 +62,7 @@ struct Inner {
     key: PKey<Private>,
     organisation_number: Option<String>,
     source: PathBuf,
+    content_keys: ContentKeyCache,
 }
 
 /// What [`BusinessCertificate::check_expiry`] found.
@@ -185,7 +187,13 @@ impl BusinessCertificate {
             key,
             organisation_number,
             source: path.to_owned(),
+            content_keys: ContentKeyCache::default(),
         })))
+    }
+
+    /// The content keys of blobs wrapped to this certificate that this process already knows.
+    pub(crate) fn content_keys(&self) -> &ContentKeyCache {
+        &self.0.content_keys
     }
 
     /// The business certificate itself.

@@ -12,6 +12,7 @@ mod cades;
 pub mod cms;
 mod der;
 pub mod jws;
+mod key_cache;
 pub mod keystore;
 mod time;
 

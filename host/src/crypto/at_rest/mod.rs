@@ -104,6 +104,9 @@ impl EncryptingWriter {
         openssl::rand::rand_bytes(&mut iv)?;
         let recipient =
             recipient_info(certificate.certificate(), KeyTransport::RsaOaepSha256, &key)?;
+        let recipient_infos = der::tlv(tag::SET, &recipient);
+        // Reading this blob back in this process then needs no RSA private-key operation.
+        certificate.content_keys().remember(&recipient_infos, &key);
         let algorithm = der::constructed(
             tag::SEQUENCE,
             &[
@@ -118,7 +121,7 @@ impl EncryptingWriter {
             &indefinite(tag::context_constructed(0)),
             &indefinite(tag::SEQUENCE),
             &der::tlv(tag::INTEGER, &[0]),
-            &der::tlv(tag::SET, &recipient),
+            &recipient_infos,
             &indefinite(tag::SEQUENCE),
             &der::tlv(tag::OID, oid::DATA),
             &algorithm,

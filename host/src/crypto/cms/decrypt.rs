@@ -114,7 +114,14 @@ pub fn open<R: Read>(reader: R, certificate: &BusinessCertificate) -> Result<Ope
             "no encrypted content (detached content is not supported)".into(),
         ));
     }
-    let key = content_key(&recipient_infos, certificate)?;
+    let key = match certificate.content_keys().get(&recipient_infos) {
+        Some(key) => key,
+        None => {
+            let key = content_key(&recipient_infos, certificate)?;
+            certificate.content_keys().remember(&recipient_infos, &key);
+            key
+        }
+    };
     let key = content_cipher(&algorithm, key)?;
     Ok(Opened { ber, content, key })
 }
