@@ -35,7 +35,9 @@ impl ContentKeyCache {
     /// The key `recipient_infos` wraps, when it is remembered.
     pub(crate) fn get(&self, recipient_infos: &[u8]) -> Option<Vec<u8>> {
         let keys = self.0.lock().expect("the content key cache");
-        keys.by_recipients.get(&fingerprint(recipient_infos)).cloned()
+        keys.by_recipients
+            .get(&fingerprint(recipient_infos))
+            .cloned()
     }
 
     /// Remembers that `recipient_infos` wraps `key`.
