@@ -173,15 +173,22 @@ fn corrupted_or_truncated_input_fails_and_leaves_nothing() {
     let enveloped =
         encrypt_blob(&f.store, &content, &f.pki.leaf, KeyTransport::RsaPkcs1v15).unwrap();
     let good = blob_bytes(&enveloped);
+    // A corrupted key wrapped with PKCS#1 v1.5 unwraps to a random key (OpenSSL's implicit
+    // rejection), whose plaintext has valid padding one time in 256; OAEP always notices.
+    let oaep = encrypt_blob(&f.store, &content, &f.pki.leaf, KeyTransport::RsaOaepSha256).unwrap();
+    let oaep = blob_bytes(&oaep);
     let blobs_before = std::fs::read_dir(f.dir.path().join("blobs"))
         .unwrap()
         .count();
 
-    let mut wrong_key = good.clone();
-    let key_offset = good.len() - 100_016 - 300; // inside the wrapped key, before the content
+    let mut wrong_key = oaep.clone();
+    let key_offset = oaep.len() - 100_016 - 300; // inside the wrapped key, before the content
     wrong_key[key_offset] ^= 1;
+    // Flipping a bit of the next-to-last ciphertext block flips the same bit of the padding
+    // (16 bytes of 0x10, as the content is a multiple of the block): 0x11 is never valid.
     let mut last_block = good.clone();
-    *last_block.last_mut().unwrap() ^= 1;
+    let padding_byte = last_block.len() - 17;
+    last_block[padding_byte] ^= 1;
     let truncated = good[..good.len() - 1000].to_vec();
     let cases: [(&str, Vec<u8>, &str); 4] = [
         ("wrapped key", wrong_key, "wrong key or corrupted"),
