@@ -31,6 +31,10 @@ async fn a_killed_sender_loses_nothing_and_sends_nothing_twice() {
     })
     .await;
 
+    // The provider is down while the messages go in, so that sending is still under way when
+    // the kill comes, however fast the sender is.
+    network.peer.fail_next(u64::MAX / 2);
+
     // Load every message through the API, a few clients at a time.
     let sbds: Vec<serde_json::Value> = (0..MESSAGES)
         .map(|_| arkivmelding_sbd(SENDER, RECEIVER, "a.pdf"))
@@ -66,7 +70,8 @@ async fn a_killed_sender_loses_nothing_and_sends_nothing_twice() {
     }
     assert_eq!(accepted, MESSAGES);
 
-    // Kill it half-way through sending.
+    // The provider recovers; kill the sender half-way through sending.
+    network.peer.fail_next(0);
     wait_until(
         "half the messages at the provider",
         Duration::from_secs(300),
