@@ -56,20 +56,19 @@ impl Users {
         self.hashes.is_empty()
     }
 
-    /// Whether `name` with `password` is a user.
-    pub fn check(&self, name: &str, password: &str) -> bool {
-        let fingerprint: [u8; 32] = Sha256::new()
-            .chain_update(name.as_bytes())
-            .chain_update([0])
-            .chain_update(password.as_bytes())
-            .finalize()
-            .into();
-        if self
-            .verified
+    /// Whether `name` with `password` checked out before: a hash, no Argon2 run, so it is
+    /// answered on the request's own thread.
+    pub fn remembered(&self, name: &str, password: &str) -> bool {
+        let fingerprint = fingerprint(name, password);
+        self.verified
             .lock()
             .expect("the verified set")
             .contains(&fingerprint)
-        {
+    }
+
+    /// Whether `name` with `password` is a user; slow (Argon2) unless [`Users::remembered`].
+    pub fn check(&self, name: &str, password: &str) -> bool {
+        if self.remembered(name, password) {
             return true;
         }
         let Some(hash) = self.hashes.get(name) else {
@@ -85,10 +84,20 @@ impl Users {
             self.verified
                 .lock()
                 .expect("the verified set")
-                .insert(fingerprint);
+                .insert(fingerprint(name, password));
         }
         ok
     }
+}
+
+/// What a credential is remembered by.
+fn fingerprint(name: &str, password: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(name.as_bytes())
+        .chain_update([0])
+        .chain_update(password.as_bytes())
+        .finalize()
+        .into()
 }
 
 /// The Argon2id PHC string of `password`, for the configuration's `password-hash`.
@@ -128,10 +137,15 @@ pub async fn require_user(
     let accepted = match credentials {
         Some(credentials) => {
             let (name, password) = credentials.split_once(':').unwrap_or((&credentials, ""));
-            let (name, password) = (name.to_owned(), password.to_owned());
-            tokio::task::spawn_blocking(move || users.check(&name, &password))
-                .await
-                .unwrap_or(false)
+            if users.remembered(name, password) {
+                true
+            } else {
+                // Only a credential not seen before costs an Argon2 run, off the runtime.
+                let (name, password) = (name.to_owned(), password.to_owned());
+                tokio::task::spawn_blocking(move || users.check(&name, &password))
+                    .await
+                    .unwrap_or(false)
+            }
         }
         None => false,
     };

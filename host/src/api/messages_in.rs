@@ -4,7 +4,7 @@
 //! addressed to this organisation, which pop opens while it streams, so a large message never
 //! sits whole in memory or decrypted on disk.
 
-use std::io::Read as _;
+use std::io::{Read as _, Seek as _};
 use std::sync::Arc;
 
 use axum::Json;
@@ -91,14 +91,15 @@ pub async fn pop(
     let certificate = state.certificate.clone();
     let opened =
         tokio::task::spawn_blocking(move || -> Result<Box<dyn std::io::Read + Send>, String> {
-            let mut probe = blobs
-                .open(&BlobId::new(package.clone()))
-                .map_err(|e| format!("the package cannot be read: {e}"))?;
-            let mut first = [0u8; 1];
-            let n = probe.read(&mut first).map_err(|e| e.to_string())?;
-            let reader: Box<dyn BlobReader> = blobs
+            let mut reader: Box<dyn BlobReader> = blobs
                 .open(&BlobId::new(package))
                 .map_err(|e| format!("the package cannot be read: {e}"))?;
+            // One open: look at the first byte, then start over from it.
+            let mut first = [0u8; 1];
+            let n = reader.read(&mut first).map_err(|e| e.to_string())?;
+            reader
+                .seek(std::io::SeekFrom::Start(0))
+                .map_err(|e| e.to_string())?;
             if n == 1 && is_enveloped(&first) {
                 let certificate = certificate
                     .ok_or("the package is encrypted, but no business certificate is configured")?;
