@@ -497,6 +497,7 @@ async fn plugins(State(reloader): State<Arc<Reloader>>) -> Json<Value> {
                 "service": description.service,
                 "description": description.name,
                 "version": description.version,
+                "maxMessageSize": description.max_message_size,
                 "file": plugin.path().display().to_string(),
                 "sha256": plugin.sha256(),
             })

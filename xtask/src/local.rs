@@ -28,7 +28,24 @@ pub const INTEGRATION_POINTS: [(&str, &str, u16); 2] = [
     ("910076787", "Lokal mottakeretat", 9094),
 ];
 
+/// Each organisation's Altinn 2 end-user system in the simulators' fixture, which DPO acts as:
+/// (organisation, system user name, password).
+const ALTINN2_SYSTEMS: [(&str, &str, &str); 2] = [
+    ("910075918", "20001", "lokal-testetat-passord"),
+    ("910076787", "20002", "lokal-mottakeretat-passord"),
+];
+
+/// The Altinn 2 end-user system of `orgnr`: its user name and password.
+fn altinn2_system(orgnr: &str) -> (&'static str, &'static str) {
+    ALTINN2_SYSTEMS
+        .iter()
+        .find(|(org, _, _)| *org == orgnr)
+        .map(|(_, user, password)| (*user, *password))
+        .unwrap_or_default()
+}
+
 fn operator_file(orgnr: &str, name: &str, port: u16, hash: &str) -> String {
+    let (altinn2_user, _) = altinn2_system(orgnr);
     format!(
         r#"# Written by `cargo xtask local`: the operator settings of {name} ({orgnr}).
 [organisation]
@@ -58,6 +75,13 @@ incoming-seconds = 2
 
 [plugins.loopback.settings]
 identifier = "0192:{orgnr}"
+
+[plugins.dpo.settings]
+reportee = "{orgnr}"
+
+[secrets.dpo]
+username = "{altinn2_user}"
+password = {{ env = "IP_DPO_PASSWORD" }}
 "#
     )
 }
@@ -220,6 +244,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
                     .arg(&operator)
                     .arg("run")
                     .env("IP_LOOPBACK_PASSWORD", LOOPBACK_PASSWORD)
+                    .env("IP_DPO_PASSWORD", altinn2_system(orgnr).1)
                     .env("IP_KEYSTORE_PASSWORD", KEYSTORE_PASSWORD),
             )?;
             children.push((format!("integrasjonspunkt {orgnr}"), host));

@@ -24,7 +24,8 @@ use super::query::ApiQuery;
 use super::render::stored_sbd;
 use crate::blobs::{BlobId, BlobReader};
 use crate::crypto::cms::Decryptor;
-use crate::store::{InMessage, StoreError, now_millis};
+use crate::engine::status_messages;
+use crate::store::{InMessage, ReceiptStatus, StoreError, now_millis};
 
 /// `GET /api/messages/in`.
 pub async fn list(
@@ -168,7 +169,20 @@ pub async fn remove(
     State(state): State<Arc<ApiState>>,
     Path(message_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let message = match state.store.take_incoming(&message_id, now_millis()).await {
+    let now = now_millis();
+    let taken = state
+        .store
+        .take_incoming_replying(&message_id, now, |message| {
+            status_messages::reply(
+                &message.sbd,
+                &message.service_identifier,
+                &message.channel,
+                ReceiptStatus::Levert,
+                now,
+            )
+        })
+        .await;
+    let message = match taken {
         Ok(message) => message,
         Err(StoreError::Conflict(reason)) => {
             return Err(ApiError::bad_request("MessageNotLockedException", reason));

@@ -181,6 +181,10 @@ mod tests {
         assert!(store.open(&id).is_err(), "removed with the last handle");
 
         let kept = Blob::from_bytes(&store, b"keep").unwrap();
+        let sliced = kept.slice(1, 2).unwrap();
+        assert_eq!(sliced.read_at(0, 10).unwrap(), b"ee");
+        assert_eq!(kept.slice(2, 100).unwrap().read_at(0, 10).unwrap(), b"ep");
+        assert_eq!(kept.slice(9, 1).unwrap().size(), 0, "nothing past the end");
         kept.persist();
         let id = kept.id().clone();
         drop(kept);

@@ -144,6 +144,24 @@ impl Blob {
         reader.read_exact(&mut bytes)?;
         Ok(bytes)
     }
+
+    /// Copies up to `length` bytes at `offset` into a new temporary blob in the same store,
+    /// streaming, so a part of a large blob never sits in memory.
+    pub fn slice(&self, offset: u64, length: u64) -> io::Result<Self> {
+        let length = length.min(self.size().saturating_sub(offset));
+        let mut reader = self.open()?;
+        reader.seek(io::SeekFrom::Start(offset.min(self.size())))?;
+        let mut writer = self.store().create()?;
+        let copied = io::copy(&mut reader.take(length), &mut writer)?;
+        if copied != length {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("blob {} ended after {copied} of {length} bytes", self.id()),
+            ));
+        }
+        let (id, size) = writer.commit()?;
+        Ok(Self::temporary(self.store().clone(), id, size))
+    }
 }
 
 impl fmt::Debug for Blob {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, pause};
+use super::{Engine, pause, status_messages};
 use crate::api::sbd::{Sbd, primary_identifier};
 use crate::plugins::bindings::Capabilities;
 use crate::plugins::{IncomingMessage, Plugin};
@@ -158,7 +158,18 @@ async fn store(
         channel: Some(plugin.name().to_owned()),
         expiry: sbd.expires_at,
     };
-    match engine.store.store_incoming(&message, &conversation).await {
+    let reply = status_messages::reply(
+        &incoming.sbd,
+        &message.service_identifier,
+        plugin.name(),
+        ReceiptStatus::Mottatt,
+        now,
+    );
+    match engine
+        .store
+        .store_incoming_replying(&message, &conversation, reply.as_ref())
+        .await
+    {
         Ok(true) => Ok(true),
         Ok(false) => {
             // Seen before: the package just downloaded is a copy; drop it.

@@ -12,6 +12,7 @@ mod inbound;
 mod leader;
 mod lifetime;
 mod outbox;
+pub(crate) mod status_messages;
 mod statuses;
 mod webhooks;
 
@@ -158,6 +159,7 @@ impl Engine {
         let mut tasks = JoinSet::new();
         tasks.spawn(outbox::run(self.clone(), shutdown.clone()));
         tasks.spawn(statuses::run(self.clone(), shutdown.clone()));
+        tasks.spawn(status_messages::run(self.clone(), shutdown.clone()));
         tasks.spawn(inbound::run(self.clone(), shutdown.clone()));
         tasks.spawn(lifetime::run(self.clone(), shutdown.clone()));
         tasks.spawn(webhooks::run(self.clone(), shutdown.clone()));

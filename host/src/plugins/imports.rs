@@ -69,6 +69,17 @@ impl types::HostBlob for CallState {
         Ok(blocking(move || blob.read_at(offset, length)).await??)
     }
 
+    async fn slice(
+        &mut self,
+        handle: Resource<Blob>,
+        offset: u64,
+        length: u64,
+    ) -> wasmtime::Result<Resource<Blob>> {
+        let blob = self.blob(&handle)?;
+        let sliced = blocking(move || blob.slice(offset, length)).await??;
+        self.push_blob(sliced)
+    }
+
     async fn drop(&mut self, handle: Resource<Blob>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())

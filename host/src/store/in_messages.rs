@@ -12,6 +12,7 @@ use sqlx::any::AnyRow;
 use super::conversations::{conversation_id_in, insert_conversation, register_in};
 use super::filter::{MessageQuery, PageRequest, bind_all, page_of};
 use super::model::*;
+use super::status_outbox::{StatusReply, queue_in};
 use super::{Store, StoreError};
 
 const IN_COLUMNS: &str = "message_id, conversation_id, process_identifier, document_type, \
@@ -46,6 +47,18 @@ impl Store {
         &self,
         message: &InMessage,
         conversation: &NewConversation,
+    ) -> Result<bool, StoreError> {
+        self.store_incoming_replying(message, conversation, None)
+            .await
+    }
+
+    /// As [`Store::store_incoming`], queueing the status message `reply` to the sender in the
+    /// same transaction, so it is owed exactly when the message is stored.
+    pub async fn store_incoming_replying(
+        &self,
+        message: &InMessage,
+        conversation: &NewConversation,
+        reply: Option<&StatusReply>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let conv_id = match insert_conversation(
@@ -85,6 +98,9 @@ impl Store {
             false,
         )
         .await?;
+        if let Some(reply) = reply {
+            queue_in(&mut tx, reply, message.last_updated).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -167,6 +183,17 @@ impl Store {
         message_id: &str,
         now: Millis,
     ) -> Result<InMessage, StoreError> {
+        self.take_incoming_replying(message_id, now, |_| None).await
+    }
+
+    /// As [`Store::take_incoming`], queueing the status message `reply` makes of the message
+    /// (if any) in the same transaction, so it is owed exactly when the message is delivered.
+    pub async fn take_incoming_replying(
+        &self,
+        message_id: &str,
+        now: Millis,
+        reply: impl FnOnce(&InMessage) -> Option<StatusReply>,
+    ) -> Result<InMessage, StoreError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {IN_COLUMNS} FROM in_message WHERE message_id = $1"
@@ -198,6 +225,9 @@ impl Store {
             false,
         )
         .await?;
+        if let Some(reply) = reply(&message) {
+            queue_in(&mut tx, &reply, now).await?;
+        }
         tx.commit().await?;
         Ok(message)
     }

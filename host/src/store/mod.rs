@@ -16,6 +16,7 @@ mod model;
 mod out_messages;
 mod outbox;
 mod schema;
+mod status_outbox;
 mod webhooks;
 
 use std::path::Path;
@@ -29,6 +30,7 @@ pub use conversations::StatusEffects;
 pub use filter::{ConversationQuery, MessageQuery, PageRequest, StatusQuery};
 pub use metrics::MessageCount;
 pub use model::*;
+pub use status_outbox::{StatusReply, StatusReplyEntry};
 pub use webhooks::{EventFilter, status_event_payload};
 
 /// Which database is behind the store.

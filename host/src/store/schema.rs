@@ -24,13 +24,30 @@ fn migrations(dialect: Dialect) -> Vec<Migration> {
             include_str!("schema/postgres_files.sql")
         )),
     };
-    vec![Migration::new(
-        1,
-        Cow::Borrowed("initial"),
-        MigrationType::Simple,
-        initial,
-        false,
-    )]
+    let autoincrement = |sql: &'static str| -> Cow<'static, str> {
+        match dialect {
+            Dialect::Sqlite => Cow::Borrowed(sql),
+            Dialect::Postgres => Cow::Owned(
+                sql.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
+            ),
+        }
+    };
+    vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("initial"),
+            MigrationType::Simple,
+            initial,
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("status messages"),
+            MigrationType::Simple,
+            autoincrement(include_str!("schema/status_messages.sql")),
+            false,
+        ),
+    ]
 }
 
 /// Applies what is missing.
