@@ -9,6 +9,10 @@ pub mod artifacts {
     /// loopback peer.
     pub const LOOPBACK: &str = env!("PLUGIN_LOOPBACK");
 
+    /// The example channel of the plugin author guide (`plugins/example`), which sends to the
+    /// loopback peer and polls its statuses.
+    pub const EXAMPLE: &str = env!("PLUGIN_EXAMPLE");
+
     /// `send` panics with "hostile plugin panicked on purpose" (`tests/hostile/panic`).
     pub const HOSTILE_PANIC: &str = env!("PLUGIN_HOSTILE_PANIC");
 

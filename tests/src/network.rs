@@ -20,14 +20,15 @@ use simulators::pki::TestPki;
 use simulators::registry::{RegistryConfig, ServiceRegistry};
 
 /// The password of the keystores the registry simulator writes for the fixture.
-const KEYSTORE_PASSWORD: &str = "network keystore";
+pub const KEYSTORE_PASSWORD: &str = "network keystore";
 /// The API user of every integration point here.
 pub const API_USER: &str = "archive";
 /// Its password.
 pub const API_PASSWORD: &str = "archive password";
-/// The loopback peer's Basic credentials.
-const PEER_USER: &str = "agency";
-const PEER_PASSWORD: &str = "peer password";
+/// The loopback peer's Basic username.
+pub const PEER_USER: &str = "agency";
+/// Its password.
+pub const PEER_PASSWORD: &str = "peer password";
 
 /// The arkivmelding process every fixture organisation is registered for.
 pub const PROCESS: &str = "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0";
