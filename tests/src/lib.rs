@@ -11,6 +11,9 @@ pub mod artifacts {
 
     /// The DPO channel over the Altinn 2 broker service (`plugins/dpo`).
     pub const DPO: &str = env!("PLUGIN_DPO");
+    /// The example channel of the plugin author guide (`plugins/example`), which sends to the
+    /// loopback peer and polls its statuses.
+    pub const EXAMPLE: &str = env!("PLUGIN_EXAMPLE");
 
     /// `send` panics with "hostile plugin panicked on purpose" (`tests/hostile/panic`).
     pub const HOSTILE_PANIC: &str = env!("PLUGIN_HOSTILE_PANIC");

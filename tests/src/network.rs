@@ -25,9 +25,10 @@ pub const KEYSTORE_PASSWORD: &str = "network keystore";
 pub const API_USER: &str = "archive";
 /// Its password.
 pub const API_PASSWORD: &str = "archive password";
-/// The loopback peer's Basic credentials.
-const PEER_USER: &str = "agency";
-const PEER_PASSWORD: &str = "peer password";
+/// The loopback peer's Basic username.
+pub const PEER_USER: &str = "agency";
+/// Its password.
+pub const PEER_PASSWORD: &str = "peer password";
 
 /// The arkivmelding process every fixture organisation is registered for.
 pub const PROCESS: &str = "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0";

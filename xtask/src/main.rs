@@ -69,7 +69,14 @@ fn main() -> anyhow::Result<()> {
             let sdk = root.join("plugins/Cargo.toml");
             check(
                 cargo(&root)
-                    .args(["test", "-p", "eformidling-sdk", "--manifest-path"])
+                    .args([
+                        "test",
+                        "-p",
+                        "eformidling-sdk",
+                        "-p",
+                        "example",
+                        "--manifest-path",
+                    ])
                     .arg(&sdk)
                     .arg("--target-dir")
                     .arg(root.join("target"))

@@ -45,10 +45,13 @@
 //! # fn main() {}
 //! ```
 //!
-//! `plugins/loopback` is a complete channel built this way.
+//! `plugins/example` is a complete channel built this way, and `docs/plugin-guide.md` walks
+//! through it; `plugins/loopback` is the reference channel, receiving as well.
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2`; the target writes a component
 //! directly, so no other tool is needed.
+
+#![deny(missing_docs)]
 
 /// The generated bindings. Public only because [`export!`] expands to paths inside it; plugin
 /// authors use the tidier re-exports at the crate root.
