@@ -62,8 +62,17 @@ fn registry_error(error: RegistryError) -> ApiError {
     }
 }
 
-/// Reads, checks and stores a new message; the SBD with its defaults.
-async fn create_message(state: &ApiState, body: &[u8]) -> ApiResult<Sbd> {
+/// A new message checked and ready to store: its SBD with the defaults, its row and its
+/// conversation.
+struct NewMessage {
+    sbd: Sbd,
+    message: OutMessage,
+    conversation: NewConversation,
+}
+
+/// Reads and checks a new message's SBD, looks the receiver up and applies the defaults;
+/// stores nothing.
+async fn prepare_message(state: &ApiState, body: &[u8]) -> ApiResult<NewMessage> {
     let now = now_millis();
     let settings = &state.settings;
     let mut sbd = Sbd::from_request(body, &settings.organisation_number, now)?;
@@ -127,18 +136,32 @@ async fn create_message(state: &ApiState, body: &[u8]) -> ApiResult<Sbd> {
         channel: Some(channel),
         expiry: sbd.expires_at,
     };
-    match state
-        .store
-        .create_out_message(&message, &conversation)
-        .await
-    {
-        Ok(()) => Ok(sbd),
-        Err(StoreError::Duplicate(message)) => Err(ApiError::bad_request(
-            "MessageAlreadyExistsException",
-            message,
-        )),
-        Err(other) => Err(other.into()),
+    Ok(NewMessage {
+        sbd,
+        message,
+        conversation,
+    })
+}
+
+/// The error of a store refusal of a new message.
+fn creation_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Duplicate(message) => {
+            ApiError::bad_request("MessageAlreadyExistsException", message)
+        }
+        other => other.into(),
     }
+}
+
+/// Reads, checks and stores a new message; the SBD with its defaults.
+async fn create_message(state: &ApiState, body: &[u8]) -> ApiResult<Sbd> {
+    let new = prepare_message(state, body).await?;
+    state
+        .store
+        .create_out_message(&new.message, &new.conversation)
+        .await
+        .map_err(creation_error)?;
+    Ok(new.sbd)
 }
 
 /// `POST /api/messages/out`.
@@ -254,6 +277,18 @@ async fn check_new_file(
         ));
     }
     let files = state.store.files(&message.message_id).await?;
+    file_rules(state, message, sbd, upload, &files)
+}
+
+/// The rules of a new file beside the message's `files`; returns the channel's upload limit
+/// left.
+fn file_rules(
+    state: &ApiState,
+    message: &OutMessage,
+    sbd: &Sbd,
+    upload: &Upload,
+    files: &[MessageFile],
+) -> ApiResult<u64> {
     if files.iter().any(|f| f.filename == upload.filename) {
         return Err(ApiError::bad_request(
             "DuplicateFilenameException",
@@ -282,6 +317,41 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
+/// Reads an uploaded `arkivmelding.xml` for its title, reference and the files it names.
+async fn read_arkivmelding(blob: &Blob) -> ApiResult<arkivmelding::Arkivmelding> {
+    if blob.size() > MAX_ARKIVMELDING {
+        return Err(ApiError::bad_request(
+            "ArkivmeldingProcessingException",
+            "arkivmelding.xml is too large",
+        ));
+    }
+    let reading = blob.clone();
+    let xml = tokio::task::spawn_blocking(move || reading.read_at(0, reading.size() as usize))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    arkivmelding::read(&xml).map_err(|reason| {
+        ApiError::bad_request(
+            "ArkivmeldingProcessingException",
+            format!("arkivmelding.xml: {reason}"),
+        )
+    })
+}
+
+/// The row of an uploaded blob as a file of `message`.
+fn file_row(message: &OutMessage, sbd: &Sbd, upload: Upload, blob: &Blob) -> MessageFile {
+    MessageFile {
+        message_id: message.message_id.clone(),
+        ordinal: 0,
+        primary_document: sbd.primary_document() == Some(upload.filename.as_str()),
+        filename: upload.filename,
+        title: upload.title,
+        mime_type: upload.mime_type,
+        size: blob.size() as i64,
+        blob_id: blob.id().as_str().to_owned(),
+    }
+}
+
 /// Keeps an uploaded blob as a file of `message`, reading an arkivmelding for its title.
 async fn keep_file(
     state: &ApiState,
@@ -292,36 +362,13 @@ async fn keep_file(
 ) -> ApiResult<()> {
     let mut reference_and_title = None;
     if upload.filename == ARKIVMELDING_FILE {
-        if blob.size() > MAX_ARKIVMELDING {
-            return Err(ApiError::bad_request(
-                "ArkivmeldingProcessingException",
-                "arkivmelding.xml is too large",
-            ));
-        }
-        let reading = blob.clone();
-        let xml = tokio::task::spawn_blocking(move || reading.read_at(0, reading.size() as usize))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let read = arkivmelding::read(&xml).map_err(|reason| {
-            ApiError::bad_request(
-                "ArkivmeldingProcessingException",
-                format!("arkivmelding.xml: {reason}"),
-            )
-        })?;
+        let read = read_arkivmelding(&blob).await?;
         reference_and_title = Some((read.reference, read.title));
     }
-    let primary = sbd.primary_document() == Some(upload.filename.as_str());
-    let file = MessageFile {
-        message_id: message.message_id.clone(),
-        ordinal: 0,
-        filename: upload.filename.clone(),
-        title: upload.title,
-        mime_type: upload.mime_type,
-        primary_document: primary,
-        size: blob.size() as i64,
-        blob_id: blob.id().as_str().to_owned(),
-    };
+    let file = file_row(message, sbd, upload, &blob);
+    crate::blobs::sync_all(std::slice::from_ref(&blob))
+        .await
+        .map_err(|e| ApiError::internal(format!("the file could not be kept: {e}")))?;
     match state.store.add_file(&file).await {
         Ok(()) => blob.persist(),
         Err(StoreError::Duplicate(message)) => {
@@ -416,6 +463,31 @@ async fn send_message(state: &ApiState, message: &OutMessage, sbd: &Sbd) -> ApiR
         return Err(ApiError::bad_request("TimeToLiveException", reason));
     }
     let files = state.store.files(&message.message_id).await?;
+    let arkivmelding = match files.iter().find(|f| f.filename == ARKIVMELDING_FILE) {
+        Some(file) if sbd.message_type == "arkivmelding" => {
+            let blob = Blob::kept(
+                state.blobs.clone(),
+                crate::blobs::BlobId::new(file.blob_id.clone()),
+                file.size as u64,
+            );
+            Some(read_arkivmelding(&blob).await?)
+        }
+        _ => None,
+    };
+    send_rules(message, sbd, &files, arkivmelding.as_ref())?;
+    state.store.queue_for_sending(&message.message_id).await?;
+    state.outbox_wake.notify_one();
+    Ok(())
+}
+
+/// The send rules of §1.3 about a message's files; `arkivmelding` is its `arkivmelding.xml`
+/// read, when it has one.
+fn send_rules(
+    message: &OutMessage,
+    sbd: &Sbd,
+    files: &[MessageFile],
+    arkivmelding: Option<&arkivmelding::Arkivmelding>,
+) -> ApiResult<()> {
     if sbd.needs_files() && files.is_empty() {
         return Err(ApiError::bad_request(
             "MissingFileException",
@@ -426,23 +498,12 @@ async fn send_message(state: &ApiState, message: &OutMessage, sbd: &Sbd) -> ApiR
         ));
     }
     if sbd.message_type == "arkivmelding" {
-        let Some(arkivmelding_file) = files.iter().find(|f| f.filename == ARKIVMELDING_FILE) else {
+        let Some(read) = arkivmelding else {
             return Err(ApiError::bad_request(
                 "MissingArkivmeldingFileException",
                 "An arkivmelding message needs the file arkivmelding.xml",
             ));
         };
-        let blob = Blob::kept(
-            state.blobs.clone(),
-            crate::blobs::BlobId::new(arkivmelding_file.blob_id.clone()),
-            arkivmelding_file.size as u64,
-        );
-        let xml = tokio::task::spawn_blocking(move || blob.read_at(0, blob.size() as usize))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let read = arkivmelding::read(&xml)
-            .map_err(|reason| ApiError::bad_request("ArkivmeldingProcessingException", reason))?;
         if let Some(missing) = read
             .files
             .iter()
@@ -462,8 +523,6 @@ async fn send_message(state: &ApiState, message: &OutMessage, sbd: &Sbd) -> ApiR
             "The message needs its primary document (hoveddokument)",
         ));
     }
-    state.store.queue_for_sending(&message.message_id).await?;
-    state.outbox_wake.notify_one();
     Ok(())
 }
 
@@ -491,10 +550,29 @@ pub async fn send(
 }
 
 /// `POST /api/messages/out/multipart`: create, upload each file part, and send.
+///
+/// The parts are checked as they arrive and streamed into blobs, but nothing is stored until
+/// the whole request has passed every rule of create, upload and send: then the message, its
+/// conversation, its files and its outbox row are written in one transaction. A refused request
+/// leaves nothing behind (its blobs go with their handles), and an accepted one costs one
+/// write.
 pub async fn multipart(
     State(state): State<Arc<ApiState>>,
     mut form: Multipart,
 ) -> ApiResult<Json<Value>> {
+    let outcome = accept_multipart(&state, &mut form).await;
+    if outcome.is_err() {
+        while let Ok(Some(mut field)) = form.next_field().await {
+            if !drain_field(&mut field).await {
+                break;
+            }
+        }
+    }
+    outcome.map(Json)
+}
+
+/// Reads, checks and stores a multipart send; the SBD with its defaults.
+async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<Value> {
     let bad = |message: String| {
         ApiError::bad_request(
             "org.springframework.web.multipart.MultipartException",
@@ -510,61 +588,77 @@ pub async fn multipart(
         return Err(bad("the first part must be named sbd".into()));
     }
     let sbd_bytes = first.bytes().await.map_err(|e| bad(e.to_string()))?;
-    let sbd = create_message(&state, &sbd_bytes).await?;
-    // From here the message exists; a bad file removes it again, so nothing is half-stored.
-    let outcome = async {
-        let (message, sbd) = unsent_message(&state, &sbd.message_id).await?;
-        while let Some(field) = form.next_field().await.map_err(|e| bad(e.to_string()))? {
-            let filename = field
-                .file_name()
-                .map(str::to_owned)
-                .ok_or_else(|| bad("a file part has no filename".into()))?;
-            check_filename(&filename)?;
-            let upload = Upload {
-                filename,
-                title: field.name().map(str::to_owned),
-                mime_type: field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_owned(),
-            };
-            let room = check_new_file(&state, &message, &sbd, &upload)
-                .await?
-                .min(state.settings.multipart_file_limit);
-            let stream = field.map_err(|e| std::io::Error::other(e.to_string()));
-            let blob = write_stream(state.blobs.clone(), stream, Some(room))
-                .await
-                .map_err(|error| {
-                    if error.kind() == std::io::ErrorKind::FileTooLarge {
-                        too_large(room)
-                    } else {
-                        bad(format!("a file part could not be read: {error}"))
-                    }
-                })?;
-            keep_file(&state, &message, &sbd, upload, blob).await?;
-        }
-        send_message(&state, &message, &sbd).await
-    }
-    .await;
-    if let Err(error) = outcome {
-        while let Ok(Some(mut field)) = form.next_field().await {
-            if !drain_field(&mut field).await {
-                break;
-            }
-        }
-        if let Ok(Some(blobs)) = state.store.delete_out_message(&sbd.message_id).await {
-            remove_blobs(&state, blobs).await;
-        }
-        if let Ok(Some(conversation)) = state
-            .store
-            .conversation(&sbd.message_id, crate::store::Direction::Outgoing)
+    let NewMessage {
+        sbd,
+        message,
+        conversation,
+    } = prepare_message(state, &sbd_bytes).await?;
+    let mut files: Vec<MessageFile> = Vec::new();
+    // The uploaded blobs, kept only once the message is stored.
+    let mut blobs: Vec<Blob> = Vec::new();
+    let mut arkivmelding = None;
+    while let Some(field) = form.next_field().await.map_err(|e| bad(e.to_string()))? {
+        let filename = field
+            .file_name()
+            .map(str::to_owned)
+            .ok_or_else(|| bad("a file part has no filename".into()))?;
+        check_filename(&filename)?;
+        let upload = Upload {
+            filename,
+            title: field.name().map(str::to_owned),
+            mime_type: field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+        };
+        let room = file_rules(state, &message, &sbd, &upload, &files)?
+            .min(state.settings.multipart_file_limit);
+        let stream = field.map_err(|e| std::io::Error::other(e.to_string()));
+        let blob = write_stream(state.blobs.clone(), stream, Some(room))
             .await
-        {
-            let _ = state.store.delete_conversation(conversation.id).await;
+            .map_err(|error| {
+                if error.kind() == std::io::ErrorKind::FileTooLarge {
+                    too_large(room)
+                } else {
+                    bad(format!("a file part could not be read: {error}"))
+                }
+            })?;
+        if upload.filename == ARKIVMELDING_FILE {
+            arkivmelding = Some(read_arkivmelding(&blob).await?);
         }
-        return Err(error);
+        files.push(file_row(&message, &sbd, upload, &blob));
+        blobs.push(blob);
     }
-    Ok(Json(sbd.json))
+    if message.expiry.is_some_and(|expiry| expiry <= now_millis()) {
+        return Err(ApiError::bad_request(
+            "TimeToLiveException",
+            "Levetiden for meldingen er utgått. Må sendes på nytt",
+        ));
+    }
+    let arkivmelding = arkivmelding.filter(|_| sbd.message_type == "arkivmelding");
+    send_rules(&message, &sbd, &files, arkivmelding.as_ref())?;
+    let (reference, title) = arkivmelding
+        .map(|read| (read.reference, read.title))
+        .unwrap_or_default();
+    crate::blobs::sync_all(&blobs)
+        .await
+        .map_err(|e| ApiError::internal(format!("the files could not be kept: {e}")))?;
+    state
+        .store
+        .create_queued_message(
+            &message,
+            &conversation,
+            &files,
+            reference.as_deref(),
+            title.as_deref(),
+        )
+        .await
+        .map_err(creation_error)?;
+    for blob in &blobs {
+        blob.persist();
+    }
+    state.outbox_wake.notify_one();
+    Ok(sbd.json)
 }
 
 /// How much of a refused request body is read and discarded, so that the client, still

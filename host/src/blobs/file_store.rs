@@ -1,7 +1,8 @@
 //! The embedded blob store: one file per blob under the data directory.
 //!
 //! A blob is written to a `.partial` file and renamed when committed, so a crash mid-write never
-//! leaves a half blob under a real identifier; stale partial files are swept at start.
+//! leaves a half blob under a real identifier; stale partial files are swept at start. Only the
+//! blobs a row refers to are flushed to disk ([`BlobStore::sync`]), not a plugin's scratch.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -76,6 +77,13 @@ impl BlobStore for FileBlobStore {
             other => other,
         }
     }
+
+    fn sync(&self, ids: &[BlobId]) -> io::Result<()> {
+        for id in ids {
+            File::open(self.path_of(id)?)?.sync_data()?;
+        }
+        Ok(())
+    }
 }
 
 struct FileBlobWriter {
@@ -111,8 +119,7 @@ impl BlobWriter for FileBlobWriter {
             .file
             .take()
             .ok_or_else(|| io::Error::other("blob already committed"))?;
-        let file = file.into_inner().map_err(|error| error.into_error())?;
-        file.sync_data()?;
+        file.into_inner().map_err(|error| error.into_error())?;
         fs::rename(&self.partial_path, &self.final_path)?;
         Ok((self.id.clone(), self.written))
     }

@@ -62,6 +62,23 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     fn open(&self, id: &BlobId) -> io::Result<Box<dyn BlobReader>>;
     /// Removes a blob; removing one that is gone is not an error.
     fn remove(&self, id: &BlobId) -> io::Result<()>;
+    /// Makes committed blobs durable through a power loss, not only through a crash of this
+    /// process. Committing does not: most blobs are a plugin's intermediate results, gone
+    /// within the call, and paying a disk flush for each would be waste. Called for the blobs
+    /// a database row is about to refer to, before that row commits.
+    fn sync(&self, ids: &[BlobId]) -> io::Result<()>;
+}
+
+/// Makes `blobs` durable ([`BlobStore::sync`]) on the blocking pool; they share one store.
+pub async fn sync_all(blobs: &[Blob]) -> io::Result<()> {
+    let Some(first) = blobs.first() else {
+        return Ok(());
+    };
+    let store = first.store().clone();
+    let ids: Vec<BlobId> = blobs.iter().map(|blob| blob.id().clone()).collect();
+    tokio::task::spawn_blocking(move || store.sync(&ids))
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// A handle to a committed blob, cheap to clone.

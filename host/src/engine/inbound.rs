@@ -128,6 +128,10 @@ async fn store(
     }
     let package = incoming.package.clone();
     if let Some(package) = &package {
+        // Durable before the row that names it commits, and so before the provider is told.
+        crate::blobs::sync_all(std::slice::from_ref(package))
+            .await
+            .map_err(|e| format!("the package could not be kept: {e}"))?;
         package.persist();
     }
     let receiver = sbd.receiver.clone();

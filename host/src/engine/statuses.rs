@@ -6,13 +6,14 @@
 //! thousands of month-old messages. A conversation stops being pollable when its status says
 //! nothing more will come.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, pause, receipt_status};
 use crate::plugins::bindings::{Capabilities, Pending};
-use crate::store::{Direction, StatusUpdate, now_millis};
+use crate::store::{StatusEffects, StatusUpdate, now_millis};
 
 /// Pollable conversations read per round, as the real one pages them.
 const PAGE: i64 = 2000;
@@ -103,25 +104,29 @@ pub async fn round(engine: &Engine) {
             .collect();
         match plugin.poll_statuses(&pending).await {
             Ok(Ok(events)) => {
-                for event in events {
-                    let service = pollable
-                        .iter()
-                        .find(|c| c.message_id == event.message_id)
-                        .and_then(|c| c.service_identifier.clone());
-                    let update = StatusUpdate {
-                        status: receipt_status(event.status),
-                        description: event.description.clone(),
-                        raw_receipt: None,
-                        at: i64::try_from(event.at).ok(),
-                    };
-                    engine
-                        .register(
-                            &event.message_id,
-                            Direction::Outgoing,
-                            service.as_deref(),
-                            &update,
-                        )
-                        .await;
+                let services: HashMap<&str, Option<&str>> = pollable
+                    .iter()
+                    .map(|c| (c.message_id.as_str(), c.service_identifier.as_deref()))
+                    .collect();
+                let updates: Vec<_> = events
+                    .into_iter()
+                    .map(|event| {
+                        let service = services.get(event.message_id.as_str()).copied().flatten();
+                        let effects = StatusEffects {
+                            starts_polling: false,
+                            queue: engine.queues(service),
+                        };
+                        let update = StatusUpdate {
+                            status: receipt_status(event.status),
+                            description: event.description,
+                            raw_receipt: None,
+                            at: i64::try_from(event.at).ok(),
+                        };
+                        (event.message_id, update, effects)
+                    })
+                    .collect();
+                if let Err(error) = engine.store.register_outgoing_statuses(&updates).await {
+                    tracing::error!(channel = plugin.name(), %error, "polled statuses could not be registered");
                 }
             }
             Ok(Err(failure)) => {

@@ -90,6 +90,84 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a whole outgoing message at once, as a multipart send brings it: the message
+    /// (queued), its OPPRETTET conversation with the arkivmelding's reference and title, its
+    /// files in the given order, and its outbox row, in one transaction. Fails with
+    /// [`StoreError::Duplicate`] when the message id is taken, and then nothing is stored.
+    pub async fn create_queued_message(
+        &self,
+        message: &OutMessage,
+        conversation: &NewConversation,
+        files: &[MessageFile],
+        reference: Option<&str>,
+        title: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) \
+             ON CONFLICT (message_id) DO NOTHING"
+        ))
+        .bind(&message.message_id)
+        .bind(&message.conversation_id)
+        .bind(&message.process_identifier)
+        .bind(&message.document_type)
+        .bind(&message.sender_identifier)
+        .bind(&message.receiver_identifier)
+        .bind(&message.service_identifier)
+        .bind(&message.channel)
+        .bind(&message.sbd)
+        .bind(&message.service_record)
+        .bind(message.expiry)
+        .bind(message.created)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Duplicate(format!(
+                "Message with id {} already exists",
+                message.message_id
+            )));
+        }
+        insert_conversation(&mut tx, Direction::Outgoing, conversation, message.created).await?;
+        if reference.is_some() || title.is_some() {
+            sqlx::query(
+                "UPDATE conversation SET message_reference = $1, message_title = $2 \
+                 WHERE message_id = $3 AND direction = 'OUTGOING'",
+            )
+            .bind(reference)
+            .bind(title)
+            .bind(&message.message_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (ordinal, file) in files.iter().enumerate() {
+            sqlx::query(&format!(
+                "INSERT INTO message_file ({FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ))
+            .bind(&message.message_id)
+            .bind(i64::try_from(ordinal).unwrap_or(i64::MAX))
+            .bind(&file.filename)
+            .bind(&file.title)
+            .bind(&file.mime_type)
+            .bind(i64::from(file.primary_document))
+            .bind(file.size)
+            .bind(&file.blob_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) \
+             VALUES ($1, $2, 0, $3, $3)",
+        )
+        .bind(&message.message_id)
+        .bind(&message.channel)
+        .bind(message.created)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The outgoing message `message_id`.
     pub async fn out_message(&self, message_id: &str) -> Result<Option<OutMessage>, StoreError> {
         let row = sqlx::query(&format!(

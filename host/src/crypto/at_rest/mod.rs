@@ -75,6 +75,10 @@ impl BlobStore for EncryptedBlobStore {
     fn remove(&self, id: &BlobId) -> io::Result<()> {
         self.inner.remove(id)
     }
+
+    fn sync(&self, ids: &[BlobId]) -> io::Result<()> {
+        self.inner.sync(ids)
+    }
 }
 
 fn io_error(error: CmsError) -> io::Error {
