@@ -20,6 +20,8 @@ const TARGET: &str = "wasm32-wasip2";
 /// Each plugin as (environment variable the tests read, cdylib file name).
 const PLUGINS: &[(&str, &str)] = &[
     ("PLUGIN_LOOPBACK", "loopback"),
+    ("PLUGIN_DPV", "dpv"),
+    ("PLUGIN_DPE", "dpe"),
     ("PLUGIN_HOSTILE_PANIC", "hostile_panic"),
     ("PLUGIN_HOSTILE_LOOP", "hostile_loop"),
     ("PLUGIN_HOSTILE_MEMORY", "hostile_memory"),
@@ -47,6 +49,8 @@ fn main() {
         plugins.join("Cargo.lock"),
         plugins.join("sdk"),
         plugins.join("loopback"),
+        plugins.join("dpv"),
+        plugins.join("dpe"),
         manifest_dir.join("hostile"),
     ] {
         println!("cargo:rerun-if-changed={}", input.display());

@@ -9,6 +9,12 @@ pub mod artifacts {
     /// loopback peer.
     pub const LOOPBACK: &str = env!("PLUGIN_LOOPBACK");
 
+    /// The DPV channel (`plugins/dpv`): Altinn 2's correspondence agency.
+    pub const DPV: &str = env!("PLUGIN_DPV");
+
+    /// The DPE channel (`plugins/dpe`): eInnsyn over Azure Service Bus.
+    pub const DPE: &str = env!("PLUGIN_DPE");
+
     /// `send` panics with "hostile plugin panicked on purpose" (`tests/hostile/panic`).
     pub const HOSTILE_PANIC: &str = env!("PLUGIN_HOSTILE_PANIC");
 
@@ -44,6 +50,7 @@ pub mod artifacts {
     /// (`tests/hostile/no-transport`).
     pub const HOSTILE_NO_TRANSPORT: &str = env!("PLUGIN_HOSTILE_NO_TRANSPORT");
 }
+pub mod channels;
 pub mod harness;
 pub mod network;
 pub mod postgres;

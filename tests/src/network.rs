@@ -20,7 +20,7 @@ use simulators::pki::TestPki;
 use simulators::registry::{RegistryConfig, ServiceRegistry};
 
 /// The password of the keystores the registry simulator writes for the fixture.
-const KEYSTORE_PASSWORD: &str = "network keystore";
+pub const KEYSTORE_PASSWORD: &str = "network keystore";
 /// The API user of every integration point here.
 pub const API_USER: &str = "archive";
 /// Its password.
