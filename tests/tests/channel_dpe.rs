@@ -4,7 +4,8 @@
 //! the documents byte for byte.
 //!
 //! The receiving integration point's MOTTATT and LEVERT status messages back to the sender are
-//! the host's to send (not built yet), so the sender's statuses here stop at SENDT.
+//! the host's to send (not built yet); here they are put on the sender's queue as the receiving
+//! side would write them, which proves the routing by mode and the receiving of status messages.
 
 use std::io::Read as _;
 use std::time::Duration;
@@ -25,6 +26,7 @@ const SENDER: &str = "910076787";
 /// Registered for innsynskrav by DPE: reads its `innsyn` queue.
 const RECEIVER: &str = "910075918";
 const RECEIVER_QUEUE: &str = "nextbestqueue910075918innsyn";
+const SENDER_QUEUE: &str = "nextbestqueue910076787data";
 const PROCESS: &str = "urn:no:difi:profile:einnsyn:innsynskrav:ver1.0";
 const INNSYNSKRAV: &str = "urn:no:difi:einnsyn:xsd::innsynskrav";
 const KEY: &str = "dpe-test-shared-access-key";
@@ -228,8 +230,76 @@ async fn an_innsynskrav_travels_over_the_service_bus_byte_for_byte() {
         sender.outgoing_statuses(&message_id).await,
         ["OPPRETTET", "SENDT"]
     );
+
+    // The receiving side's status messages: no package, on the sender's `data` queue (the
+    // receiver reads `innsyn`, so its receipts go to `data`).
+    for status in ["MOTTATT", "LEVERT"] {
+        let body = json!({"sbd": status_sbd(&message_id, status)});
+        put_on_queue(&bus, SENDER_QUEUE, &body).await;
+    }
+    let seen = sender
+        .wait_for_status(&message_id, "LEVERT", Duration::from_secs(60))
+        .await;
+    assert_eq!(seen, ["OPPRETTET", "SENDT", "MOTTATT", "LEVERT"]);
+    wait_until(
+        "the status messages deleted",
+        Duration::from_secs(30),
+        async || bus.messages(SENDER_QUEUE).is_empty(),
+    )
+    .await;
     sender.service.stop().await;
     receiver.service.stop().await;
+}
+
+/// The status message the receiving side sends about `message_id` (it reuses the id).
+fn status_sbd(message_id: &str, status: &str) -> Value {
+    json!({
+        "standardBusinessDocumentHeader": {
+            "headerVersion": "1.0",
+            "sender": [{"identifier": {"value": format!("0192:{RECEIVER}"), "authority": "iso6523-actorid-upis"}}],
+            "receiver": [{"identifier": {"value": format!("0192:{SENDER}"), "authority": "iso6523-actorid-upis"}}],
+            "documentIdentification": {
+                "standard": "urn:no:difi:eformidling:xsd::status",
+                "typeVersion": "1.0",
+                "instanceIdentifier": message_id,
+                "type": "status"
+            },
+            "businessScope": {"scope": [{
+                "type": "ConversationId",
+                "instanceIdentifier": uuid::Uuid::new_v4().to_string(),
+                "identifier": "urn:no:difi:profile:eformidling:response:ver1.0"
+            }]}
+        },
+        "status": {"status": status}
+    })
+}
+
+/// Posts `body` to `queue` as a sender with the policy's key would.
+async fn put_on_queue(bus: &ServiceBus, queue: &str, body: &Value) {
+    use hmac::Mac as _;
+    let url = format!("{}/{queue}/messages", bus.base_url());
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    // The resource unencoded: it holds no `&` or `=`, and the bus signs `sr` as carried.
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
+    mac.update(format!("{url}\n{expiry}").as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let token = format!(
+        "SharedAccessSignature sr={url}&sig={signature}&se={expiry}&skn=MoveDPE-pilotPolicy"
+    );
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .header("authorization", token)
+        .header("BrokerProperties", "{}")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,7 +28,24 @@ pub const INTEGRATION_POINTS: [(&str, &str, u16); 2] = [
     ("910076787", "Lokal mottakeretat", 9094),
 ];
 
-fn operator_file(orgnr: &str, name: &str, port: u16, hash: &str) -> String {
+/// Each organisation's Altinn 2 end-user system (DPV), as `simulators/fixture.toml` has it.
+const ALTINN_SYSTEMS: [(&str, &str, &str); 2] = [
+    ("910075918", "20001", "lokal-testetat-passord"),
+    ("910076787", "20002", "lokal-mottakeretat-passord"),
+];
+/// The Service Bus key of the fixture's shared access policy (DPE).
+const SERVICE_BUS_KEY: &str = "c2ltdWxhdGVkLXNlcnZpY2UtYnVzLWtleQ==";
+
+/// The Altinn 2 system name and password of `orgnr`.
+fn altinn_system(orgnr: &str) -> anyhow::Result<(&'static str, &'static str)> {
+    ALTINN_SYSTEMS
+        .iter()
+        .find(|(org, _, _)| *org == orgnr)
+        .map(|(_, user, password)| (*user, *password))
+        .with_context(|| format!("no Altinn 2 system for {orgnr}"))
+}
+
+fn operator_file(orgnr: &str, name: &str, port: u16, hash: &str, altinn_user: &str) -> String {
     format!(
         r#"# Written by `cargo xtask local`: the operator settings of {name} ({orgnr}).
 [organisation]
@@ -58,6 +75,13 @@ incoming-seconds = 2
 
 [plugins.loopback.settings]
 identifier = "0192:{orgnr}"
+
+[plugins.dpe.settings]
+identifier = "0192:{orgnr}"
+
+[secrets.dpv]
+username = "{altinn_user}"
+password = {{ env = "IP_DPV_PASSWORD" }}
 "#
     )
 }
@@ -210,7 +234,11 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             let home: PathBuf = local.join(format!("ip-{orgnr}"));
             std::fs::create_dir_all(&home)?;
             let operator = home.join("integrasjonspunkt.toml");
-            std::fs::write(&operator, operator_file(orgnr, name, port, &hash))?;
+            let (altinn_user, altinn_password) = altinn_system(orgnr)?;
+            std::fs::write(
+                &operator,
+                operator_file(orgnr, name, port, &hash, altinn_user),
+            )?;
             let host = spawn(
                 Command::new(&binary)
                     .current_dir(&home)
@@ -220,7 +248,9 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
                     .arg(&operator)
                     .arg("run")
                     .env("IP_LOOPBACK_PASSWORD", LOOPBACK_PASSWORD)
-                    .env("IP_KEYSTORE_PASSWORD", KEYSTORE_PASSWORD),
+                    .env("IP_KEYSTORE_PASSWORD", KEYSTORE_PASSWORD)
+                    .env("IP_DPV_PASSWORD", altinn_password)
+                    .env("IP_DPE_KEY", SERVICE_BUS_KEY),
             )?;
             children.push((format!("integrasjonspunkt {orgnr}"), host));
         }
