@@ -31,7 +31,7 @@ enum Task {
         out: Option<PathBuf>,
     },
     /// Runs every test: the workspace's (which build the plugins for wasm32-wasip2 first) and
-    /// the plugin SDK's own, which run natively.
+    /// the native unit tests of the plugin SDK and of the DPV and DPE channels.
     Test {
         /// Passed on to `cargo test --workspace`, for example a test name filter.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -69,7 +69,8 @@ fn main() -> anyhow::Result<()> {
             let sdk = root.join("plugins/Cargo.toml");
             check(
                 cargo(&root)
-                    .args(["test", "-p", "eformidling-sdk", "--manifest-path"])
+                    .args(["test", "-p", "eformidling-sdk", "-p", "dpv", "-p", "dpe"])
+                    .arg("--manifest-path")
                     .arg(&sdk)
                     .arg("--target-dir")
                     .arg(root.join("target"))
