@@ -5,7 +5,8 @@
 //! host and port are on the plugin's allow-list; refused if it sets `authorization` itself;
 //! given the credentials it names, resolved here from secrets and tokens the plugin never sees, and
 //! only those granted to it; rid of its secret placeholders the same way; sent with the plugin's
-//! timeouts, its blob bodies streamed from the blob store; answered with a capped in-memory body or
+//! timeouts, its blob, multipart and composed bodies streamed from the blob store (blobs
+//! base64-encoded on the way where the plugin asks); answered with a capped in-memory body or
 //! a body streamed into a new blob; and counted and traced. Redirects are not followed, since a
 //! redirect would be a second, unchecked destination: the plugin sees the 3xx and may ask again.
 
