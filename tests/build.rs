@@ -22,6 +22,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("PLUGIN_LOOPBACK", "loopback"),
     ("PLUGIN_DPO", "dpo"),
     ("PLUGIN_EXAMPLE", "example"),
+    ("PLUGIN_DPV", "dpv"),
+    ("PLUGIN_DPE", "dpe"),
     ("PLUGIN_HOSTILE_PANIC", "hostile_panic"),
     ("PLUGIN_HOSTILE_LOOP", "hostile_loop"),
     ("PLUGIN_HOSTILE_MEMORY", "hostile_memory"),
@@ -51,6 +53,8 @@ fn main() {
         plugins.join("loopback"),
         plugins.join("dpo"),
         plugins.join("example"),
+        plugins.join("dpv"),
+        plugins.join("dpe"),
         manifest_dir.join("hostile"),
     ] {
         println!("cargo:rerun-if-changed={}", input.display());

@@ -14,6 +14,11 @@ pub mod artifacts {
     /// The example channel of the plugin author guide (`plugins/example`), which sends to the
     /// loopback peer and polls its statuses.
     pub const EXAMPLE: &str = env!("PLUGIN_EXAMPLE");
+    /// The DPV channel (`plugins/dpv`): Altinn 2's correspondence agency.
+    pub const DPV: &str = env!("PLUGIN_DPV");
+
+    /// The DPE channel (`plugins/dpe`): eInnsyn over Azure Service Bus.
+    pub const DPE: &str = env!("PLUGIN_DPE");
 
     /// `send` panics with "hostile plugin panicked on purpose" (`tests/hostile/panic`).
     pub const HOSTILE_PANIC: &str = env!("PLUGIN_HOSTILE_PANIC");

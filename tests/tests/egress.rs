@@ -12,7 +12,7 @@ use integrasjonspunkt::blobs::{BlobStore, FileBlobStore};
 use integrasjonspunkt::plugins::AllowList;
 use integrasjonspunkt::plugins::egress::{
     Body, Content, Credentials, Egress, EgressError, EgressPolicy, Part, Request, ResponseBody,
-    ResponseTarget,
+    ResponseTarget, Segment,
 };
 use integrasjonspunkt::secrets::{Secret, Secrets};
 use integrasjonspunkt::tokens::TokenSource;
@@ -240,6 +240,78 @@ async fn blob_and_multipart_bodies_stream_with_their_exact_length() {
         received.length,
         (head.len() + tail.len()) as u64 + (3 << 20)
     );
+}
+
+#[tokio::test]
+async fn composed_bodies_carry_blobs_base64_encoded_and_fill_only_inline_placeholders() {
+    let f = fixture().await;
+    let document: Vec<u8> = b"{{secret:peer.password}}"
+        .iter()
+        .copied()
+        .chain((0..200_000u32).map(|i| (i * 7 % 251) as u8))
+        .collect();
+    let blob = integrasjonspunkt::blobs::Blob::from_bytes(&f.blobs, &document).unwrap();
+    let body = Body::Single(Content::Composed(vec![
+        Segment::Bytes(b"<pw>{{secret:peer.password}}</pw><raw>".to_vec()),
+        Segment::Blob(blob.clone()),
+        Segment::Bytes(b"</raw><once>".to_vec()),
+        Segment::Base64(blob.clone(), 1),
+        Segment::Bytes(b"</once><twice>".to_vec()),
+        Segment::Base64(blob.clone(), 2),
+        Segment::Bytes(b"</twice>".to_vec()),
+    ]));
+    f.egress
+        .send(
+            &f.policy,
+            post(format!("{}/composed", f.sink.url), body, Credentials::None),
+            ResponseTarget::Memory(1024),
+        )
+        .await
+        .unwrap();
+    let base64 = base64::engine::general_purpose::STANDARD;
+    let once = base64.encode(&document);
+    let twice = base64.encode(&once);
+    let mut expected = b"<pw>s3&lt;c&gt;ret</pw><raw>".to_vec();
+    expected.extend_from_slice(&document);
+    expected
+        .extend_from_slice(format!("</raw><once>{once}</once><twice>{twice}</twice>").as_bytes());
+    let received = &f.sink.received()[0];
+    assert_eq!(received.length, expected.len() as u64);
+    assert_eq!(
+        received.headers["content-length"],
+        expected.len().to_string()
+    );
+    assert_eq!(
+        received.sha256,
+        sha256(&expected),
+        "the blob's placeholder is kept as is"
+    );
+
+    // A multipart part may be composed too; rounds outside 1 to 4 are refused before sending.
+    for rounds in [0, 5] {
+        let body = Body::Multipart {
+            subtype: "form-data".into(),
+            parameters: Vec::new(),
+            parts: vec![Part {
+                headers: Vec::new(),
+                content: Content::Composed(vec![Segment::Base64(blob.clone(), rounds)]),
+            }],
+        };
+        let error = f
+            .egress
+            .send(
+                &f.policy,
+                post(format!("{}/composed", f.sink.url), body, Credentials::None),
+                ResponseTarget::Memory(1024),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            EgressError::Invalid(format!("{rounds} base64 rounds; a segment takes 1 to 4"))
+        );
+    }
+    assert_eq!(f.sink.received().len(), 1);
 }
 
 #[tokio::test]

@@ -28,24 +28,25 @@ pub const INTEGRATION_POINTS: [(&str, &str, u16); 2] = [
     ("910076787", "Lokal mottakeretat", 9094),
 ];
 
-/// Each organisation's Altinn 2 end-user system in the simulators' fixture, which DPO acts as:
-/// (organisation, system user name, password).
-const ALTINN2_SYSTEMS: [(&str, &str, &str); 2] = [
+/// Each organisation's Altinn 2 end-user system (DPO and DPV act as it), as
+/// `simulators/fixture.toml` has it: (organisation, system user name, password).
+const ALTINN_SYSTEMS: [(&str, &str, &str); 2] = [
     ("910075918", "20001", "lokal-testetat-passord"),
     ("910076787", "20002", "lokal-mottakeretat-passord"),
 ];
+/// The Service Bus key of the fixture's shared access policy (DPE).
+const SERVICE_BUS_KEY: &str = "c2ltdWxhdGVkLXNlcnZpY2UtYnVzLWtleQ==";
 
-/// The Altinn 2 end-user system of `orgnr`: its user name and password.
-fn altinn2_system(orgnr: &str) -> (&'static str, &'static str) {
-    ALTINN2_SYSTEMS
+/// The Altinn 2 system name and password of `orgnr`.
+fn altinn_system(orgnr: &str) -> anyhow::Result<(&'static str, &'static str)> {
+    ALTINN_SYSTEMS
         .iter()
         .find(|(org, _, _)| *org == orgnr)
         .map(|(_, user, password)| (*user, *password))
-        .unwrap_or_default()
+        .with_context(|| format!("no Altinn 2 system for {orgnr}"))
 }
 
-fn operator_file(orgnr: &str, name: &str, port: u16, hash: &str) -> String {
-    let (altinn2_user, _) = altinn2_system(orgnr);
+fn operator_file(orgnr: &str, name: &str, port: u16, hash: &str, altinn_user: &str) -> String {
     format!(
         r#"# Written by `cargo xtask local`: the operator settings of {name} ({orgnr}).
 [organisation]
@@ -79,9 +80,16 @@ identifier = "0192:{orgnr}"
 [plugins.dpo.settings]
 reportee = "{orgnr}"
 
+[plugins.dpe.settings]
+identifier = "0192:{orgnr}"
+
 [secrets.dpo]
-username = "{altinn2_user}"
+username = "{altinn_user}"
 password = {{ env = "IP_DPO_PASSWORD" }}
+
+[secrets.dpv]
+username = "{altinn_user}"
+password = {{ env = "IP_DPV_PASSWORD" }}
 "#
     )
 }
@@ -234,7 +242,11 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             let home: PathBuf = local.join(format!("ip-{orgnr}"));
             std::fs::create_dir_all(&home)?;
             let operator = home.join("integrasjonspunkt.toml");
-            std::fs::write(&operator, operator_file(orgnr, name, port, &hash))?;
+            let (altinn_user, altinn_password) = altinn_system(orgnr)?;
+            std::fs::write(
+                &operator,
+                operator_file(orgnr, name, port, &hash, altinn_user),
+            )?;
             let host = spawn(
                 Command::new(&binary)
                     .current_dir(&home)
@@ -244,8 +256,10 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
                     .arg(&operator)
                     .arg("run")
                     .env("IP_LOOPBACK_PASSWORD", LOOPBACK_PASSWORD)
-                    .env("IP_DPO_PASSWORD", altinn2_system(orgnr).1)
-                    .env("IP_KEYSTORE_PASSWORD", KEYSTORE_PASSWORD),
+                    .env("IP_KEYSTORE_PASSWORD", KEYSTORE_PASSWORD)
+                    .env("IP_DPO_PASSWORD", altinn_password)
+                    .env("IP_DPV_PASSWORD", altinn_password)
+                    .env("IP_DPE_KEY", SERVICE_BUS_KEY),
             )?;
             children.push((format!("integrasjonspunkt {orgnr}"), host));
         }

@@ -31,7 +31,7 @@ enum Task {
         out: Option<PathBuf>,
     },
     /// Runs every test: the workspace's (which build the plugins for wasm32-wasip2 first) and
-    /// the plugin SDK's own, which run natively.
+    /// the native unit tests of the plugin SDK and of the DPV and DPE channels.
     Test {
         /// Passed on to `cargo test --workspace`, for example a test name filter.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -75,6 +75,10 @@ fn main() -> anyhow::Result<()> {
                         "eformidling-sdk",
                         "-p",
                         "example",
+                        "-p",
+                        "dpv",
+                        "-p",
+                        "dpe",
                         "--manifest-path",
                     ])
                     .arg(&sdk)

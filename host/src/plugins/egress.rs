@@ -5,7 +5,8 @@
 //! host and port are on the plugin's allow-list; refused if it sets `authorization` itself;
 //! given the credentials it names, resolved here from secrets and tokens the plugin never sees, and
 //! only those granted to it; rid of its secret placeholders the same way; sent with the plugin's
-//! timeouts, its blob bodies streamed from the blob store; answered with a capped in-memory body or
+//! timeouts, its blob, multipart and composed bodies streamed from the blob store (blobs
+//! base64-encoded on the way where the plugin asks); answered with a capped in-memory body or
 //! a body streamed into a new blob; and counted and traced. Redirects are not followed, since a
 //! redirect would be a second, unchecked destination: the plugin sees the 3xx and may ask again.
 
@@ -22,7 +23,7 @@ use sha2::Sha256;
 use tracing::Instrument as _;
 
 use super::allow_list::AllowList;
-use super::placeholders;
+use super::{base64_stream, placeholders};
 use crate::blobs::{self, Blob, BlobStore};
 use crate::http_text::error_chain;
 use crate::secrets::{Secret, Secrets};
@@ -72,6 +73,41 @@ pub enum Content {
     Bytes(Vec<u8>),
     /// A blob, streamed as is.
     Blob(Blob),
+    /// Segments joined in order.
+    Composed(Vec<Segment>),
+}
+
+/// One piece of composed content.
+#[derive(Clone, Debug)]
+pub enum Segment {
+    /// Inline bytes; secret placeholders are filled.
+    Bytes(Vec<u8>),
+    /// A blob, streamed as is.
+    Blob(Blob),
+    /// A blob, base64-encoded this many times as it streams.
+    Base64(Blob, u8),
+}
+
+impl Segment {
+    fn len(&self) -> u64 {
+        match self {
+            Segment::Bytes(bytes) => bytes.len() as u64,
+            Segment::Blob(blob) => blob.size(),
+            Segment::Base64(blob, rounds) => base64_stream::encoded_len(blob.size(), *rounds),
+        }
+    }
+
+    fn stream(self) -> BoxStream<'static, std::io::Result<Bytes>> {
+        match self {
+            Segment::Bytes(bytes) => {
+                futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed()
+            }
+            Segment::Blob(blob) => blobs::read_stream(blob).boxed(),
+            Segment::Base64(blob, rounds) => {
+                base64_stream::encode(blobs::read_stream(blob).boxed(), rounds)
+            }
+        }
+    }
 }
 
 /// One part of a multipart body.
@@ -419,21 +455,9 @@ impl Egress {
 
     /// The streamed body, its length and the content type the host sets.
     fn body(&self, policy: &EgressPolicy, body: Body) -> Result<PreparedBody, EgressError> {
-        Ok(match body {
-            Body::Empty => (None, None, None),
-            Body::Single(Content::Bytes(bytes)) => {
-                let bytes = self.fill(policy, bytes)?;
-                let length = bytes.len() as u64;
-                (Some(bytes.into()), Some(length), None)
-            }
-            Body::Single(Content::Blob(blob)) => {
-                let length = blob.size();
-                (
-                    Some(reqwest::Body::wrap_stream(blobs::read_stream(blob))),
-                    Some(length),
-                    None,
-                )
-            }
+        let (segments, content_type) = match body {
+            Body::Empty => return Ok((None, None, None)),
+            Body::Single(content) => (self.segments(policy, content)?, None),
             Body::Multipart {
                 subtype,
                 parameters,
@@ -450,7 +474,7 @@ impl Egress {
                     }
                     content_type.push_str(&format!("; {}=\"{value}\"", token(name)?));
                 }
-                let mut segments = Vec::with_capacity(parts.len() * 2 + 1);
+                let mut segments = Vec::with_capacity(parts.len() * 3 + 1);
                 for part in parts {
                     let mut head = format!("--{boundary}\r\n");
                     for (name, value) in &part.headers {
@@ -459,37 +483,51 @@ impl Egress {
                         head.push_str(&format!("{name}: {value}\r\n"));
                     }
                     head.push_str("\r\n");
-                    segments.push(Content::Bytes(head.into_bytes()));
-                    segments.push(match part.content {
-                        Content::Bytes(bytes) => Content::Bytes(self.fill(policy, bytes)?),
-                        blob => blob,
-                    });
-                    segments.push(Content::Bytes(b"\r\n".to_vec()));
+                    segments.push(Segment::Bytes(head.into_bytes()));
+                    segments.extend(self.segments(policy, part.content)?);
+                    segments.push(Segment::Bytes(b"\r\n".to_vec()));
                 }
-                segments.push(Content::Bytes(format!("--{boundary}--\r\n").into_bytes()));
-                let length = segments
-                    .iter()
-                    .map(|segment| match segment {
-                        Content::Bytes(bytes) => bytes.len() as u64,
-                        Content::Blob(blob) => blob.size(),
-                    })
-                    .sum();
-                let stream: BoxStream<'static, std::io::Result<Bytes>> =
-                    futures::stream::iter(segments)
-                        .flat_map(|segment| match segment {
-                            Content::Bytes(bytes) => {
-                                futures::stream::once(async move { Ok(Bytes::from(bytes)) }).boxed()
-                            }
-                            Content::Blob(blob) => blobs::read_stream(blob).boxed(),
-                        })
-                        .boxed();
-                (
-                    Some(reqwest::Body::wrap_stream(stream)),
-                    Some(length),
-                    Some(content_type),
-                )
+                segments.push(Segment::Bytes(format!("--{boundary}--\r\n").into_bytes()));
+                (segments, Some(content_type))
             }
-        })
+        };
+        let length = segments.iter().map(Segment::len).sum();
+        let stream: BoxStream<'static, std::io::Result<Bytes>> = futures::stream::iter(segments)
+            .flat_map(Segment::stream)
+            .boxed();
+        Ok((
+            Some(reqwest::Body::wrap_stream(stream)),
+            Some(length),
+            content_type,
+        ))
+    }
+
+    /// The segments of one piece of content, with the placeholders of its inline bytes filled
+    /// (never those of a blob) and its base64 rounds checked.
+    fn segments(
+        &self,
+        policy: &EgressPolicy,
+        content: Content,
+    ) -> Result<Vec<Segment>, EgressError> {
+        match content {
+            Content::Bytes(bytes) => Ok(vec![Segment::Bytes(self.fill(policy, bytes)?)]),
+            Content::Blob(blob) => Ok(vec![Segment::Blob(blob)]),
+            Content::Composed(segments) => segments
+                .into_iter()
+                .map(|segment| match segment {
+                    Segment::Bytes(bytes) => Ok(Segment::Bytes(self.fill(policy, bytes)?)),
+                    Segment::Base64(_, rounds)
+                        if rounds == 0 || rounds > base64_stream::MAX_ROUNDS =>
+                    {
+                        Err(EgressError::Invalid(format!(
+                            "{rounds} base64 rounds; a segment takes 1 to {}",
+                            base64_stream::MAX_ROUNDS
+                        )))
+                    }
+                    other => Ok(other),
+                })
+                .collect(),
+        }
     }
 
     async fn execute(

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use wasmtime::component::Resource;
 
+use super::base64_stream;
 use super::bindings::eformidling::transport::{archive, config, http, log, types};
 use super::egress::{self, EgressError, ResponseBody, ResponseTarget};
 use super::sandbox::CallState;
@@ -80,6 +81,23 @@ impl types::HostBlob for CallState {
         self.push_blob(sliced)
     }
 
+    async fn decode_base64(
+        &mut self,
+        handle: Resource<Blob>,
+        offset: u64,
+        length: u64,
+        rounds: u8,
+    ) -> wasmtime::Result<Result<Resource<Blob>, String>> {
+        let blob = self.blob(&handle)?;
+        let store = self.plugin.services.blobs.clone();
+        match blocking(move || base64_stream::decode_range(&store, &blob, offset, length, rounds))
+            .await?
+        {
+            Ok(decoded) => Ok(Ok(self.push_blob(decoded)?)),
+            Err(error) => Ok(Err(error)),
+        }
+    }
+
     async fn drop(&mut self, handle: Resource<Blob>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         Ok(())
@@ -91,7 +109,24 @@ impl CallState {
         Ok(match content {
             http::Content::Bytes(bytes) => egress::Content::Bytes(bytes),
             http::Content::Blob(handle) => egress::Content::Blob(self.blob(&handle)?),
+            http::Content::Composed(segments) => self.composed(segments)?,
         })
+    }
+
+    fn composed(&self, segments: Vec<http::Segment>) -> wasmtime::Result<egress::Content> {
+        let segments = segments
+            .into_iter()
+            .map(|segment| {
+                Ok(match segment {
+                    http::Segment::Bytes(bytes) => egress::Segment::Bytes(bytes),
+                    http::Segment::Blob(handle) => egress::Segment::Blob(self.blob(&handle)?),
+                    http::Segment::Base64(encoded) => {
+                        egress::Segment::Base64(self.blob(&encoded.content)?, encoded.rounds)
+                    }
+                })
+            })
+            .collect::<wasmtime::Result<_>>()?;
+        Ok(egress::Content::Composed(segments))
     }
 
     fn request(&self, request: http::Request) -> wasmtime::Result<egress::Request> {
@@ -101,6 +136,7 @@ impl CallState {
             http::Body::Blob(handle) => {
                 egress::Body::Single(egress::Content::Blob(self.blob(&handle)?))
             }
+            http::Body::Composed(segments) => egress::Body::Single(self.composed(segments)?),
             http::Body::Multipart(multipart) => egress::Body::Multipart {
                 subtype: multipart.subtype,
                 parameters: multipart.parameters,

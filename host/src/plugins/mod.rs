@@ -7,6 +7,7 @@
 //! through the one chokepoint in `egress`.
 
 mod allow_list;
+mod base64_stream;
 pub mod bindings;
 mod cache;
 pub mod egress;

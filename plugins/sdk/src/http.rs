@@ -70,6 +70,13 @@ impl<'a> RequestBuilder<'a> {
             .body(Body::Blob(blob))
     }
 
+    /// Sends segments of text and blobs as one body, with this `content-type`; see
+    /// [`crate::compose::Composer`]. Secret placeholders are filled in the text only.
+    pub fn composed(self, content_type: &str, segments: Vec<Segment<'a>>) -> Self {
+        self.header("content-type", content_type)
+            .body(Body::Composed(segments))
+    }
+
     /// Sends a multipart body; the host writes its `content-type`.
     pub fn multipart(self, multipart: Multipart<'a>) -> Self {
         self.body(Body::Multipart(multipart))

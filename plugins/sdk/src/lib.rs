@@ -65,6 +65,7 @@ pub mod bindings {
     });
 }
 
+pub mod compose;
 pub mod failure;
 pub mod http;
 pub mod log;
