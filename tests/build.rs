@@ -20,6 +20,7 @@ const TARGET: &str = "wasm32-wasip2";
 /// Each plugin as (environment variable the tests read, cdylib file name).
 const PLUGINS: &[(&str, &str)] = &[
     ("PLUGIN_LOOPBACK", "loopback"),
+    ("PLUGIN_DPF", "dpf"),
     ("PLUGIN_HOSTILE_PANIC", "hostile_panic"),
     ("PLUGIN_HOSTILE_LOOP", "hostile_loop"),
     ("PLUGIN_HOSTILE_MEMORY", "hostile_memory"),
@@ -47,6 +48,7 @@ fn main() {
         plugins.join("Cargo.lock"),
         plugins.join("sdk"),
         plugins.join("loopback"),
+        plugins.join("dpf"),
         manifest_dir.join("hostile"),
     ] {
         println!("cargo:rerun-if-changed={}", input.display());

@@ -9,6 +9,9 @@ pub mod artifacts {
     /// loopback peer.
     pub const LOOPBACK: &str = env!("PLUGIN_LOOPBACK");
 
+    /// The DPF channel (`plugins/dpf`): KS FIKS SvarUt and SvarInn.
+    pub const DPF: &str = env!("PLUGIN_DPF");
+
     /// `send` panics with "hostile plugin panicked on purpose" (`tests/hostile/panic`).
     pub const HOSTILE_PANIC: &str = env!("PLUGIN_HOSTILE_PANIC");
 
@@ -44,6 +47,7 @@ pub mod artifacts {
     /// (`tests/hostile/no-transport`).
     pub const HOSTILE_NO_TRANSPORT: &str = env!("PLUGIN_HOSTILE_NO_TRANSPORT");
 }
+pub mod channels;
 pub mod harness;
 pub mod network;
 pub mod postgres;

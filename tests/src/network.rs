@@ -20,7 +20,7 @@ use simulators::pki::TestPki;
 use simulators::registry::{RegistryConfig, ServiceRegistry};
 
 /// The password of the keystores the registry simulator writes for the fixture.
-const KEYSTORE_PASSWORD: &str = "network keystore";
+pub const KEYSTORE_PASSWORD: &str = "network keystore";
 /// The API user of every integration point here.
 pub const API_USER: &str = "archive";
 /// Its password.
@@ -44,6 +44,8 @@ pub struct Network {
     pub registry: ServiceRegistry,
     /// The provider of the loopback channel.
     pub peer: LoopbackPeer,
+    /// The test PKI every certificate here chains to, for simulators a test starts itself.
+    pub pki: TestPki,
     pki_dir: PathBuf,
 }
 
@@ -67,6 +69,7 @@ impl Network {
                 "eformidling:dpv",
                 "eformidling:dpf",
                 "eformidling:dpe",
+                "digitalpostinnbygger:send",
             ],
         ))
         .await
@@ -96,6 +99,7 @@ impl Network {
             maskinporten,
             registry,
             peer,
+            pki,
             pki_dir,
         }
     }
