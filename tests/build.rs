@@ -21,6 +21,7 @@ const TARGET: &str = "wasm32-wasip2";
 const PLUGINS: &[(&str, &str)] = &[
     ("PLUGIN_LOOPBACK", "loopback"),
     ("PLUGIN_DPF", "dpf"),
+    ("PLUGIN_DPI", "dpi"),
     ("PLUGIN_HOSTILE_PANIC", "hostile_panic"),
     ("PLUGIN_HOSTILE_LOOP", "hostile_loop"),
     ("PLUGIN_HOSTILE_MEMORY", "hostile_memory"),
@@ -49,6 +50,7 @@ fn main() {
         plugins.join("sdk"),
         plugins.join("loopback"),
         plugins.join("dpf"),
+        plugins.join("dpi"),
         manifest_dir.join("hostile"),
     ] {
         println!("cargo:rerun-if-changed={}", input.display());

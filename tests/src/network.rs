@@ -69,7 +69,14 @@ impl Network {
                 "eformidling:dpv",
                 "eformidling:dpf",
                 "eformidling:dpe",
+                "eformidling:dpi",
                 "digitalpostinnbygger:send",
+                "global/kontaktinformasjon.read",
+                "global/sikkerdigitalpost.read",
+                "global/varslingsstatus.read",
+                "global/sertifikat.read",
+                "global/navn.read",
+                "global/postadresse.read",
             ],
         ))
         .await

@@ -3,10 +3,9 @@
 //! SvarUt), and Testkommune's (910077201) integration point fetches it from SvarInn.
 
 use std::io::Read as _;
-use std::path::Path;
 use std::time::Duration;
 
-use ip_tests::channels::dpf;
+use ip_tests::channels::{dpf, pretend_size, upload};
 use ip_tests::network::{
     IntegrationPoint, Network, arkivmelding_sbd, arkivmelding_xml, message_id, outbox_attempts,
     statuses, wait_until,
@@ -219,48 +218,6 @@ async fn a_forsendelse_svarut_refuses_is_feil_with_its_reason() {
     );
     assert!(svarut.received().is_empty());
     sender.service.stop().await;
-}
-
-/// Sets the recorded size of `filename` of `message_id`: a stand-in for a file of that size.
-async fn pretend_size(home: &Path, message_id: &str, filename: &str, size: i64) {
-    sqlx::any::install_default_drivers();
-    let url = format!(
-        "sqlite://{}",
-        home.join("data/integrasjonspunkt.db").display()
-    );
-    let pool = sqlx::AnyPool::connect(&url).await.expect("the database");
-    let updated =
-        sqlx::query("UPDATE message_file SET size = $1 WHERE message_id = $2 AND filename = $3")
-            .bind(size)
-            .bind(message_id)
-            .bind(filename)
-            .execute(&pool)
-            .await
-            .expect("the update");
-    assert_eq!(updated.rows_affected(), 1);
-    pool.close().await;
-}
-
-async fn upload(
-    ip: &IntegrationPoint,
-    message_id: &str,
-    name: &str,
-    bytes: Vec<u8>,
-) -> (u16, Value) {
-    let answer = ip
-        .request(Method::PUT, &format!("/api/messages/out/{message_id}"))
-        .header("content-type", "application/pdf")
-        .header(
-            "content-disposition",
-            format!("attachment; name=\"{name}\"; filename=\"{name}\""),
-        )
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status().as_u16();
-    let body = answer.bytes().await.unwrap();
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
