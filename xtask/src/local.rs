@@ -58,6 +58,15 @@ incoming-seconds = 2
 
 [plugins.loopback.settings]
 identifier = "0192:{orgnr}"
+
+# The organisation's own SvarUt account (DPF), as the fixture names it.
+[secrets.svarut]
+username = "{orgnr}"
+password = {{ env = "IP_SVARUT_PASSWORD" }}
+
+[secrets.svarinn]
+username = "{orgnr}"
+password = {{ env = "IP_SVARUT_PASSWORD" }}
 "#
     )
 }
@@ -220,6 +229,7 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
                     .arg(&operator)
                     .arg("run")
                     .env("IP_LOOPBACK_PASSWORD", LOOPBACK_PASSWORD)
+                    .env("IP_SVARUT_PASSWORD", format!("svarut-{orgnr}"))
                     .env("IP_KEYSTORE_PASSWORD", KEYSTORE_PASSWORD),
             )?;
             children.push((format!("integrasjonspunkt {orgnr}"), host));

@@ -405,7 +405,10 @@ mod tests {
             .unwrap();
         let bytes = bytes(&state.blob(&container).unwrap());
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-        let names: Vec<String> = zip.file_names().map(str::to_owned).collect();
+        let names: Vec<String> = zip
+            .file_names()
+            .map(|name| name.unwrap().into_owned())
+            .collect();
         assert_eq!(names[0], "mimetype");
         assert!(names.contains(&"manifest.xml".to_owned()), "{names:?}");
         assert!(
