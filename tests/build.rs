@@ -24,6 +24,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("PLUGIN_EXAMPLE", "example"),
     ("PLUGIN_DPV", "dpv"),
     ("PLUGIN_DPE", "dpe"),
+    ("PLUGIN_DPF", "dpf"),
+    ("PLUGIN_DPI", "dpi"),
     ("PLUGIN_HOSTILE_PANIC", "hostile_panic"),
     ("PLUGIN_HOSTILE_LOOP", "hostile_loop"),
     ("PLUGIN_HOSTILE_MEMORY", "hostile_memory"),
@@ -55,6 +57,8 @@ fn main() {
         plugins.join("example"),
         plugins.join("dpv"),
         plugins.join("dpe"),
+        plugins.join("dpf"),
+        plugins.join("dpi"),
         manifest_dir.join("hostile"),
     ] {
         println!("cargo:rerun-if-changed={}", input.display());

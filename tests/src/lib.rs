@@ -19,6 +19,11 @@ pub mod artifacts {
 
     /// The DPE channel (`plugins/dpe`): eInnsyn over Azure Service Bus.
     pub const DPE: &str = env!("PLUGIN_DPE");
+    /// The DPF channel (`plugins/dpf`): KS FIKS SvarUt and SvarInn.
+    pub const DPF: &str = env!("PLUGIN_DPF");
+
+    /// The DPI channel (`plugins/dpi`): digital post to citizens through corner 2.
+    pub const DPI: &str = env!("PLUGIN_DPI");
 
     /// `send` panics with "hostile plugin panicked on purpose" (`tests/hostile/panic`).
     pub const HOSTILE_PANIC: &str = env!("PLUGIN_HOSTILE_PANIC");

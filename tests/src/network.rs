@@ -45,6 +45,8 @@ pub struct Network {
     pub registry: ServiceRegistry,
     /// The provider of the loopback channel.
     pub peer: LoopbackPeer,
+    /// The test PKI every certificate here chains to, for simulators a test starts itself.
+    pub pki: TestPki,
     pki_dir: PathBuf,
 }
 
@@ -68,6 +70,14 @@ impl Network {
                 "eformidling:dpv",
                 "eformidling:dpf",
                 "eformidling:dpe",
+                "eformidling:dpi",
+                "digitalpostinnbygger:send",
+                "global/kontaktinformasjon.read",
+                "global/sikkerdigitalpost.read",
+                "global/varslingsstatus.read",
+                "global/sertifikat.read",
+                "global/navn.read",
+                "global/postadresse.read",
             ],
         ))
         .await
@@ -97,6 +107,7 @@ impl Network {
             maskinporten,
             registry,
             peer,
+            pki,
             pki_dir,
         }
     }

@@ -90,6 +90,15 @@ password = {{ env = "IP_DPO_PASSWORD" }}
 [secrets.dpv]
 username = "{altinn_user}"
 password = {{ env = "IP_DPV_PASSWORD" }}
+
+# The organisation's own SvarUt account (DPF), as the fixture names it.
+[secrets.svarut]
+username = "{orgnr}"
+password = {{ env = "IP_SVARUT_PASSWORD" }}
+
+[secrets.svarinn]
+username = "{orgnr}"
+password = {{ env = "IP_SVARUT_PASSWORD" }}
 "#
     )
 }
@@ -259,7 +268,8 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
                     .env("IP_KEYSTORE_PASSWORD", KEYSTORE_PASSWORD)
                     .env("IP_DPO_PASSWORD", altinn_password)
                     .env("IP_DPV_PASSWORD", altinn_password)
-                    .env("IP_DPE_KEY", SERVICE_BUS_KEY),
+                    .env("IP_DPE_KEY", SERVICE_BUS_KEY)
+                    .env("IP_SVARUT_PASSWORD", format!("svarut-{orgnr}")),
             )?;
             children.push((format!("integrasjonspunkt {orgnr}"), host));
         }

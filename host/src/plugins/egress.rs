@@ -366,6 +366,23 @@ impl Egress {
         Ok(builder)
     }
 
+    /// A Maskinporten access token with `scopes` for a plugin that must carry one inside a
+    /// signed document (DPI's forretningsmelding), checked against the plugin's granted scopes
+    /// exactly as a request's credentials are.
+    pub async fn maskinporten_token(
+        &self,
+        policy: &EgressPolicy,
+        scopes: &[String],
+    ) -> Result<String, EgressError> {
+        let url =
+            reqwest::Url::parse("urn:token").map_err(|e| EgressError::Invalid(e.to_string()))?;
+        let credentials = Credentials::Maskinporten(scopes.to_vec());
+        let authorization = self.authorization(policy, &url, &credentials).await?;
+        Ok(authorization
+            .and_then(|value| value.strip_prefix("Bearer ").map(str::to_owned))
+            .unwrap_or_default())
+    }
+
     async fn authorization(
         &self,
         policy: &EgressPolicy,

@@ -65,13 +65,16 @@ pub mod bindings {
     });
 }
 
+pub mod base64;
 pub mod compose;
 pub mod failure;
 pub mod http;
 pub mod log;
 pub mod secret;
 pub mod settings;
+pub mod time;
 pub mod url;
+pub mod xml;
 
 pub use bindings::eformidling::transport::{archive, config, crypto, types};
 pub use bindings::export;

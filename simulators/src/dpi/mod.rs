@@ -257,6 +257,21 @@ impl Meldingsformidler {
             .collect()
     }
 
+    /// The receipts not yet confirmed with `/read`, as (message id, receipt kind), oldest
+    /// first.
+    pub fn unread_receipts(&self) -> Vec<(String, String)> {
+        let book = lock(&self.state.book);
+        book.receipts
+            .iter()
+            .filter(|receipt| !receipt.read)
+            .map(|receipt| {
+                let message = &book.messages[receipt.message].public;
+                let kind = jose_kind(&receipt.jwt).unwrap_or_default();
+                (message.message_id.clone(), kind)
+            })
+            .collect()
+    }
+
     /// Sends an `aapningskvittering` for `message_id`, as the mailbox does when the citizen
     /// opens it.
     pub fn mark_opened(&self, message_id: &str) -> Result<(), UnknownMessage> {
@@ -384,6 +399,22 @@ impl DpiState {
         });
         Ok(())
     }
+}
+
+/// The document type of a receipt JWT, read back for [`Meldingsformidler::unread_receipts`].
+fn jose_kind(jwt: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1)?;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?,
+    )
+    .ok()?;
+    claims["standardBusinessDocument"]["standardBusinessDocumentHeader"]["documentIdentification"]
+        ["type"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// A refusal, answered as `application/problem+json`.

@@ -1,4 +1,5 @@
-//! ASiC-E containers with a CAdES signature, as the document package of DPO, DPE and DPH.
+//! ASiC-E containers with a CAdES signature, as the document package of DPO, DPE and DPH, or
+//! with a XAdES one ([`xades`]), as DPI's.
 //!
 //! The container is a zip: `mimetype` first and stored (so the type shows at a fixed offset),
 //! the documents, an OASIS `META-INF/manifest.xml`, the signed `META-INF/ASiCManifest.xml` that
@@ -10,11 +11,12 @@
 mod manifest;
 mod read;
 mod write;
+mod xades;
 
 use std::io;
 
 pub use read::{SignedEntry, VerifiedAsic, verify};
-pub use write::{AsicEntry, build};
+pub use write::{AsicEntry, SignatureForm, build, build_signed};
 
 /// The media type in `mimetype`.
 pub const MIME_TYPE: &str = "application/vnd.etsi.asic-e+zip";

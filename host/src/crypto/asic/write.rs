@@ -11,6 +11,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
 use super::manifest::{self, Digest, Reference};
+use super::xades;
 use super::{ASIC_MANIFEST, AsicError, MIME_TYPE, OASIS_MANIFEST, SIGNATURE};
 use crate::archive::check_entry_name;
 use crate::blobs::{Blob, BlobStore};
@@ -26,11 +27,31 @@ pub struct AsicEntry {
     pub content: Blob,
 }
 
-/// Builds a signed ASiC-E container of `entries`, in order, into a new temporary blob.
+/// How a container is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureForm {
+    /// `META-INF/ASiCManifest.xml` and a CAdES `META-INF/signature.p7s` (DPO, DPE, DPH).
+    Cades,
+    /// XAdES `META-INF/signatures.xml` (DPI).
+    Xades,
+}
+
+/// Builds a CAdES-signed ASiC-E container of `entries`, in order, into a new temporary blob.
 pub fn build(
     store: &Arc<dyn BlobStore>,
     certificate: &BusinessCertificate,
     entries: Vec<AsicEntry>,
+) -> Result<Blob, AsicError> {
+    build_signed(store, certificate, entries, SignatureForm::Cades)
+}
+
+/// Builds an ASiC-E container of `entries`, in order, signed in `form`, into a new temporary
+/// blob.
+pub fn build_signed(
+    store: &Arc<dyn BlobStore>,
+    certificate: &BusinessCertificate,
+    entries: Vec<AsicEntry>,
+    form: SignatureForm,
 ) -> Result<Blob, AsicError> {
     check(&entries)?;
     let mut zip = ZipWriter::new_stream(store.create()?);
@@ -72,12 +93,23 @@ pub fn build(
         .collect();
     zip.start_file(OASIS_MANIFEST, deflated)?;
     zip.write_all(manifest::write_oasis(&types).as_bytes())?;
-    let asic_manifest = manifest::write(SIGNATURE, &references);
-    zip.start_file(ASIC_MANIFEST, deflated)?;
-    zip.write_all(asic_manifest.as_bytes())?;
-    let signature = cades::sign_detached(certificate, asic_manifest.as_bytes(), SystemTime::now())?;
-    zip.start_file(SIGNATURE, deflated)?;
-    zip.write_all(&signature)?;
+    match form {
+        SignatureForm::Cades => {
+            let asic_manifest = manifest::write(SIGNATURE, &references);
+            zip.start_file(ASIC_MANIFEST, deflated)?;
+            zip.write_all(asic_manifest.as_bytes())?;
+            let signature =
+                cades::sign_detached(certificate, asic_manifest.as_bytes(), SystemTime::now())?;
+            zip.start_file(SIGNATURE, deflated)?;
+            zip.write_all(&signature)?;
+        }
+        SignatureForm::Xades => {
+            let now = crate::timefmt::format_millis(crate::store::now_millis());
+            let signatures = xades::write(certificate, &references, &now)?;
+            zip.start_file(xades::SIGNATURES, deflated)?;
+            zip.write_all(signatures.as_bytes())?;
+        }
+    }
 
     let (id, size) = zip.finish()?.into_inner().commit()?;
     Ok(Blob::temporary(store.clone(), id, size))
