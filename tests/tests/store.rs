@@ -284,6 +284,9 @@ fn is_sorted_descending(values: &[i64]) -> bool {
 
 async fn check_migrations_are_idempotent(db: &TestDb) {
     create(db, "m-1").await;
+    let applied = "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE";
+    let first = db.count(applied, None).await;
+    assert!(first >= 1, "the first open applied the migrations");
     let again = Store::open(&db.url)
         .await
         .expect("opening a migrated database again must succeed");
@@ -295,13 +298,18 @@ async fn check_migrations_are_idempotent(db: &TestDb) {
         .expect("the second store sees what the first wrote: the schema was kept");
     assert_eq!(message.message_id, "m-1");
     assert_eq!(
+        db.count(applied, None).await,
+        first,
+        "opening again applies nothing more"
+    );
+    assert_eq!(
         db.count(
-            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE",
+            "SELECT COUNT(DISTINCT version) FROM _sqlx_migrations WHERE success = TRUE",
             None
         )
         .await,
-        1,
-        "the initial migration is recorded once"
+        first,
+        "each migration is recorded once"
     );
     for table in [
         "conversation",

@@ -1,6 +1,7 @@
-//! `cargo xtask demo`: beside a running `cargo xtask local`, sends one message on every channel
-//! the sending integration point has loaded, lets the receiving side's archive system take it
-//! (peek, pop, delete), and prints the status sequence each message went through.
+//! `cargo xtask demo`: beside a running `cargo xtask local`, sends one message on each of the five
+//! channels (DPO, DPV, DPF, DPI, DPE) to a fixture organisation or citizen the registry routes to
+//! that channel, lets the receiving integration point's archive system take what arrives (peek,
+//! pop, delete), and prints the status sequence each message went through.
 
 use std::time::Duration;
 
@@ -9,19 +10,85 @@ use serde_json::{Value, json};
 
 use crate::local::{INTEGRATION_POINTS, PASSWORD, USER};
 
-/// Who receives a demo message on each channel (fixture organisations and citizens), with the
-/// process and document type of the message.
-fn receiver(service: &str) -> Option<(&'static str, &'static str, &'static str)> {
-    const ARKIVMELDING: (&str, &str) = (
-        "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0",
-        "urn:no:difi:arkivmelding:xsd::arkivmelding",
-    );
-    match service {
-        "DPO" => Some((INTEGRATION_POINTS[1].0, ARKIVMELDING.0, ARKIVMELDING.1)),
-        "DPF" => Some(("910077201", ARKIVMELDING.0, ARKIVMELDING.1)),
-        "DPV" => Some(("910077309", ARKIVMELDING.0, ARKIVMELDING.1)),
-        _ => None,
-    }
+/// One demo message: who sends it to whom on which channel, and what it is.
+struct Case {
+    /// The channel the registry routes it to.
+    service: &'static str,
+    /// The sending integration point: an index into [`INTEGRATION_POINTS`].
+    sender: usize,
+    /// The receiver as the SBD names it (`0192:` and an organisation number, or a citizen).
+    receiver: &'static str,
+    /// The process.
+    process: &'static str,
+    /// The document type; its last `::` part is the message type.
+    standard: &'static str,
+    /// The business message.
+    business: Value,
+    /// The files: (part name, file name, content type, content).
+    files: Vec<(&'static str, &'static str, &'static str, &'static [u8])>,
+}
+
+const ARKIVMELDING_PROCESS: &str = "urn:no:difi:profile:arkivmelding:administrasjon:ver1.0";
+const ARKIVMELDING: &str = "urn:no:difi:arkivmelding:xsd::arkivmelding";
+const ARKIVMELDING_XML: &[u8] = br#"<?xml version="1.0" encoding="utf-8"?>
+<arkivmelding xmlns="http://www.arkivverket.no/standarder/noark5/arkivmelding" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><mappe xsi:type="saksmappe"><systemID>1c7b1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4</systemID><registrering xsi:type="journalpost"><journalpostnummer>1</journalpostnummer><offentligTittel>Demo</offentligTittel><dokumentbeskrivelse><dokumentobjekt><referanseDokumentfil>vedtak.pdf</referanseDokumentfil></dokumentobjekt></dokumentbeskrivelse></registrering></mappe></arkivmelding>"#;
+const VEDTAK_PDF: &[u8] = b"%PDF-1.4 demo";
+
+/// The five channels' demo messages, as the fixture (`simulators/fixture.toml`) routes them:
+/// arkivmelding by DPO to the other local integration point, by DPF to Testkommune (SvarUt) and
+/// by DPV to Liten forening (Altinn); a vedtak by DPI to Kari Digital's mailbox; an innsynskrav
+/// by DPE from the second local integration point to the first, which eInnsyn serves.
+fn cases() -> Vec<Case> {
+    let arkivmelding = |service, receiver| Case {
+        service,
+        sender: 0,
+        receiver,
+        process: ARKIVMELDING_PROCESS,
+        standard: ARKIVMELDING,
+        business: json!({"hoveddokument": "vedtak.pdf", "sikkerhetsnivaa": 3}),
+        files: vec![
+            (
+                "Arkivmelding",
+                "arkivmelding.xml",
+                "application/xml",
+                ARKIVMELDING_XML,
+            ),
+            ("Vedtak", "vedtak.pdf", "application/pdf", VEDTAK_PDF),
+        ],
+    };
+    vec![
+        arkivmelding("DPO", "0192:910076787"),
+        arkivmelding("DPV", "0192:910077309"),
+        arkivmelding("DPF", "0192:910077201"),
+        Case {
+            service: "DPI",
+            sender: 0,
+            receiver: "01818012337",
+            process: "urn:no:difi:profile:digitalpost:vedtak:ver1.0",
+            standard: "urn:no:difi:digitalpost:xsd:digital::digital",
+            business: json!({
+                "hoveddokument": "vedtak.pdf", "sikkerhetsnivaa": 3, "tittel": "Vedtak",
+                "spraak": "NO", "avsenderId": "demo",
+                "digitalPostInfo": {"virkningsdato": "2024-01-01", "aapningskvittering": true},
+                "varsler": {"epostTekst": "Du har fått post", "smsTekst": "Du har fått post"}
+            }),
+            files: vec![("Vedtak", "vedtak.pdf", "application/pdf", VEDTAK_PDF)],
+        },
+        Case {
+            service: "DPE",
+            sender: 1,
+            receiver: "0192:910075918",
+            process: "urn:no:difi:profile:einnsyn:innsynskrav:ver1.0",
+            standard: "urn:no:difi:einnsyn:xsd::innsynskrav",
+            business: json!({"orgnr": "910076787", "epost": "innsyn@example.invalid"}),
+            files: vec![(
+                "Bestilling",
+                "order.xml",
+                "application/xml",
+                b"<bestilling>demo</bestilling>",
+            )],
+        },
+    ]
 }
 
 struct Api {
@@ -51,19 +118,17 @@ impl Api {
     }
 }
 
-fn multipart(sbd: &Value) -> (String, Vec<u8>) {
+fn multipart(sbd: &Value, files: &[(&str, &str, &str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "demo-boundary";
-    let arkivmelding = r#"<?xml version="1.0" encoding="utf-8"?>
-<arkivmelding xmlns="http://www.arkivverket.no/standarder/noark5/arkivmelding" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><mappe xsi:type="saksmappe"><systemID>1c7b1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4</systemID><registrering xsi:type="journalpost"><journalpostnummer>1</journalpostnummer><offentligTittel>Demo</offentligTittel><dokumentbeskrivelse><dokumentobjekt><referanseDokumentfil>vedtak.pdf</referanseDokumentfil></dokumentobjekt></dokumentbeskrivelse></registrering></mappe></arkivmelding>"#;
-    let mut body = String::new();
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"sbd\"\r\nContent-Type: application/json\r\n\r\n{sbd}\r\n"));
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"Arkivmelding\"; filename=\"arkivmelding.xml\"\r\nContent-Type: application/xml\r\n\r\n{arkivmelding}\r\n"));
-    body.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"Vedtak\"; filename=\"vedtak.pdf\"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4 demo\r\n"));
-    body.push_str(&format!("--{boundary}--\r\n"));
-    (
-        format!("multipart/form-data; boundary={boundary}"),
-        body.into_bytes(),
-    )
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"sbd\"\r\nContent-Type: application/json\r\n\r\n{sbd}\r\n").as_bytes());
+    for (name, filename, content_type, content) in files {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n").as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 fn statuses(conversation: &Value) -> Vec<String> {
@@ -98,36 +163,25 @@ async fn receive_all(receiver: &Api) -> anyhow::Result<()> {
 }
 
 async fn demo() -> anyhow::Result<()> {
-    let (sender_orgnr, _, sender_port) = INTEGRATION_POINTS[0];
-    let sender = Api::new(sender_port);
-    let receiving = Api::new(INTEGRATION_POINTS[1].2);
-    let (_, plugins) = sender.get("/manage/plugins").await?;
-    let services: Vec<String> = plugins["plugins"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|plugin| plugin["service"].as_str().map(str::to_owned))
+    let points: Vec<Api> = INTEGRATION_POINTS
+        .iter()
+        .map(|(_, _, port)| Api::new(*port))
         .collect();
-    if services.is_empty() {
-        bail!("the sending integration point has no channel loaded");
-    }
-    for service in services {
-        let Some((receiver, process, standard)) = receiver(&service) else {
-            println!("{service}: no demo receiver for this channel");
-            continue;
-        };
-        let kind = standard.rsplit("::").next().unwrap_or(standard);
+    for case in cases() {
+        let (sender_orgnr, _, _) = INTEGRATION_POINTS[case.sender];
+        let sender = &points[case.sender];
+        let kind = case.standard.rsplit("::").next().unwrap_or(case.standard);
         let sbd = json!({
             "standardBusinessDocumentHeader": {
                 "headerVersion": "1.0",
                 "sender": [{"identifier": {"value": format!("0192:{sender_orgnr}"), "authority": "iso6523-actorid-upis"}}],
-                "receiver": [{"identifier": {"value": format!("0192:{receiver}"), "authority": "iso6523-actorid-upis"}}],
-                "documentIdentification": {"standard": standard, "typeVersion": "2.0", "type": kind},
-                "businessScope": {"scope": [{"type": "ConversationId", "identifier": process}]}
+                "receiver": [{"identifier": {"value": case.receiver, "authority": "iso6523-actorid-upis"}}],
+                "documentIdentification": {"standard": case.standard, "typeVersion": "2.0", "type": kind},
+                "businessScope": {"scope": [{"type": "ConversationId", "identifier": case.process}]}
             },
-            kind: {"hoveddokument": "vedtak.pdf", "sikkerhetsnivaa": 3}
+            kind: case.business
         });
-        let (content_type, body) = multipart(&sbd);
+        let (content_type, body) = multipart(&sbd, &case.files);
         let answer = sender
             .client
             .post(format!("{}/api/messages/out/multipart", sender.base))
@@ -135,9 +189,10 @@ async fn demo() -> anyhow::Result<()> {
             .header("content-type", content_type)
             .body(body)
             .send()
-            .await?;
+            .await
+            .with_context(|| format!("{}: is `cargo xtask local` running?", sender.base))?;
         if !answer.status().is_success() {
-            println!("{service}: refused: {}", answer.text().await?);
+            println!("{}: refused: {}", case.service, answer.text().await?);
             continue;
         }
         let created: Value = serde_json::from_slice(&answer.bytes().await?)?;
@@ -146,11 +201,23 @@ async fn demo() -> anyhow::Result<()> {
             .as_str()
             .context("the answer carries the message id")?
             .to_owned();
+        let (_, conversation) = sender
+            .get(&format!("/api/conversations/messageId/{id}"))
+            .await?;
+        let channel = conversation["serviceIdentifier"].as_str().unwrap_or("?");
+        if channel != case.service {
+            bail!(
+                "{}: the registry routed the message to {channel}; is `cargo xtask local` running this project's simulators?",
+                case.service
+            );
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
         let mut seen = Vec::new();
         let mut finished = false;
         while tokio::time::Instant::now() < deadline && !finished {
-            receive_all(&receiving).await?;
+            for point in &points {
+                receive_all(point).await?;
+            }
             let (_, conversation) = sender
                 .get(&format!("/api/conversations/messageId/{id}"))
                 .await?;
@@ -158,7 +225,12 @@ async fn demo() -> anyhow::Result<()> {
             finished = conversation["finished"].as_bool() == Some(true);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        println!("{service} to {receiver} ({id}): {}", seen.join(" → "));
+        println!(
+            "{} to {} ({id}): {}",
+            case.service,
+            case.receiver,
+            seen.join(" → ")
+        );
     }
     Ok(())
 }

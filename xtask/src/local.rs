@@ -47,6 +47,12 @@ fn altinn_system(orgnr: &str) -> anyhow::Result<(&'static str, &'static str)> {
 }
 
 fn operator_file(orgnr: &str, name: &str, port: u16, hash: &str, altinn_user: &str) -> String {
+    // DPF needs the organisation's own SvarUt account, which only the first one has.
+    let channels = if orgnr == INTEGRATION_POINTS[0].0 {
+        r#""dpo", "loopback", "dpv", "dpe", "dpf", "dpi""#
+    } else {
+        r#""dpo", "loopback", "dpv", "dpe", "dpi""#
+    };
     format!(
         r#"# Written by `cargo xtask local`: the operator settings of {name} ({orgnr}).
 [organisation]
@@ -73,6 +79,9 @@ password-hash = "{hash}"
 [polling]
 statuses-seconds = 2
 incoming-seconds = 2
+
+[channels]
+enabled = [{channels}]
 
 [plugins.loopback.settings]
 identifier = "0192:{orgnr}"
