@@ -412,4 +412,8 @@ async fn main() {
     row("receiver RSS idle", mib(idle.1));
     row("sender peak RSS (target ≤ 200 MB)", verdict(peaks.0));
     row("receiver peak RSS (target ≤ 200 MB)", verdict(peaks.1));
+    row(
+        "this process's peak RSS (client and simulators)",
+        mib(proc_kib(std::process::id(), "VmHWM:")),
+    );
 }
