@@ -252,7 +252,8 @@ async fn main() {
     let binary = release_binary();
     let dpo = DpoNetwork::start_with(|broker| broker.max_file_size = limit).await;
     // DPO's own limit is 1 GB; a gigabyte benchmark needs a little more. The timeout covers
-    // building, encrypting and uploading the package in one plugin call.
+    // building, encrypting and uploading the package in one plugin call, and the upload or the
+    // download of a gigabyte in one HTTP request.
     let settings = format!(r#", max-message-size = "{limit}""#);
     let timeout = 600;
     let sender = Host::start(

@@ -53,8 +53,9 @@ impl DpoNetwork {
         self.configure_with_timeout(orgnr, plugin_settings, 120)
     }
 
-    /// As [`DpoNetwork::configure`], with each plugin call allowed `timeout_seconds`: a
-    /// gigabyte takes longer to send or take than the tests' messages.
+    /// As [`DpoNetwork::configure`], with each plugin call and each of its HTTP requests
+    /// allowed `timeout_seconds`: a gigabyte takes longer to send or take than the tests'
+    /// messages.
     pub fn configure_with_timeout(
         &self,
         orgnr: &str,
@@ -89,7 +90,7 @@ broker-streamed = "{streamed}"
 file = "{plugin}"
 allowed-hosts = ["{broker}"]
 secrets = ["dpo"]
-limits = {{ memory-mib = 64, timeout-seconds = {timeout_seconds}, concurrency = 8 }}
+limits = {{ memory-mib = 64, timeout-seconds = {timeout_seconds}, request-timeout-seconds = {timeout_seconds}, concurrency = 8 }}
 settings = {{ reportee = "{orgnr}"{plugin_settings} }}
 "#,
             registry = network.registry.base_url(),
