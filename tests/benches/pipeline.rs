@@ -35,7 +35,7 @@ use ip_tests::network::{
     API_PASSWORD, API_USER, ARKIVMELDING, Network, PROCESS, arkivmelding_sbd, arkivmelding_xml,
     load_options,
 };
-use ip_tests::process::{free_port, release_binary, start};
+use ip_tests::process::{free_port, proc_kib, release_binary, start};
 use serde_json::{Value, json};
 
 const SENDER: &str = "910075918";
@@ -82,17 +82,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// A `/proc/<pid>/status` field in KiB.
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The CPU time process `pid` has used so far, user and system, in ms (`/proc` counts in

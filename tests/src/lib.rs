@@ -65,3 +65,4 @@ pub mod harness;
 pub mod network;
 pub mod postgres;
 pub mod process;
+pub mod zip_stream;

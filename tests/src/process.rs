@@ -11,9 +11,27 @@ pub fn binary() -> PathBuf {
 
 /// The release `integrasjonspunkt` binary, built first so it is never stale: what a benchmark
 /// measures, whichever profile the benchmark itself was built in.
+///
+/// When `IP_BENCH_BINARY` is set, its path is returned instead and nothing is built: a
+/// benchmark then measures that given build (say a debug binary, or a release binary kept apart
+/// from the shared target directory while another build or measurement uses it).
 pub fn release_binary() -> PathBuf {
-    built(true)
+    match std::env::var_os(BENCH_BINARY) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "{BENCH_BINARY}={} is not a file",
+                path.display()
+            );
+            path
+        }
+        None => built(true),
+    }
 }
+
+/// The variable naming the binary a benchmark measures instead of the release build.
+const BENCH_BINARY: &str = "IP_BENCH_BINARY";
 
 /// Builds the binary (in release when `release`) and finds it in the target directory this
 /// test or benchmark was built into.
@@ -52,6 +70,18 @@ fn built(release: bool) -> PathBuf {
         .map(|dir| dir.join("integrasjonspunkt"))
         .filter(|path| path.exists())
         .expect("the integrasjonspunkt binary in the target directory")
+}
+
+/// A `/proc/<pid>/status` field in KiB, e.g. `VmRSS:` or `VmHWM:` (the peak RSS); 0 when the
+/// process or the field is gone.
+pub fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A free port on 127.0.0.1.

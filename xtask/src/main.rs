@@ -44,7 +44,7 @@ enum Task {
     Demo,
     /// Runs a benchmark and prints its table.
     Bench {
-        /// Which: `plugin`, `crypto` or `pipeline`.
+        /// Which: `plugin`, `crypto`, `pipeline` or `large`.
         which: String,
     },
 }
@@ -107,7 +107,13 @@ fn main() -> anyhow::Result<()> {
                     .args(["bench", "-p", "ip-tests", "--bench", "pipeline"])
                     .status()?,
             ),
-            other => bail!("unknown benchmark {other:?}; known: plugin, crypto, pipeline"),
+            // The size is `LARGE_BENCH_BYTES` (default 1 GiB), read by the bench.
+            "large" => check(
+                cargo(&root)
+                    .args(["bench", "-p", "ip-tests", "--bench", "large"])
+                    .status()?,
+            ),
+            other => bail!("unknown benchmark {other:?}; known: plugin, crypto, pipeline, large"),
         },
     }
 }

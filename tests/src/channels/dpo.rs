@@ -50,6 +50,18 @@ impl DpoNetwork {
     /// with `plugin_settings` (inline-table entries, each starting with a comma) added to the
     /// plugin's settings.
     pub fn configure(&self, orgnr: &str, plugin_settings: &str) -> PathBuf {
+        self.configure_with_timeout(orgnr, plugin_settings, 120)
+    }
+
+    /// As [`DpoNetwork::configure`], with each plugin call and each of its HTTP requests
+    /// allowed `timeout_seconds`: a gigabyte takes longer to send or take than the tests'
+    /// messages.
+    pub fn configure_with_timeout(
+        &self,
+        orgnr: &str,
+        plugin_settings: &str,
+        timeout_seconds: u32,
+    ) -> PathBuf {
         let network = &self.network;
         let home = network.dir.path().join(format!("dpo-{orgnr}"));
         let config_dir = home.join("config");
@@ -78,7 +90,7 @@ broker-streamed = "{streamed}"
 file = "{plugin}"
 allowed-hosts = ["{broker}"]
 secrets = ["dpo"]
-limits = {{ memory-mib = 64, timeout-seconds = 120, concurrency = 8 }}
+limits = {{ memory-mib = 64, timeout-seconds = {timeout_seconds}, request-timeout-seconds = {timeout_seconds}, concurrency = 8 }}
 settings = {{ reportee = "{orgnr}"{plugin_settings} }}
 "#,
             registry = network.registry.base_url(),
