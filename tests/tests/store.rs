@@ -334,7 +334,7 @@ async fn check_migrations_are_idempotent(db: &TestDb) {
     assert_eq!(
         db.count("SELECT COUNT(*) FROM _sqlx_migrations", None)
             .await,
-        1
+        first
     );
     again.close().await;
 }

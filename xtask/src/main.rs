@@ -79,6 +79,12 @@ fn main() -> anyhow::Result<()> {
                         "dpv",
                         "-p",
                         "dpe",
+                        "-p",
+                        "dpo",
+                        "-p",
+                        "dpf",
+                        "-p",
+                        "dpi",
                         "--manifest-path",
                     ])
                     .arg(&sdk)
