@@ -48,10 +48,12 @@ fn altinn_system(orgnr: &str) -> anyhow::Result<(&'static str, &'static str)> {
 
 fn operator_file(orgnr: &str, name: &str, port: u16, hash: &str, altinn_user: &str) -> String {
     // DPF needs the organisation's own SvarUt account, which only the first one has.
-    let channels = if orgnr == INTEGRATION_POINTS[0].0 {
-        r#""dpo", "loopback", "dpv", "dpe", "dpf", "dpi""#
+    // The first reads its `innsyn` queue as an agency does; the second stands in for eInnsyn,
+    // which reads its `data` queue (where the first's receipts go).
+    let (channels, dpe_mode) = if orgnr == INTEGRATION_POINTS[0].0 {
+        (r#""dpo", "dpv", "dpe", "dpf", "dpi""#, "innsyn")
     } else {
-        r#""dpo", "loopback", "dpv", "dpe", "dpi""#
+        (r#""dpo", "dpv", "dpe", "dpi""#, "data")
     };
     format!(
         r#"# Written by `cargo xtask local`: the operator settings of {name} ({orgnr}).
@@ -91,6 +93,7 @@ reportee = "{orgnr}"
 
 [plugins.dpe.settings]
 identifier = "0192:{orgnr}"
+mode = "{dpe_mode}"
 
 [secrets.dpo]
 username = "{altinn_user}"
