@@ -51,6 +51,44 @@ fn file_from(row: &AnyRow) -> Result<MessageFile, sqlx::Error> {
     })
 }
 
+/// Inserts a new outgoing message (`queued` or waiting for its files) and its OPPRETTET
+/// conversation; [`StoreError::Duplicate`] when the message id is taken.
+async fn insert_new(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message: &OutMessage,
+    conversation: &NewConversation,
+    queued: bool,
+) -> Result<(), StoreError> {
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+         ON CONFLICT (message_id) DO NOTHING"
+    ))
+    .bind(&message.message_id)
+    .bind(&message.conversation_id)
+    .bind(&message.process_identifier)
+    .bind(&message.document_type)
+    .bind(&message.sender_identifier)
+    .bind(&message.receiver_identifier)
+    .bind(&message.service_identifier)
+    .bind(&message.channel)
+    .bind(&message.sbd)
+    .bind(&message.service_record)
+    .bind(message.expiry)
+    .bind(i64::from(queued))
+    .bind(message.created)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::Duplicate(format!(
+            "Message with id {} already exists",
+            message.message_id
+        )));
+    }
+    insert_conversation(tx, Direction::Outgoing, conversation, message.created).await?;
+    Ok(())
+}
+
 impl Store {
     /// Stores a new outgoing message and its OPPRETTET conversation; fails with
     /// [`StoreError::Duplicate`] when the message id is taken.
@@ -60,32 +98,7 @@ impl Store {
         conversation: &NewConversation,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $12) \
-             ON CONFLICT (message_id) DO NOTHING"
-        ))
-        .bind(&message.message_id)
-        .bind(&message.conversation_id)
-        .bind(&message.process_identifier)
-        .bind(&message.document_type)
-        .bind(&message.sender_identifier)
-        .bind(&message.receiver_identifier)
-        .bind(&message.service_identifier)
-        .bind(&message.channel)
-        .bind(&message.sbd)
-        .bind(&message.service_record)
-        .bind(message.expiry)
-        .bind(message.created)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::Duplicate(format!(
-                "Message with id {} already exists",
-                message.message_id
-            )));
-        }
-        insert_conversation(&mut tx, Direction::Outgoing, conversation, message.created).await?;
+        insert_new(&mut tx, message, conversation, false).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -103,32 +116,7 @@ impl Store {
         title: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) \
-             ON CONFLICT (message_id) DO NOTHING"
-        ))
-        .bind(&message.message_id)
-        .bind(&message.conversation_id)
-        .bind(&message.process_identifier)
-        .bind(&message.document_type)
-        .bind(&message.sender_identifier)
-        .bind(&message.receiver_identifier)
-        .bind(&message.service_identifier)
-        .bind(&message.channel)
-        .bind(&message.sbd)
-        .bind(&message.service_record)
-        .bind(message.expiry)
-        .bind(message.created)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::Duplicate(format!(
-                "Message with id {} already exists",
-                message.message_id
-            )));
-        }
-        insert_conversation(&mut tx, Direction::Outgoing, conversation, message.created).await?;
+        insert_new(&mut tx, message, conversation, true).await?;
         if reference.is_some() || title.is_some() {
             sqlx::query(
                 "UPDATE conversation SET message_reference = $1, message_title = $2 \
