@@ -146,9 +146,54 @@ impl Network {
         plugin_settings: &str,
     ) -> PathBuf {
         let home = self.dir.path().join(format!("ip-{orgnr}{instance}"));
+        let peer = self.peer.base_url();
+        let channel_tables = format!(
+            r#"[endpoints.channels.loopback]
+endpoint = "{peer}"
+
+[plugins.loopback]
+file = "{plugin}"
+allowed-hosts = ["{peer}"]
+secrets = ["peer"]
+limits = {{ memory-mib = 64, timeout-seconds = 120, concurrency = 8 }}
+settings = {{ identifier = "0192:{orgnr}", credentials = "peer", service = "DPO"{plugin_settings} }}
+"#,
+            plugin = ip_tests_loopback(),
+        );
+        let operator_tables = format!(
+            r#"[secrets.peer]
+username = "{PEER_USER}"
+password = {{ file = "peer-password" }}
+{operator_extra}"#
+        );
+        self.write_configuration(
+            &home,
+            orgnr,
+            database,
+            "\"loopback\"",
+            &channel_tables,
+            &operator_tables,
+        );
+        std::fs::write(home.join("peer-password"), PEER_PASSWORD).expect("a password");
+        home
+    }
+
+    /// Writes the configuration of organisation `orgnr`'s integration point into `home`: the
+    /// environment file `config/e2e.toml` (this network's endpoints, then `channel_tables`, the
+    /// channels' `[endpoints.channels.…]` and `[plugins.…]`), and the operator file on
+    /// `database` with `enabled` (the quoted channel names) and `operator_tables` (their
+    /// secrets and whatever else) after the settings every test shares.
+    pub fn write_configuration(
+        &self,
+        home: &Path,
+        orgnr: &str,
+        database: &str,
+        enabled: &str,
+        channel_tables: &str,
+        operator_tables: &str,
+    ) {
         let config_dir = home.join("config");
         std::fs::create_dir_all(&config_dir).expect("a configuration directory");
-        let peer = self.peer.base_url();
         let environment = format!(
             r#"[environment]
 name = "e2e"
@@ -160,23 +205,12 @@ maskinporten-audience = "http://127.0.0.1/maskinporten/"
 altinn-token-exchange = "http://127.0.0.1:9/exchange"
 log-service = "127.0.0.1:9"
 
-[endpoints.channels.loopback]
-endpoint = "{peer}"
-
-[plugins.loopback]
-file = "{plugin}"
-allowed-hosts = ["{peer}"]
-secrets = ["peer"]
-limits = {{ memory-mib = 64, timeout-seconds = 120, concurrency = 8 }}
-settings = {{ identifier = "0192:{orgnr}", credentials = "peer", service = "DPO"{plugin_settings} }}
-"#,
+{channel_tables}"#,
             registry = self.registry.base_url(),
             token = self.maskinporten.token_url(),
-            plugin = ip_tests_loopback(),
         );
         std::fs::write(config_dir.join("e2e.toml"), environment).expect("the environment file");
         std::fs::write(home.join("keystore-password"), KEYSTORE_PASSWORD).expect("a password");
-        std::fs::write(home.join("peer-password"), PEER_PASSWORD).expect("a password");
         let hash = integrasjonspunkt::api::hash_password(API_PASSWORD).expect("a password hash");
         let operator = format!(
             r#"[organisation]
@@ -196,7 +230,7 @@ password-hash = "{hash}"
 url = "{database}"
 
 [channels]
-enabled = ["loopback"]
+enabled = [{enabled}]
 
 [polling]
 statuses-seconds = 1
@@ -206,14 +240,10 @@ incoming-seconds = 1
 initial-seconds = 1
 max-interval-seconds = 2
 
-[secrets.peer]
-username = "{PEER_USER}"
-password = {{ file = "peer-password" }}
-{operator_extra}"#,
+{operator_tables}"#,
             keystore = self.pki_dir.join(format!("{orgnr}.p12")).display(),
         );
         std::fs::write(home.join("integrasjonspunkt.toml"), operator).expect("the operator file");
-        home
     }
 
     /// Starts organisation `orgnr`'s integration point.

@@ -61,6 +61,7 @@ async fn integration_point(
         settings: &settings,
         secret: "[secrets.dpe]\nkey-name = \"MoveDPE-pilotPolicy\"\nkey = { file = \"dpe-key\" }",
         secret_files: &[("dpe-key", KEY)],
+        timeout_seconds: 120,
     };
     channels::integration_point(network, orgnr, &channel).await
 }

@@ -47,6 +47,7 @@ async fn sender(network: &Network, agency: &AltinnCorrespondence) -> Integration
         settings: "",
         secret: "[secrets.dpv]\nusername = \"20001\"\npassword = { file = \"dpv-password\" }",
         secret_files: &[("dpv-password", "lokal-testetat-passord")],
+        timeout_seconds: 120,
     };
     channels::integration_point(network, SENDER, &channel).await
 }

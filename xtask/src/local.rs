@@ -28,32 +28,76 @@ pub const INTEGRATION_POINTS: [(&str, &str, u16); 2] = [
     ("910076787", "Lokal mottakeretat", 9094),
 ];
 
-/// Each organisation's Altinn 2 end-user system (DPO and DPV act as it), as
-/// `simulators/fixture.toml` has it: (organisation, system user name, password).
-const ALTINN_SYSTEMS: [(&str, &str, &str); 2] = [
-    ("910075918", "20001", "lokal-testetat-passord"),
-    ("910076787", "20002", "lokal-mottakeretat-passord"),
-];
-/// The Service Bus key of the fixture's shared access policy (DPE).
-const SERVICE_BUS_KEY: &str = "c2ltdWxhdGVkLXNlcnZpY2UtYnVzLWtleQ==";
-
-/// The Altinn 2 system name and password of `orgnr`.
-fn altinn_system(orgnr: &str) -> anyhow::Result<(&'static str, &'static str)> {
-    ALTINN_SYSTEMS
-        .iter()
-        .find(|(org, _, _)| *org == orgnr)
-        .map(|(_, user, password)| (*user, *password))
-        .with_context(|| format!("no Altinn 2 system for {orgnr}"))
+/// What the simulators' fixture (`simulators/fixture.toml`) gives one local organisation: the
+/// accounts its channels log in with, read from the fixture so the two never disagree.
+struct Accounts {
+    /// The Altinn 2 end-user system (DPO and DPV act as it): user name and password.
+    altinn_user: String,
+    altinn_password: String,
+    /// Its SvarUt account's password (DPF), if it has one.
+    svarut_password: Option<String>,
+    /// The Service Bus shared access key (DPE), the same for every organisation.
+    service_bus_key: String,
 }
 
-fn operator_file(orgnr: &str, name: &str, port: u16, hash: &str, altinn_user: &str) -> String {
-    // DPF needs the organisation's own SvarUt account, which only the first one has.
+impl Accounts {
+    /// `orgnr`'s accounts in the fixture at `root`.
+    fn of(root: &Path, orgnr: &str) -> anyhow::Result<Self> {
+        let path = root.join("simulators/fixture.toml");
+        let fixture: toml::Table = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .parse()
+            .with_context(|| format!("parsing {}", path.display()))?;
+        let text = |value: Option<&toml::Value>, what: &str| -> anyhow::Result<String> {
+            value
+                .and_then(toml::Value::as_str)
+                .map(str::to_owned)
+                .with_context(|| format!("{}: {orgnr} has no {what}", path.display()))
+        };
+        let organisation = fixture
+            .get("organisations")
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|o| o.get("orgnr").and_then(toml::Value::as_str) == Some(orgnr))
+            .with_context(|| format!("{}: no organisation {orgnr}", path.display()))?;
+        let altinn2 = organisation.get("altinn2");
+        Ok(Self {
+            altinn_user: text(
+                altinn2.and_then(|a| a.get("system-user-name")),
+                "altinn2.system-user-name",
+            )?,
+            altinn_password: text(
+                altinn2.and_then(|a| a.get("system-password")),
+                "altinn2.system-password",
+            )?,
+            svarut_password: organisation
+                .get("svarut-account")
+                .and_then(|a| a.get("password"))
+                .and_then(toml::Value::as_str)
+                .map(str::to_owned),
+            service_bus_key: text(
+                fixture.get("service-bus").and_then(|b| b.get("key")),
+                "service-bus.key",
+            )?,
+        })
+    }
+}
+
+fn operator_file(orgnr: &str, name: &str, port: u16, hash: &str, accounts: &Accounts) -> String {
+    let altinn_user = &accounts.altinn_user;
+    // DPF needs the organisation's own SvarUt account.
+    let channels = if accounts.svarut_password.is_some() {
+        r#""dpo", "dpv", "dpe", "dpf", "dpi""#
+    } else {
+        r#""dpo", "dpv", "dpe", "dpi""#
+    };
     // The first reads its `innsyn` queue as an agency does; the second stands in for eInnsyn,
     // which reads its `data` queue (where the first's receipts go).
-    let (channels, dpe_mode) = if orgnr == INTEGRATION_POINTS[0].0 {
-        (r#""dpo", "dpv", "dpe", "dpf", "dpi""#, "innsyn")
+    let dpe_mode = if orgnr == INTEGRATION_POINTS[0].0 {
+        "innsyn"
     } else {
-        (r#""dpo", "dpv", "dpe", "dpi""#, "data")
+        "data"
     };
     format!(
         r#"# Written by `cargo xtask local`: the operator settings of {name} ({orgnr}).
@@ -263,13 +307,17 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             let home: PathBuf = local.join(format!("ip-{orgnr}"));
             std::fs::create_dir_all(&home)?;
             let operator = home.join("integrasjonspunkt.toml");
-            let (altinn_user, altinn_password) = altinn_system(orgnr)?;
+            let accounts = Accounts::of(root, orgnr)?;
             std::fs::write(
                 &operator,
-                operator_file(orgnr, name, port, &hash, altinn_user),
+                operator_file(orgnr, name, port, &hash, &accounts),
             )?;
+            let mut command = Command::new(&binary);
+            if let Some(password) = &accounts.svarut_password {
+                command.env("IP_SVARUT_PASSWORD", password);
+            }
             let host = spawn(
-                Command::new(&binary)
+                command
                     .current_dir(&home)
                     .args(["--profile", "local", "--config-dir"])
                     .arg(root.join("config"))
@@ -278,10 +326,9 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
                     .arg("run")
                     .env("IP_LOOPBACK_PASSWORD", LOOPBACK_PASSWORD)
                     .env("IP_KEYSTORE_PASSWORD", KEYSTORE_PASSWORD)
-                    .env("IP_DPO_PASSWORD", altinn_password)
-                    .env("IP_DPV_PASSWORD", altinn_password)
-                    .env("IP_DPE_KEY", SERVICE_BUS_KEY)
-                    .env("IP_SVARUT_PASSWORD", format!("svarut-{orgnr}")),
+                    .env("IP_DPO_PASSWORD", &accounts.altinn_password)
+                    .env("IP_DPV_PASSWORD", &accounts.altinn_password)
+                    .env("IP_DPE_KEY", &accounts.service_bus_key),
             )?;
             children.push((format!("integrasjonspunkt {orgnr}"), host));
         }

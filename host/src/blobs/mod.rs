@@ -162,20 +162,37 @@ impl Blob {
         Ok(bytes)
     }
 
-    /// Copies up to `length` bytes at `offset` into a new temporary blob in the same store,
-    /// streaming, so a part of a large blob never sits in memory.
+    /// A new temporary blob of the `length` bytes from `offset` (fewer at the end, none past
+    /// it), copied in the host.
     pub fn slice(&self, offset: u64, length: u64) -> io::Result<Self> {
         let length = length.min(self.size().saturating_sub(offset));
-        let mut reader = self.open()?;
-        reader.seek(io::SeekFrom::Start(offset.min(self.size())))?;
-        let mut writer = self.store().create()?;
-        let copied = io::copy(&mut reader.take(length), &mut writer)?;
-        if copied != length {
+        let sliced = self.copy_range(offset.min(self.size()), length, |reader| reader)?;
+        if sliced.size() != length {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("blob {} ended after {copied} of {length} bytes", self.id()),
+                format!(
+                    "blob {} ended after {} of {length} bytes",
+                    self.id(),
+                    sliced.size()
+                ),
             ));
         }
+        Ok(sliced)
+    }
+
+    /// A new temporary blob in the same store of what `through` makes of the `length` bytes
+    /// from `offset` (a decoder, or the bytes as they are), streamed in chunks.
+    pub fn copy_range(
+        &self,
+        offset: u64,
+        length: u64,
+        through: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
+    ) -> io::Result<Self> {
+        let mut reader = self.open()?;
+        reader.seek(io::SeekFrom::Start(offset))?;
+        let mut converted = through(Box::new(reader.take(length)));
+        let mut writer = self.store().create()?;
+        io::copy(&mut converted, &mut writer)?;
         let (id, size) = writer.commit()?;
         Ok(Self::temporary(self.store().clone(), id, size))
     }

@@ -11,15 +11,14 @@
 //! in a field; the plugin finds where the field's text lies and the host decodes that range of
 //! the downloaded blob into a new blob, reading and writing in chunks.
 
-use std::io::{self, Read as _, Seek as _};
-use std::sync::Arc;
+use std::io;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, stream::BoxStream};
 
-use crate::blobs::{Blob, BlobStore};
+use crate::blobs::Blob;
 
 /// The most rounds a segment may ask for; each makes the body a third longer.
 pub const MAX_ROUNDS: u8 = 4;
@@ -85,13 +84,7 @@ fn encode_once(
 
 /// A new temporary blob of `length` bytes of `blob` from `offset`, base64-decoded `rounds`
 /// times. Blocking; the error says what is wrong with the range or the text.
-pub fn decode_range(
-    store: &Arc<dyn BlobStore>,
-    blob: &Blob,
-    offset: u64,
-    length: u64,
-    rounds: u8,
-) -> Result<Blob, String> {
+pub fn decode_range(blob: &Blob, offset: u64, length: u64, rounds: u8) -> Result<Blob, String> {
     if rounds > MAX_ROUNDS {
         return Err(format!("{rounds} base64 rounds; at most {MAX_ROUNDS}"));
     }
@@ -102,24 +95,21 @@ pub fn decode_range(
             blob.size()
         ));
     }
-    let copy = || -> io::Result<Blob> {
-        let mut reader = blob.open()?;
-        reader.seek(io::SeekFrom::Start(offset))?;
-        let mut decoded: Box<dyn io::Read> = Box::new(reader.take(length));
+    blob.copy_range(offset, length, |mut decoded| {
         for _ in 0..rounds {
             decoded = Box::new(base64::read::DecoderReader::new(decoded, &STANDARD));
         }
-        let mut writer = store.create()?;
-        io::copy(&mut decoded, &mut writer)?;
-        let (id, size) = writer.commit()?;
-        Ok(Blob::temporary(store.clone(), id, size))
-    };
-    copy().map_err(|error| format!("the range cannot be decoded: {error}"))
+        decoded
+    })
+    .map_err(|error| format!("the range cannot be decoded: {error}"))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::blobs::BlobStore;
     use futures::TryStreamExt as _;
 
     fn chunked(data: &[u8], sizes: &[usize]) -> BoxStream<'static, io::Result<Bytes>> {
@@ -189,19 +179,19 @@ mod tests {
         let json = format!("{{\"sbd\":{{}},\"asic\":\"{twice}\"}}");
         let blob = Blob::from_bytes(&store, json.as_bytes()).unwrap();
         let start = json.find(&twice).unwrap() as u64;
-        let decoded = decode_range(&store, &blob, start, twice.len() as u64, 2).unwrap();
+        let decoded = decode_range(&blob, start, twice.len() as u64, 2).unwrap();
         assert_eq!(decoded.read_at(0, 1 << 20).unwrap(), document);
-        let copied = decode_range(&store, &blob, 0, 8, 0).unwrap();
+        let copied = decode_range(&blob, 0, 8, 0).unwrap();
         assert_eq!(copied.read_at(0, 100).unwrap(), b"{\"sbd\":{");
 
-        let past = decode_range(&store, &blob, start, json.len() as u64, 2).unwrap_err();
+        let past = decode_range(&blob, start, json.len() as u64, 2).unwrap_err();
         assert!(past.contains("run past the end"), "{past}");
-        let not_base64 = decode_range(&store, &blob, 0, start, 1).unwrap_err();
+        let not_base64 = decode_range(&blob, 0, start, 1).unwrap_err();
         assert!(
             not_base64.starts_with("the range cannot be decoded"),
             "{not_base64}"
         );
-        assert!(decode_range(&store, &blob, 0, 4, 5).is_err());
+        assert!(decode_range(&blob, 0, 4, 5).is_err());
     }
 
     #[tokio::test]

@@ -89,10 +89,7 @@ impl types::HostBlob for CallState {
         rounds: u8,
     ) -> wasmtime::Result<Result<Resource<Blob>, String>> {
         let blob = self.blob(&handle)?;
-        let store = self.plugin.services.blobs.clone();
-        match blocking(move || base64_stream::decode_range(&store, &blob, offset, length, rounds))
-            .await?
-        {
+        match blocking(move || base64_stream::decode_range(&blob, offset, length, rounds)).await? {
             Ok(decoded) => Ok(Ok(self.push_blob(decoded)?)),
             Err(error) => Ok(Err(error)),
         }

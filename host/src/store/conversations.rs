@@ -294,33 +294,29 @@ impl Store {
 
     /// Registers a round of statuses of outgoing messages in one transaction, as a status
     /// poll brings them: one write for the round instead of one per status. A status of a
-    /// message with no conversation (deleted meanwhile) is skipped; the registered ones are
-    /// returned.
+    /// message with no conversation (deleted meanwhile) is skipped.
     pub async fn register_outgoing_statuses(
         &self,
         updates: &[(String, StatusUpdate, StatusEffects)],
-    ) -> Result<Vec<MessageStatus>, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let mut registered = Vec::new();
         for (message_id, update, effects) in updates {
             let conv_id = match conversation_id_in(&mut tx, message_id, Direction::Outgoing).await {
                 Ok(id) => id,
                 Err(StoreError::NotFound(_)) => continue,
                 Err(other) => return Err(other),
             };
-            registered.extend(
-                register_in(
-                    &mut tx,
-                    conv_id,
-                    update,
-                    effects.starts_polling,
-                    effects.queue,
-                )
-                .await?,
-            );
+            register_in(
+                &mut tx,
+                conv_id,
+                update,
+                effects.starts_polling,
+                effects.queue,
+            )
+            .await?;
         }
         tx.commit().await?;
-        Ok(registered)
+        Ok(())
     }
 
     /// Records the provider's reference of a sent message.

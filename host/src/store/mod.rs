@@ -149,6 +149,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The statement that leases due rows of a queue table (`outbox`, `status_outbox`) keyed by
+    /// `key`: up to `$4` rows due at `$3`, unclaimed or with an expired lease, are claimed by
+    /// worker `$2` until `$1`, and `columns` of them returned. PostgreSQL skips rows another
+    /// instance is claiming at that moment; SQLite has one writer.
+    fn lease_statement(&self, table: &str, key: &str, columns: &str) -> String {
+        let lock = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        format!(
+            "UPDATE {table} SET claimed_until = $1, claimed_by = $2 WHERE {key} IN (\
+             SELECT {key} FROM {table} WHERE next_attempt_at <= $3 \
+             AND (claimed_until IS NULL OR claimed_until < $3) \
+             ORDER BY next_attempt_at LIMIT $4{lock}) \
+             RETURNING {columns}"
+        )
+    }
+}
+
 /// `sqlite://path` with the file created when missing; the directory is made here because
 /// SQLite will not.
 fn sqlite_url(url: &str) -> Result<String, StoreError> {

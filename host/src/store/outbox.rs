@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 
 use super::conversations::{StatusEffects, conversation_id_in, register_in};
 use super::model::*;
-use super::{Dialect, Store, StoreError};
+use super::{Store, StoreError};
 
 fn entry_from(row: &AnyRow) -> Result<OutboxEntry, sqlx::Error> {
     Ok(OutboxEntry {
@@ -32,16 +32,10 @@ impl Store {
         lease_until: Millis,
         limit: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let lock = match self.dialect() {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        let rows = sqlx::query(&format!(
-            "UPDATE outbox SET claimed_until = $1, claimed_by = $2 WHERE message_id IN (\
-             SELECT message_id FROM outbox WHERE next_attempt_at <= $3 \
-             AND (claimed_until IS NULL OR claimed_until < $3) \
-             ORDER BY next_attempt_at LIMIT $4{lock}) \
-             RETURNING message_id, channel, attempts, created"
+        let rows = sqlx::query(&self.lease_statement(
+            "outbox",
+            "message_id",
+            "message_id, channel, attempts, created",
         ))
         .bind(lease_until)
         .bind(worker)

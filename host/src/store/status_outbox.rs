@@ -10,7 +10,7 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::model::Millis;
-use super::{Dialect, Store, StoreError};
+use super::{Store, StoreError};
 
 /// A status message to queue: the status SBD and the channel that carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,16 +81,10 @@ impl Store {
         lease_until: Millis,
         limit: i64,
     ) -> Result<Vec<StatusReplyEntry>, StoreError> {
-        let lock = match self.dialect() {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        let rows = sqlx::query(&format!(
-            "UPDATE status_outbox SET claimed_until = $1, claimed_by = $2 WHERE id IN (\
-             SELECT id FROM status_outbox WHERE next_attempt_at <= $3 \
-             AND (claimed_until IS NULL OR claimed_until < $3) \
-             ORDER BY next_attempt_at LIMIT $4{lock}) \
-             RETURNING id, message_id, status, channel, sbd, attempts, created"
+        let rows = sqlx::query(&self.lease_statement(
+            "status_outbox",
+            "id",
+            "id, message_id, status, channel, sbd, attempts, created",
         ))
         .bind(lease_until)
         .bind(worker)

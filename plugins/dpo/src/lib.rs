@@ -18,12 +18,11 @@
 mod mtom;
 mod package;
 mod soap;
-mod xml;
 
 use eformidling_sdk::http::{Content, Multipart, Part, RequestBuilder, Response};
 use eformidling_sdk::transport::{Capabilities, Description};
 use eformidling_sdk::types::{Failure, Incoming, Outgoing, Pending, Sent, StatusEvent};
-use eformidling_sdk::{Guest, log, settings};
+use eformidling_sdk::{Guest, log, settings, xml};
 
 use package::{Addressing, FILE_NAME};
 use soap::{BASIC, STREAMED, Service, System};
@@ -174,7 +173,7 @@ impl Guest for Dpo {
             soap::initiate(&system, &service, &senders_reference, FILE_NAME, &receiver),
         )?;
         let answer = String::from_utf8_lossy(&initiated.body);
-        let reference = xml::text(&answer, "InitiateBrokerServiceBasicResult")
+        let reference = xml::first_text(&answer, "InitiateBrokerServiceBasicResult")
             .filter(|r| !r.is_empty())
             .ok_or_else(|| {
                 Failure::Retry(format!(
@@ -224,11 +223,11 @@ impl Guest for Dpo {
             .send(MAX_ANSWER)?;
         let uploaded = expect_ok(uploaded, Some(limit))?;
         let receipt = String::from_utf8_lossy(&uploaded.body);
-        let status = xml::text(&receipt, "ReceiptStatusCode").unwrap_or_default();
+        let status = xml::first_text(&receipt, "ReceiptStatusCode").unwrap_or_default();
         if status != "OK" {
             return Err(Failure::Reject(format!(
                 "the broker's receipt for file {reference} is {status:?}: {}",
-                xml::text(&receipt, "ReceiptText").unwrap_or_default()
+                xml::first_text(&receipt, "ReceiptText").unwrap_or_default()
             )));
         }
         log::info(&format!(

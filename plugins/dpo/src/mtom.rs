@@ -8,7 +8,7 @@
 
 use eformidling_sdk::types::{Blob, Failure};
 
-use crate::xml;
+use eformidling_sdk::xml;
 
 /// How much of the start of an answer is read to find the envelope and the file part's
 /// headers; an envelope is a few hundred bytes.
@@ -42,7 +42,7 @@ pub fn attachment_range(head: &[u8], tail: &[u8], size: u64, boundary: &str) -> 
     let delimiter = format!("\r\n--{boundary}");
     let (_, root_end) = root_part(head, boundary)?;
     let envelope = String::from_utf8_lossy(&head[..root_end]);
-    if xml::elements(&envelope, "Include").is_empty() {
+    if xml::contents(&envelope, "Include").is_empty() {
         return None;
     }
     let part_headers = root_end + delimiter.len();

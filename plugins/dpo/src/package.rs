@@ -11,7 +11,7 @@ use eformidling_sdk::crypto::{self, AsicEntry, KeyTransport};
 use eformidling_sdk::types::{Blob, Failure, Outgoing};
 
 use crate::soap::{self, BROKER_DATA_NS, Service};
-use crate::xml::escape;
+use eformidling_sdk::xml::escape;
 
 /// The name of the file uploaded to the broker.
 pub const FILE_NAME: &str = "sbd.zip";

@@ -10,7 +10,7 @@ use eformidling_sdk::failure;
 use eformidling_sdk::secret::secret_field_placeholder;
 use eformidling_sdk::types::Failure;
 
-use crate::xml::{self, escape};
+use eformidling_sdk::xml::{self, escape};
 
 /// The namespace of the operations, their parameters and the streamed headers.
 pub const BROKER_NS: &str = "http://www.altinn.no/services/ServiceEngine/Broker/2015/06";
@@ -190,12 +190,12 @@ pub struct AvailableFile {
 
 /// The files of a `GetAvailableFilesBasic` answer.
 pub fn parse_available(answer: &str) -> Vec<AvailableFile> {
-    xml::elements(answer, "BrokerServiceAvailableFile")
+    xml::contents(answer, "BrokerServiceAvailableFile")
         .into_iter()
         .filter_map(|file| {
             Some(AvailableFile {
-                reference: xml::text(file, "FileReference")?,
-                senders_reference: xml::text(file, "SendersReference").unwrap_or_default(),
+                reference: xml::first_text(file, "FileReference")?,
+                senders_reference: xml::first_text(file, "SendersReference").unwrap_or_default(),
             })
         })
         .collect()
@@ -207,14 +207,14 @@ pub fn parse_available(answer: &str) -> Vec<AvailableFile> {
 /// follows the SDK's HTTP rules.
 pub fn refusal(status: u16, body: &[u8], size_limit: Option<u64>) -> Failure {
     let text = String::from_utf8_lossy(body);
-    let Some(fault) = xml::elements(&text, "Fault").into_iter().next() else {
+    let Some(fault) = xml::contents(&text, "Fault").into_iter().next() else {
         return failure::from_status(status, body, size_limit);
     };
-    let code = xml::text(fault, "faultcode").unwrap_or_default();
-    let reason = xml::text(fault, "AltinnErrorMessage")
-        .or_else(|| xml::text(fault, "faultstring"))
+    let code = xml::first_text(fault, "faultcode").unwrap_or_default();
+    let reason = xml::first_text(fault, "AltinnErrorMessage")
+        .or_else(|| xml::first_text(fault, "faultstring"))
         .unwrap_or_else(|| failure::excerpt(body));
-    let error_id = xml::text(fault, "ErrorID");
+    let error_id = xml::first_text(fault, "ErrorID");
     let described = match &error_id {
         Some(id) => format!("Altinn error {id}: {reason}"),
         None => reason,

@@ -16,8 +16,10 @@ use eformidling_sdk::http::Response;
 use eformidling_sdk::secret::secret_field_placeholder;
 use eformidling_sdk::types::Failure;
 
-use crate::time;
-use crate::xml::{Texts, escape};
+use eformidling_sdk::time;
+use eformidling_sdk::xml::escape;
+
+use crate::xml::Texts;
 
 const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
 const WSA: &str = "http://www.w3.org/2005/08/addressing";
@@ -60,7 +62,7 @@ pub fn open(action: &str, endpoint: &str, secret: &str) -> String {
         secret_field_placeholder(secret, "username"),
         secret_field_placeholder(secret, "password"),
         nonce(),
-        time::format(time::now_millis()),
+        time::rfc3339(time::now_millis()),
     )
 }
 

@@ -5,8 +5,10 @@
 use eformidling_sdk::types::{Failure, Pending, Status, StatusEvent};
 
 use crate::insert::CORRESPONDENCE_NS;
-use crate::time;
-use crate::xml::{Texts, ends_with, escape};
+use eformidling_sdk::time;
+use eformidling_sdk::xml::escape;
+
+use crate::xml::{Texts, ends_with};
 
 const ARRAYS_NS: &str = "http://schemas.microsoft.com/2003/10/Serialization/Arrays";
 
@@ -41,7 +43,7 @@ pub fn events(answer: &Texts, pending: &[Pending]) -> Result<Vec<StatusEvent>, F
                         "the agency reported status {text} for a correspondence it did not name or that was not asked for"
                     ))
                 })?;
-            let at = date.and_then(time::parse).ok_or_else(|| {
+            let at = date.and_then(time::parse_xs_datetime).ok_or_else(|| {
                 Failure::Retry(format!("the agency's status {text} has no readable date"))
             })?;
             let (status, description) = match text.as_str() {
@@ -95,7 +97,10 @@ mod tests {
                 (Status::Annet, Some("Confirmed".to_owned()))
             ]
         );
-        assert_eq!(events[1].at, time::parse("2026-01-01T11:00:00Z").unwrap());
+        assert_eq!(
+            events[1].at,
+            time::parse_xs_datetime("2026-01-01T11:00:00Z").unwrap()
+        );
         assert!(events.iter().all(|e| e.message_id == "m-1"));
         assert!(matches!(
             super::events(&texts, &[pending("other")]),

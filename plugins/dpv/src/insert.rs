@@ -10,8 +10,8 @@ use eformidling_sdk::secret::secret_field_placeholder;
 use eformidling_sdk::types::{Failure, Outgoing};
 use serde_json::Value;
 
-use crate::time;
-use crate::xml::escape;
+use eformidling_sdk::time;
+use eformidling_sdk::xml::escape;
 
 /// The operations' namespace.
 pub const CORRESPONDENCE_NS: &str =
@@ -163,13 +163,13 @@ pub fn write<'a>(
     body.text(&format!(
         "<c:VisibleDateTime>{}</c:VisibleDateTime>\
          <c:AllowSystemDeleteDateTime>{}</c:AllowSystemDeleteDateTime>",
-        time::format(now),
-        time::format(now + FIVE_MINUTES),
+        time::rfc3339(now),
+        time::rfc3339(now + FIVE_MINUTES),
     ));
     if let Some(days) = options.days_to_reply {
         body.text(&format!(
             "<c:DueDateTime>{}</c:DueDateTime>",
-            time::format(now + days * DAY)
+            time::rfc3339(now + days * DAY)
         ));
     }
     body.text(&notifications(code, now, options));
@@ -210,7 +210,7 @@ fn notifications(service_code: &str, now: u64, options: &Options) -> String {
          <n:TextTokens><n:TextToken><n:TokenNum>0</n:TokenNum><n:TokenValue>{}</n:TokenValue></n:TextToken></n:TextTokens>\
          <n:ReceiverEndPoints><n:ReceiverEndPoint><n:TransportType>{transport}</n:TransportType></n:ReceiverEndPoint></n:ReceiverEndPoints>\
          </n:Notification></c:Notifications>",
-        time::format(now + FIVE_MINUTES),
+        time::rfc3339(now + FIVE_MINUTES),
         escape(text),
     )
 }

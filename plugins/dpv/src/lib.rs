@@ -20,7 +20,6 @@
 mod envelope;
 mod history;
 mod insert;
-mod time;
 mod xml;
 
 use eformidling_sdk::compose::Composer;

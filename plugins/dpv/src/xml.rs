@@ -87,22 +87,6 @@ pub fn ends_with(path: &[String], suffix: &[&str]) -> bool {
             .all(|(name, wanted)| name == wanted)
 }
 
-/// `text` escaped for XML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&apos;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,10 +107,5 @@ mod tests {
         assert_eq!(texts.first(&["W", "V"]), Some("deep"));
         assert_eq!(texts.first(&["Missing"]), None);
         assert!(Texts::read(b"<a><b></a>").is_err());
-    }
-
-    #[test]
-    fn escaping_covers_markup_and_quotes() {
-        assert_eq!(escape("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
     }
 }

@@ -79,6 +79,21 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     u64::try_from(seconds * 1000 + millis).ok()
 }
 
+/// Milliseconds since the epoch of an `xs:dateTime`: RFC 3339, or with no zone at all, which
+/// XML Schema allows and Altinn 2 writes, read as UTC; none when it is not one.
+pub fn parse_xs_datetime(text: &str) -> Option<u64> {
+    let text = text.trim();
+    parse_rfc3339(text).or_else(|| {
+        let zoneless = text.get(19..).is_some_and(|rest| {
+            rest.is_empty()
+                || rest.starts_with('.') && rest[1..].bytes().all(|b| b.is_ascii_digit())
+        });
+        zoneless
+            .then(|| parse_rfc3339(&format!("{text}Z")))
+            .flatten()
+    })
+}
+
 /// The proleptic Gregorian date of a day count since 1970-01-01, by 400-year eras.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let shifted = days + 719_468;
@@ -113,6 +128,26 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_xs_datetime_without_a_zone_is_utc() {
+        let millis = 1_780_000_123_456;
+        assert_eq!(parse_xs_datetime("2026-05-28T20:28:43.456Z"), Some(millis));
+        assert_eq!(
+            parse_xs_datetime("2026-05-28T22:28:43.456+02:00"),
+            Some(millis)
+        );
+        assert_eq!(parse_xs_datetime("2026-05-28T20:28:43.456"), Some(millis));
+        assert_eq!(parse_xs_datetime("2026-05-28T20:28:43"), Some(millis - 456));
+        for nonsense in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00",
+            "2026-01-01T00:00:00x",
+        ] {
+            assert_eq!(parse_xs_datetime(nonsense), None, "{nonsense}");
+        }
+    }
 
     #[test]
     fn known_instants_are_written_in_utc() {

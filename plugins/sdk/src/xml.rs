@@ -124,6 +124,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn escaping_covers_markup_and_quotes_and_round_trips() {
+        assert_eq!(escape("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
+        let text = "a<b>&\"c'";
+        assert_eq!(unescape(&escape(text)), text);
+        assert_eq!(unescape("&#65;&#x42;&unknown;"), "AB&unknown;");
+    }
+
+    #[test]
+    fn nested_elements_of_soap_answers_are_found_by_local_name() {
+        let xml = "<s:Envelope><s:Body><a:File><a:Ref>1</a:Ref></a:File>\
+                   <File xmlns=\"x\"><Ref> 2 </Ref></File><Empty/></s:Body></s:Envelope>";
+        let files = contents(xml, "File");
+        assert_eq!(files.len(), 2);
+        assert_eq!(first_text(files[0], "Ref").as_deref(), Some("1"));
+        assert_eq!(first_text(files[1], "Ref").as_deref(), Some("2"));
+        assert_eq!(contents(xml, "Empty"), vec![""]);
+        assert_eq!(first_text(xml, "Missing"), None);
+    }
+
+    #[test]
     fn elements_are_found_by_local_name_whatever_the_prefix() {
         let xml = "<ns2:r xmlns:ns2=\"x\"><return>a</return><x:return>b</x:return><return/><returned>c</returned></ns2:r>";
         assert_eq!(contents(xml, "return"), ["a", "b", ""]);

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use simulators::altinn_broker::{AltinnBroker, AltinnBrokerConfig};
 use simulators::fixture::Fixture;
 
-use crate::network::{API_PASSWORD, API_USER, IntegrationPoint, KEYSTORE_PASSWORD, Network};
+use super::Channel;
+use crate::network::{IntegrationPoint, Network};
 
 /// The simulators and the broker service.
 pub struct DpoNetwork {
@@ -62,89 +63,35 @@ impl DpoNetwork {
         plugin_settings: &str,
         timeout_seconds: u32,
     ) -> PathBuf {
-        let network = &self.network;
-        let home = network.dir.path().join(format!("dpo-{orgnr}"));
-        let config_dir = home.join("config");
-        std::fs::create_dir_all(&config_dir).expect("a configuration directory");
         let system = self
             .fixture
             .organisation(orgnr)
             .and_then(|o| o.altinn2.clone())
             .expect("an organisation with an Altinn 2 end-user system");
-        let environment = format!(
-            r#"[environment]
-name = "e2e"
-
-[endpoints]
-service-registry = "{registry}"
-maskinporten = "{token}"
-maskinporten-audience = "http://127.0.0.1/maskinporten/"
-altinn-token-exchange = "http://127.0.0.1:9/exchange"
-log-service = "127.0.0.1:9"
-
-[endpoints.channels.dpo]
-broker-basic = "{basic}"
-broker-streamed = "{streamed}"
-
-[plugins.dpo]
-file = "{plugin}"
-allowed-hosts = ["{broker}"]
-secrets = ["dpo"]
-limits = {{ memory-mib = 64, timeout-seconds = {timeout_seconds}, request-timeout-seconds = {timeout_seconds}, concurrency = 8 }}
-settings = {{ reportee = "{orgnr}"{plugin_settings} }}
-"#,
-            registry = network.registry.base_url(),
-            token = network.maskinporten.token_url(),
-            basic = self.broker.basic_url(),
-            streamed = self.broker.streamed_url(),
-            broker = self.broker.base_url(),
-            plugin = crate::artifacts::DPO,
+        let endpoints = format!(
+            "broker-basic = \"{}\"\nbroker-streamed = \"{}\"",
+            self.broker.basic_url(),
+            self.broker.streamed_url()
         );
-        std::fs::write(config_dir.join("e2e.toml"), environment).expect("the environment file");
-        std::fs::write(home.join("keystore-password"), KEYSTORE_PASSWORD).expect("a password");
-        std::fs::write(home.join("dpo-password"), &system.system_password).expect("a password");
-        let hash = integrasjonspunkt::api::hash_password(API_PASSWORD).expect("a password hash");
-        let operator = format!(
-            r#"[organisation]
-number = "{orgnr}"
-
-[keystore]
-path = "{keystore}"
-password = {{ file = "keystore-password" }}
-
-[api]
-listen = "127.0.0.1:0"
-
-[api.users.{API_USER}]
-password-hash = "{hash}"
-
-[database]
-url = "sqlite://data/integrasjonspunkt.db"
-
-[channels]
-enabled = ["dpo"]
-
-[polling]
-statuses-seconds = 1
-incoming-seconds = 1
-
-[retry]
-initial-seconds = 1
-max-interval-seconds = 2
-
-[secrets.dpo]
-username = "{user}"
-password = {{ file = "dpo-password" }}
-"#,
-            keystore = network
-                .dir
-                .path()
-                .join(format!("pki/{orgnr}.p12"))
-                .display(),
-            user = system.system_user_name,
+        let settings = format!(", reportee = \"{orgnr}\"{plugin_settings}");
+        let secret = format!(
+            "[secrets.dpo]\nusername = \"{}\"\npassword = {{ file = \"dpo-password\" }}\n",
+            system.system_user_name
         );
-        std::fs::write(home.join("integrasjonspunkt.toml"), operator).expect("the operator file");
-        home
+        super::configure(
+            &self.network,
+            orgnr,
+            &Channel {
+                name: "dpo",
+                plugin: crate::artifacts::DPO,
+                provider: &self.broker.base_url(),
+                endpoints: &endpoints,
+                settings: &settings,
+                secret: &secret,
+                secret_files: &[("dpo-password", &system.system_password)],
+                timeout_seconds,
+            },
+        )
     }
 
     /// Starts organisation `orgnr`'s integration point carrying DPO.

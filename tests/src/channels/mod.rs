@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::network::{API_PASSWORD, API_USER, IntegrationPoint, KEYSTORE_PASSWORD, Network};
+use crate::network::{IntegrationPoint, Network};
 
 /// One channel as an environment names it.
 pub struct Channel<'a> {
@@ -33,6 +33,8 @@ pub struct Channel<'a> {
     pub secret: &'a str,
     /// The files the secret's values are read from: (file name, content).
     pub secret_files: &'a [(&'a str, &'a str)],
+    /// How long one plugin call, and one of its HTTP requests, may take.
+    pub timeout_seconds: u32,
 }
 
 /// Writes the configuration of organisation `orgnr`'s integration point running `channel`;
@@ -42,83 +44,35 @@ pub fn configure(network: &Network, orgnr: &str, channel: &Channel<'_>) -> PathB
         .dir
         .path()
         .join(format!("ip-{orgnr}-{}", channel.name));
-    let config_dir = home.join("config");
-    std::fs::create_dir_all(&config_dir).expect("a configuration directory");
-    let environment = format!(
-        r#"[environment]
-name = "e2e"
-
-[endpoints]
-service-registry = "{registry}"
-maskinporten = "{token}"
-maskinporten-audience = "http://127.0.0.1/maskinporten/"
-altinn-token-exchange = "http://127.0.0.1:9/exchange"
-log-service = "127.0.0.1:9"
-
-[endpoints.channels.{name}]
+    let channel_tables = format!(
+        r#"[endpoints.channels.{name}]
 {endpoints}
 
 [plugins.{name}]
 file = "{plugin}"
 allowed-hosts = ["{provider}"]
 secrets = ["{name}"]
-limits = {{ memory-mib = 64, timeout-seconds = 120, concurrency = 4 }}
+limits = {{ memory-mib = 64, timeout-seconds = {timeout}, request-timeout-seconds = {timeout}, concurrency = 4 }}
 settings = {{ identifier = "0192:{orgnr}"{settings} }}
 "#,
-        registry = network.registry.base_url(),
-        token = network.maskinporten.token_url(),
         name = channel.name,
         endpoints = channel.endpoints,
         plugin = channel.plugin,
         provider = channel.provider,
+        timeout = channel.timeout_seconds,
         settings = channel.settings,
     );
-    std::fs::write(config_dir.join("e2e.toml"), environment).expect("the environment file");
-    std::fs::write(home.join("keystore-password"), KEYSTORE_PASSWORD).expect("a password");
+    network.write_configuration(
+        &home,
+        orgnr,
+        "sqlite://data/integrasjonspunkt.db",
+        &format!("\"{}\"", channel.name),
+        &channel_tables,
+        channel.secret,
+    );
     for (file, content) in channel.secret_files {
         std::fs::write(home.join(file), content).expect("a secret file");
     }
-    let hash = integrasjonspunkt::api::hash_password(API_PASSWORD).expect("a password hash");
-    let operator = format!(
-        r#"[organisation]
-number = "{orgnr}"
-
-[keystore]
-path = "{keystore}"
-password = {{ file = "keystore-password" }}
-
-[api]
-listen = "127.0.0.1:0"
-
-[api.users.{API_USER}]
-password-hash = "{hash}"
-
-[database]
-url = "sqlite://data/integrasjonspunkt.db"
-
-[channels]
-enabled = ["{name}"]
-
-[polling]
-statuses-seconds = 1
-incoming-seconds = 1
-
-[retry]
-initial-seconds = 1
-max-interval-seconds = 2
-
-{secret}
-"#,
-        keystore = network
-            .dir
-            .path()
-            .join("pki")
-            .join(format!("{orgnr}.p12"))
-            .display(),
-        name = channel.name,
-        secret = channel.secret,
-    );
-    std::fs::write(home.join("integrasjonspunkt.toml"), operator).expect("the operator file");
     home
 }
 
