@@ -7,11 +7,15 @@
 //! Only successes are kept. The fetch is a shared future driven by whichever caller polls it, so a
 //! caller that gives up does not strand the others.
 //!
+//! Every lookup is counted by how it was answered ([`CacheCounters`]), so an operator can see on
+//! `/manage/prometheus` whether tokens and registry answers are reused or fetched each time.
+//!
 //! Time is tokio's clock, so tests can move it forward instead of sleeping.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
@@ -27,15 +31,51 @@ enum Slot<V, E> {
     Fetching(Flight<V, E>),
 }
 
+/// How a cache's lookups were answered since it was made.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    hits: AtomicU64,
+    shared: AtomicU64,
+    fetches: AtomicU64,
+}
+
+/// A snapshot of [`CacheCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// Answered from a value kept and still fresh.
+    pub hits: u64,
+    /// Answered by a fetch another caller had started.
+    pub shared: u64,
+    /// Answered by a fetch this lookup started.
+    pub fetches: u64,
+}
+
+impl CacheCounters {
+    /// The counts so far.
+    pub fn snapshot(&self) -> CacheCounts {
+        CacheCounts {
+            hits: self.hits.load(Ordering::Relaxed),
+            shared: self.shared.load(Ordering::Relaxed),
+            fetches: self.fetches.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A map of values that expire, each fetched by a single flight.
 pub struct ExpiringCache<K, V, E> {
     slots: Mutex<HashMap<K, Slot<V, E>>>,
+    counters: Arc<CacheCounters>,
 }
 
 impl<K, V, E> Default for ExpiringCache<K, V, E> {
     fn default() -> Self {
         Self {
             slots: Mutex::new(HashMap::new()),
+            counters: Arc::default(),
         }
     }
 }
@@ -61,10 +101,15 @@ where
             let mut slots = self.lock();
             match slots.get(key) {
                 Some(Slot::Ready { value, until }) if Instant::now() < *until => {
+                    CacheCounters::count(&self.counters.hits);
                     return Ok(value.clone());
                 }
-                Some(Slot::Fetching(flight)) => flight.clone(),
+                Some(Slot::Fetching(flight)) => {
+                    CacheCounters::count(&self.counters.shared);
+                    flight.clone()
+                }
                 _ => {
+                    CacheCounters::count(&self.counters.fetches);
                     // A miss is rare (once per key and lifetime), so it may afford to forget
                     // every value that has expired, which bounds the map by what is in use.
                     let now = Instant::now();
@@ -102,6 +147,11 @@ where
         if matches!(slots.get(key), Some(Slot::Ready { value, .. }) if stale(value)) {
             slots.remove(key);
         }
+    }
+
+    /// How its lookups were answered, counted as they happen.
+    pub fn counters(&self) -> Arc<CacheCounters> {
+        self.counters.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Slot<V, E>>> {
@@ -166,6 +216,15 @@ mod tests {
         let again = counting_fetch(&count, &gate, Ok);
         assert_eq!(cache.get_or_fetch(&"k", again).await, Ok(1), "kept");
         assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            cache.counters().snapshot(),
+            CacheCounts {
+                hits: 1,
+                shared: 49,
+                fetches: 1
+            },
+            "one lookup fetched, the other 49 waited for it, the last found it kept"
+        );
     }
 
     #[tokio::test]

@@ -34,6 +34,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::config::{Config, LoadOptions};
+use crate::expiring::CacheCounters;
 use crate::plugins::PluginHost;
 use crate::store::{Dialect, Store, now_millis};
 
@@ -63,6 +64,7 @@ pub struct Monitor {
     profile: String,
     environment: String,
     organisation_number: String,
+    caches: Vec<(&'static str, Arc<CacheCounters>)>,
 }
 
 impl Monitor {
@@ -74,7 +76,14 @@ impl Monitor {
             profile: config.profile.clone(),
             environment: config.settings.environment.name.clone(),
             organisation_number: config.settings.organisation.number.clone(),
+            caches: Vec::new(),
         }
+    }
+
+    /// Also reports how the lookups of `caches` (tokens, registry answers) were answered.
+    pub fn with_caches(mut self, caches: Vec<(&'static str, Arc<CacheCounters>)>) -> Self {
+        self.caches = caches;
+        self
     }
 }
 
@@ -267,6 +276,7 @@ async fn prometheus(State(monitor): State<Arc<Monitor>>) -> Response {
     );
     database_metrics(&monitor.store, &mut out).await;
     plugin_metrics(&monitor.plugins, &mut out);
+    cache_metrics(&monitor.caches, &mut out);
     (
         [(
             header::CONTENT_TYPE,
@@ -341,6 +351,31 @@ async fn database_metrics(store: &Store, out: &mut Exposition) {
     ] {
         out.family(name, "gauge", help);
         out.sample(name, &[], value);
+    }
+}
+
+/// How token and registry lookups were answered: `hit` (a kept value), `shared` (a fetch another
+/// lookup had started) or `fetch`. Many fetches next to few hits means nothing is reused.
+fn cache_metrics(caches: &[(&'static str, Arc<CacheCounters>)], out: &mut Exposition) {
+    let name = "integrasjonspunkt_cache_lookups_total";
+    out.family(
+        name,
+        "counter",
+        "Token and ServiceRegistry lookups by cache and how they were answered.",
+    );
+    for (cache, counters) in caches {
+        let counts = counters.snapshot();
+        for (outcome, count) in [
+            ("hit", counts.hits),
+            ("shared", counts.shared),
+            ("fetch", counts.fetches),
+        ] {
+            out.sample(
+                name,
+                &[("cache", cache), ("outcome", outcome)],
+                count as f64,
+            );
+        }
     }
 }
 
@@ -557,6 +592,7 @@ mod tests {
             profile: "staging".into(),
             environment: "staging".into(),
             organisation_number: "910075918".into(),
+            caches: Vec::new(),
         })
     }
 
@@ -654,6 +690,39 @@ mod tests {
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["status"], "DOWN");
         assert_eq!(body["components"]["nextMoveQueue"]["status"], "UNKNOWN");
+    }
+
+    #[tokio::test]
+    async fn prometheus_counts_cache_lookups_by_how_they_were_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = crate::expiring::ExpiringCache::<&str, u8, String>::new();
+        for _ in 0..3 {
+            let fetched = cache
+                .get_or_fetch(&"scope", || {
+                    Box::pin(async {
+                        Ok((7, tokio::time::Instant::now() + Duration::from_secs(60)))
+                    })
+                })
+                .await;
+            assert_eq!(fetched, Ok(7));
+        }
+        let monitor = Monitor {
+            caches: vec![("maskinporten_token", cache.counters())],
+            ..Arc::into_inner(monitor(dir.path()).await).unwrap()
+        };
+        let (status, text) = answer(prometheus(State(Arc::new(monitor))).await).await;
+        assert_eq!(status, 200);
+        for line in [
+            "# TYPE integrasjonspunkt_cache_lookups_total counter",
+            "integrasjonspunkt_cache_lookups_total{cache=\"maskinporten_token\",outcome=\"hit\"} 2",
+            "integrasjonspunkt_cache_lookups_total{cache=\"maskinporten_token\",outcome=\"shared\"} 0",
+            "integrasjonspunkt_cache_lookups_total{cache=\"maskinporten_token\",outcome=\"fetch\"} 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing from\n{text}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -115,6 +115,10 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
         AltinnConfig::new(&settings.endpoints.altinn_token_exchange),
         maskinporten.clone(),
     )?;
+    let mut caches = vec![
+        ("maskinporten_token", maskinporten.cache_counters()),
+        ("altinn_token", altinn.cache_counters()),
+    ];
     let tokens: Arc<dyn TokenSource> = Arc::new(TokenService::new(maskinporten, Some(altinn)));
     let data_dir = config.data_dir();
     let store = Store::open(&database_url(&config))
@@ -150,6 +154,7 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
     let mut registry_config = RegistryConfig::new(&settings.endpoints.service_registry);
     registry_config.scopes = scopes_for_channels(channel_services.iter().map(String::as_str));
     let registry = Arc::new(ServiceRegistry::new(registry_config, tokens)?);
+    caches.extend(registry.cache_counters());
 
     let users = Users::new(
         settings
@@ -208,7 +213,8 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
         http: reqwest::Client::new(),
     });
     let reloader = Arc::new(Reloader { options, plugins });
-    let monitor = manage::Monitor::new(store.clone(), reloader.plugins.clone(), &config);
+    let monitor =
+        manage::Monitor::new(store.clone(), reloader.plugins.clone(), &config).with_caches(caches);
     let manage = manage::router(reloader.clone()).merge(manage::monitoring(Arc::new(monitor)));
     let app = api::router(state, manage);
     let listen = settings.api.listen;

@@ -4,7 +4,12 @@
 //! loopback peer standing in for the DPO provider), and the release `integrasjonspunkt` binary
 //! in a process of its own on organisation 910075918's configuration:
 //!
-//! 1. Idle RSS: the freshly started binary, every configured channel loaded, after 2 s idle.
+//! 1. Idle RSS: a freshly started binary with every channel loaded (loopback, DPO, DPV, DPF,
+//!    DPI and DPE; their providers are never called, so none runs), after 2 s idle; then the
+//!    same for the pipeline's sender, which loads the loopback only (the loopback stands in
+//!    for DPO, so no other channel may claim DPO beside it). Each one's peak RSS by then is the
+//!    start-up's: a fresh data directory means every plugin is compiled once. The first binary
+//!    is also started a second time, as after a restart, when the compiled plugins are kept.
 //! 2. Pipeline rate: N messages (`PIPELINE_BENCH_MESSAGES`, default 2000), each an SBD,
 //!    `arkivmelding.xml` and a 1 KiB document in one `POST /api/messages/out/multipart` (create
 //!    and send in one request), 16 in flight; rate = N / (first request → the Nth message's
@@ -26,11 +31,13 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt as _;
 use integrasjonspunkt::config::Config;
 use integrasjonspunkt::store::{ConversationQuery, PageRequest, ReceiptStatus, Store};
+use ip_tests::artifacts;
 use ip_tests::network::{
     API_PASSWORD, API_USER, ARKIVMELDING, Network, PROCESS, arkivmelding_sbd, arkivmelding_xml,
     load_options,
@@ -163,6 +170,124 @@ async fn last_arrival(
     last
 }
 
+/// The configuration of an integration point of `SENDER` with every channel plugin enabled;
+/// their endpoints lead nowhere, as nothing is sent through them.
+fn configure_every_channel(network: &Network) -> PathBuf {
+    let home = network
+        .dir
+        .path()
+        .join(format!("ip-{SENDER}-every-channel"));
+    let nowhere = "http://127.0.0.1:9";
+    let plugin = |name: &str, file: &str, access: &str, settings: &str| {
+        format!(
+            "[plugins.{name}]\nfile = \"{file}\"\nallowed-hosts = [\"{nowhere}\"]\n{access}\n\
+             settings = {{ identifier = \"0192:{SENDER}\"{settings} }}\n\n"
+        )
+    };
+    let channel_tables = [
+        format!("[endpoints.channels.loopback]\nendpoint = \"{nowhere}\"\n\n"),
+        format!(
+            "[endpoints.channels.dpo]\nbroker-basic = \"{nowhere}/basic\"\n\
+             broker-streamed = \"{nowhere}/streamed\"\n\n"
+        ),
+        format!("[endpoints.channels.dpv]\ncorrespondence = \"{nowhere}/correspondence\"\n\n"),
+        format!(
+            "[endpoints.channels.dpf]\nforsendelseservice = \"{nowhere}/forsendelse\"\n\
+             svarinn = \"{nowhere}/svarinn\"\n\n"
+        ),
+        format!("[endpoints.channels.dpi]\nmeldingsformidler = \"{nowhere}/api\"\n\n"),
+        format!("[endpoints.channels.dpe]\nservice-bus = \"{nowhere}\"\n\n"),
+        plugin(
+            "loopback",
+            artifacts::LOOPBACK,
+            "secrets = [\"peer\"]",
+            ", credentials = \"peer\", service = \"LOOPBACK\"",
+        ),
+        plugin(
+            "dpo",
+            artifacts::DPO,
+            "secrets = [\"dpo\"]",
+            &format!(", reportee = \"{SENDER}\""),
+        ),
+        plugin("dpv", artifacts::DPV, "secrets = [\"dpv\"]", ""),
+        plugin(
+            "dpf",
+            artifacts::DPF,
+            "secrets = [\"svarut\", \"svarinn\"]",
+            "",
+        ),
+        plugin(
+            "dpi",
+            artifacts::DPI,
+            "scopes = [\"digitalpostinnbygger:send\"]",
+            "",
+        ),
+        plugin("dpe", artifacts::DPE, "secrets = [\"dpe\"]", ""),
+    ]
+    .concat();
+    let account = |name: &str| {
+        format!("[secrets.{name}]\nusername = \"{SENDER}\"\npassword = {{ file = \"secret\" }}\n\n")
+    };
+    let operator_tables = [
+        account("peer"),
+        account("dpo"),
+        account("dpv"),
+        account("svarut"),
+        account("svarinn"),
+        "[secrets.dpe]\nkey-name = \"policy\"\nkey = { file = \"secret\" }\n".to_owned(),
+    ]
+    .concat();
+    network.write_configuration(
+        &home,
+        SENDER,
+        "sqlite://data/integrasjonspunkt.db",
+        "\"loopback\", \"dpo\", \"dpv\", \"dpf\", \"dpi\", \"dpe\"",
+        &channel_tables,
+        &operator_tables,
+    );
+    std::fs::write(home.join("secret"), "not-used").expect("a secret file");
+    home
+}
+
+/// Starts the binary on `home`'s configuration and waits until it is healthy and 2 s idle; its
+/// RSS and peak RSS then (KiB), and how long it took to become healthy. The process is killed
+/// before this returns unless `keep` is given, which then holds it and its URL.
+async fn start_idle(
+    binary: &Path,
+    home: &Path,
+    client: &reqwest::Client,
+    keep: Option<&mut Option<(std::process::Child, String)>>,
+) -> (u64, u64, Duration) {
+    let port = free_port();
+    let mut process = start(binary, home, port);
+    let pid = process.id();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    wait_until(
+        "the binary to be healthy",
+        Duration::from_secs(120),
+        async || {
+            client
+                .get(format!("{url}/manage/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        },
+    )
+    .await;
+    let startup = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let measured = (proc_kib(pid, "VmRSS:"), proc_kib(pid, "VmHWM:"), startup);
+    match keep {
+        Some(slot) => *slot = Some((process, url)),
+        None => {
+            process.kill().expect("stopping the binary");
+            process.wait().expect("the binary is reaped");
+        }
+    }
+    measured
+}
+
 /// Posts `messages` envelopes (naming `documents`) with `package` straight to the peer,
 /// `CONCURRENCY` at a time; the messages per second.
 async fn raw_ingest(
@@ -262,27 +387,15 @@ async fn main() {
     );
     let client = reqwest::Client::new();
 
-    // 1. Idle RSS of a fresh binary with every channel loaded.
-    let port = free_port();
-    let mut sender = start(&binary, &home, port);
+    // 1. Idle RSS of a fresh binary with every channel loaded, then of the sender.
+    let every_channel = configure_every_channel(&network);
+    let (every_idle, every_peak, _) = start_idle(&binary, &every_channel, &client, None).await;
+    let (every_restart_idle, _, _) = start_idle(&binary, &every_channel, &client, None).await;
+    let mut running = None;
+    let (idle_rss, startup_peak, startup) =
+        start_idle(&binary, &home, &client, Some(&mut running)).await;
+    let (mut sender, url) = running.expect("the sender runs");
     let pid = sender.id();
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    wait_until(
-        "the sender to be healthy",
-        Duration::from_secs(120),
-        async || {
-            client
-                .get(format!("{url}/manage/health"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        },
-    )
-    .await;
-    let startup = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_rss = proc_kib(pid, "VmRSS:");
 
     // 2. The pipeline.
     let xml = arkivmelding_xml("Melding", &[DOCUMENT]);
@@ -423,9 +536,9 @@ async fn main() {
     let raw_rate = raw[raw.len() / 2];
     let ratio = pipeline_rate / raw_rate;
 
-    let idle_mb = idle_rss as f64 * 1024.0 / 1e6;
+    let idle_mb = every_idle as f64 * 1024.0 / 1e6;
     println!(
-        "\nsend pipeline, release binary {} (channels loaded: {})\n",
+        "\nsend pipeline, release binary {} (sender's channels: {})\n",
         binary.display(),
         channels.join(", ")
     );
@@ -505,13 +618,29 @@ async fn main() {
     );
     row("start → healthy", format!("{:.2} s", startup.as_secs_f64()));
     row(
-        "idle RSS, every channel loaded (target ≤ 60 MB)",
+        "idle RSS, all six channels loaded (target ≤ 60 MB)",
         format!(
             "{} = {idle_mb:.1} MB {}",
-            mib(idle_rss),
+            mib(every_idle),
             if idle_mb <= 60.0 { "met" } else { "NOT met" }
         ),
     );
+    row(
+        "  peak RSS by then (start-up, compiling six plugins)",
+        mib(every_peak),
+    );
+    row(
+        "  idle RSS after a restart (plugins compiled already)",
+        mib(every_restart_idle),
+    );
+    row("sender idle RSS, loopback only", mib(idle_rss));
+    row(
+        "  peak RSS by then (start-up, compiling the loopback)",
+        mib(startup_peak),
+    );
     row("sender RSS after the run", mib(sender_rss));
-    row("sender peak RSS (VmHWM)", mib(sender_peak));
+    row(
+        "sender peak RSS over the whole run (VmHWM)",
+        mib(sender_peak),
+    );
 }

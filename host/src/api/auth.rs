@@ -2,11 +2,16 @@
 //! passwords are stored as Argon2 hashes (PHC strings).
 //!
 //! Only `/manage/health` and its liveness and readiness stay open, for load balancers and
-//! orchestrators. A password hash is slow to check on purpose, so a credential that checked out
-//! is remembered by its SHA-256 and the next request with it costs a hash, not an Argon2 run.
+//! orchestrators. A password hash is slow to check on purpose (Argon2id with its default 19 MiB
+//! and two passes), so a credential that checked out is remembered by its SHA-256 for a day, and
+//! the next request with it costs a hash, not an Argon2 run. Checks of one credential are a
+//! single flight ([`ExpiringCache`]): an archive system that opens with 16 requests at once
+//! causes one Argon2 run, not 16 runs and 16 × 19 MiB, and a wrong password tried by many
+//! requests at once costs one run too.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -18,15 +23,24 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::expiring::ExpiringCache;
+
+/// How long a credential that checked out is taken without a new Argon2 run.
+const REMEMBERED: Duration = Duration::from_secs(24 * 3600);
+
+/// A credential that did not check out.
+#[derive(Clone, Debug)]
+struct Refused;
 
 /// The configured users and the credentials already checked.
 #[derive(Clone, Default)]
 pub struct Users {
     hashes: Arc<BTreeMap<String, String>>,
-    verified: Arc<Mutex<HashSet<[u8; 32]>>>,
+    verified: Arc<ExpiringCache<[u8; 32], (), Refused>>,
 }
 
 impl std::fmt::Debug for Users {
@@ -56,38 +70,42 @@ impl Users {
         self.hashes.is_empty()
     }
 
-    /// Whether `name` with `password` checked out before: a hash, no Argon2 run, so it is
-    /// answered on the request's own thread.
-    pub fn remembered(&self, name: &str, password: &str) -> bool {
-        let fingerprint = fingerprint(name, password);
+    /// Whether `name` with `password` is a user. Argon2 runs on the blocking pool, and only
+    /// for a credential not remembered and not being checked already.
+    pub async fn check(&self, name: &str, password: &str) -> bool {
+        let hashes = self.hashes.clone();
+        let (name, password) = (name.to_owned(), password.to_owned());
+        let key = fingerprint(&name, &password);
         self.verified
-            .lock()
-            .expect("the verified set")
-            .contains(&fingerprint)
+            .get_or_fetch(&key, move || {
+                Box::pin(async move {
+                    let verified =
+                        tokio::task::spawn_blocking(move || verify(&hashes, &name, &password))
+                            .await
+                            .unwrap_or(false);
+                    if verified {
+                        Ok(((), Instant::now() + REMEMBERED))
+                    } else {
+                        Err(Refused)
+                    }
+                })
+            })
+            .await
+            .is_ok()
     }
+}
 
-    /// Whether `name` with `password` is a user; slow (Argon2) unless [`Users::remembered`].
-    pub fn check(&self, name: &str, password: &str) -> bool {
-        if self.remembered(name, password) {
-            return true;
-        }
-        let Some(hash) = self.hashes.get(name) else {
-            return false;
-        };
-        let Ok(hash) = PasswordHash::new(hash) else {
-            return false;
-        };
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok();
-        if ok {
-            self.verified
-                .lock()
-                .expect("the verified set")
-                .insert(fingerprint(name, password));
-        }
-        ok
-    }
+/// Whether `password` matches `name`'s hash in `hashes`: an Argon2 run.
+fn verify(hashes: &BTreeMap<String, String>, name: &str, password: &str) -> bool {
+    let Some(hash) = hashes.get(name) else {
+        return false;
+    };
+    let Ok(hash) = PasswordHash::new(hash) else {
+        return false;
+    };
+    Argon2::default()
+        .verify_password(password.as_bytes(), &hash)
+        .is_ok()
 }
 
 /// What a credential is remembered by.
@@ -133,19 +151,10 @@ pub async fn require_user(
         .and_then(|value| value.strip_prefix("Basic "))
         .and_then(|encoded| BASE64.decode(encoded.trim()).ok())
         .and_then(|decoded| String::from_utf8(decoded).ok());
-    let users = state.users.clone();
     let accepted = match credentials {
         Some(credentials) => {
             let (name, password) = credentials.split_once(':').unwrap_or((&credentials, ""));
-            if users.remembered(name, password) {
-                true
-            } else {
-                // Only a credential not seen before costs an Argon2 run, off the runtime.
-                let (name, password) = (name.to_owned(), password.to_owned());
-                tokio::task::spawn_blocking(move || users.check(&name, &password))
-                    .await
-                    .unwrap_or(false)
-            }
+            state.users.check(name, password).await
         }
         None => false,
     };
@@ -163,4 +172,43 @@ pub async fn require_user(
         header::HeaderValue::from_static("Basic realm=\"integrasjonspunkt\""),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_checks_of_a_credential_share_one_argon2_run() {
+        let users = Users::new(BTreeMap::from([(
+            "archive".to_owned(),
+            hash_password("secret").unwrap(),
+        )]))
+        .unwrap();
+        let checks: Vec<_> = (0..16)
+            .map(|_| {
+                let users = users.clone();
+                tokio::spawn(async move { users.check("archive", "secret").await })
+            })
+            .collect();
+        for check in checks {
+            assert!(check.await.unwrap());
+        }
+        let counts = users.verified.counters().snapshot();
+        assert_eq!(
+            counts.fetches, 1,
+            "one Argon2 run for 16 requests: {counts:?}"
+        );
+        assert_eq!(counts.shared + counts.hits, 15);
+
+        assert!(!users.check("archive", "wrong").await);
+        assert!(!users.check("nobody", "secret").await);
+        assert!(!users.check("archive", "wrong").await, "still wrong");
+        assert!(users.check("archive", "secret").await);
+        let counts = users.verified.counters().snapshot();
+        assert_eq!(
+            counts.fetches, 4,
+            "refusals are checked each time, the good credential is remembered: {counts:?}"
+        );
+    }
 }

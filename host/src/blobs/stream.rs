@@ -49,6 +49,11 @@ pub fn read_stream(blob: Blob) -> impl Stream<Item = io::Result<Bytes>> + Send +
     })
 }
 
+/// Up to this many bytes are gathered in memory and written in one trip to the blocking pool:
+/// most documents and answers are small, and feeding a writer thread chunk by chunk costs
+/// more than the copy for them. Larger streams go on chunk by chunk, so memory stays bounded.
+const GATHERED: u64 = 256 * 1024;
+
 /// Writes the stream into a new temporary blob. Refuses more than `limit` bytes with an error of
 /// kind `FileTooLarge`; on any error nothing is committed.
 pub async fn write_stream<S, E>(
@@ -60,28 +65,61 @@ where
     S: Stream<Item = Result<Bytes, E>> + Send,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let mut stream = std::pin::pin!(stream);
+    let mut total = 0u64;
+    let too_large = |limit: u64| {
+        io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("more than {limit} bytes"),
+        )
+    };
+    let mut gathered = Vec::new();
+    while total <= GATHERED {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                total += chunk.len() as u64;
+                if let Some(limit) = limit.filter(|&limit| total > limit) {
+                    return Err(too_large(limit));
+                }
+                gathered.push(chunk);
+            }
+            Some(Err(error)) => return Err(io::Error::other(error)),
+            None => {
+                let writer_store = store.clone();
+                let (id, size) = tokio::task::spawn_blocking(move || {
+                    let mut writer = writer_store.create()?;
+                    for chunk in &gathered {
+                        writer.write_all(chunk)?;
+                    }
+                    writer.commit()
+                })
+                .await
+                .map_err(io::Error::other)??;
+                return Ok(Blob::temporary(store, id, size));
+            }
+        }
+    }
+
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let writer_store = store.clone();
     let writer = tokio::task::spawn_blocking(move || -> io::Result<_> {
         let mut writer = writer_store.create()?;
+        for chunk in gathered {
+            writer.write_all(&chunk)?;
+        }
         while let Some(chunk) = rx.blocking_recv() {
             writer.write_all(&chunk)?;
         }
         Ok(writer)
     });
 
-    let mut stream = std::pin::pin!(stream);
-    let mut total = 0u64;
     let mut failure = None;
     while let Some(item) = stream.next().await {
         match item {
             Ok(chunk) => {
                 total += chunk.len() as u64;
-                if limit.is_some_and(|limit| total > limit) {
-                    failure = Some(io::Error::new(
-                        io::ErrorKind::FileTooLarge,
-                        format!("more than {} bytes", limit.unwrap_or_default()),
-                    ));
+                if let Some(limit) = limit.filter(|&limit| total > limit) {
+                    failure = Some(too_large(limit));
                     break;
                 }
                 if tx.send(chunk).await.is_err() {
@@ -136,6 +174,42 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn small_and_large_streams_alike_are_kept_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
+        let chunks = |count: usize, size: usize| -> Vec<Result<Bytes, io::Error>> {
+            (0..count)
+                .map(|i| Ok(Bytes::from(vec![i as u8; size])))
+                .collect()
+        };
+        // Gathered in memory: three chunks, in order.
+        let small = write_stream(store.clone(), futures::stream::iter(chunks(3, 1000)), None)
+            .await
+            .unwrap();
+        assert_eq!(small.size(), 3000);
+        assert_eq!(small.read_at(999, 2).unwrap(), [0, 1]);
+        assert_eq!(small.read_at(2999, 1).unwrap(), [2]);
+        drop(small);
+        // Past the gathered part and then over the limit: refused, nothing left.
+        let error = write_stream(
+            store.clone(),
+            futures::stream::iter(chunks(40, 10_000)),
+            Some(300_000),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
+        // A stream that fails before its end leaves nothing either.
+        let mut failing = chunks(2, 1000);
+        failing.push(Err(io::Error::other("the client went away")));
+        let error = write_stream(store, futures::stream::iter(failing), None)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("went away"), "{error}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -62,11 +62,17 @@ impl CompileCache {
             }
         }
         let compiled = engine.engine().precompile_component(wasm)?;
-        if let Err(error) = self.store(&path, &compiled) {
-            tracing::warn!(path = %path.display(), error = %format!("{error:#}"), "could not cache a compiled plugin");
-        }
-        // SAFETY: the bytes were produced just now by this engine's `precompile_component`.
-        let component = unsafe { Component::deserialize(engine.engine(), &compiled)? };
+        // Loaded from the stored file, the code is mapped and paged in as it runs, as after
+        // every later start; loaded from `compiled`, all of it would stay resident in the heap.
+        let component = match self.store(&path, &compiled) {
+            // SAFETY: the file was written just now from this engine's `precompile_component`.
+            Ok(()) => unsafe { Component::deserialize_file(engine.engine(), &path)? },
+            Err(error) => {
+                tracing::warn!(path = %path.display(), error = %format!("{error:#}"), "could not cache a compiled plugin");
+                // SAFETY: the bytes were produced just now by this engine's `precompile_component`.
+                unsafe { Component::deserialize(engine.engine(), &compiled)? }
+            }
+        };
         Ok((component, Provenance::Compiled))
     }
 

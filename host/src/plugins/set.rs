@@ -129,6 +129,7 @@ impl PluginHost {
             .await?;
             plugins.insert(name.clone(), Arc::new(plugin));
         }
+        release_freed_memory();
         let set = Arc::new(PluginSet {
             generation: self.generations.fetch_add(1, Ordering::SeqCst) + 1,
             plugins,
@@ -140,5 +141,20 @@ impl PluginHost {
             "plugin set active"
         );
         Ok(set)
+    }
+}
+
+/// Hands the heap pages freed since the last call back to the system.
+///
+/// Compiling a plugin allocates tens of megabytes that are freed as soon as it is done, and glibc
+/// keeps freed pages for reuse instead of returning them: without this, a start that compiles six
+/// plugins (the first after an install or upgrade) idles about 28 MiB above every later start.
+/// Loading a set is rare, so the trim's few milliseconds do not matter.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free pages of the allocator's own heaps to the system;
+    // it touches no memory the program holds.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::RegistryError;
-use crate::expiring::ExpiringCache;
+use crate::expiring::{CacheCounters, ExpiringCache};
 use crate::http_text::{error_chain, excerpt};
 
 const KEY_SET_LIFETIME: Duration = Duration::from_secs(3600);
@@ -79,6 +79,11 @@ impl RegistryKeys {
             http,
             kept: ExpiringCache::new(),
         }
+    }
+
+    /// How key set lookups were answered.
+    pub(super) fn cache_counters(&self) -> Arc<CacheCounters> {
+        self.kept.counters()
     }
 
     /// The payload of `compact`, the registry's answer to `resource`, once its signature checks.

@@ -28,7 +28,7 @@ pub use model::{
 };
 pub use select::{DEFAULT_ARKIVMELDING_PROCESS, for_document_type, without_process};
 
-use crate::expiring::ExpiringCache;
+use crate::expiring::{CacheCounters, ExpiringCache};
 use crate::http_text::{error_chain, excerpt};
 use crate::tokens::TokenSource;
 
@@ -254,6 +254,17 @@ impl ServiceRegistry {
             resources: ExpiringCache::new(),
             texts: ExpiringCache::new(),
         })
+    }
+
+    /// How its lookups were answered, per cache: receivers' records (`registry_lookup`), the
+    /// texts (certificates, info, the SAS key: `registry_text`) and the signing keys
+    /// (`registry_keys`).
+    pub fn cache_counters(&self) -> [(&'static str, Arc<CacheCounters>); 3] {
+        [
+            ("registry_lookup", self.resources.counters()),
+            ("registry_text", self.texts.counters()),
+            ("registry_keys", self.client.keys.cache_counters()),
+        ]
     }
 
     /// Everything the registry says about `identifier`, for `process` if given

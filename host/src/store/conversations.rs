@@ -142,18 +142,20 @@ pub(super) async fn register_in(
     };
     let status_id: i64 = row.try_get("id")?;
     let status = update.status;
-    sqlx::query(
+    // The conversation's columns a status carries come back from its update, so the new
+    // status needs no second read.
+    let conversation = sqlx::query(
         "UPDATE conversation SET last_update = $1, \
          finished = CASE WHEN $2 = 1 THEN 1 ELSE finished END, \
          pollable = CASE WHEN $3 = 1 THEN 0 WHEN $4 = 1 AND finished = 0 THEN 1 ELSE pollable END \
-         WHERE id = $5",
+         WHERE id = $5 RETURNING conversation_id, message_id, direction, service_identifier",
     )
     .bind(now_millis())
     .bind(i64::from(status.finishes()))
     .bind(i64::from(status.ends_polling()))
     .bind(i64::from(starts_polling))
     .bind(conv_id)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
     if queue {
         sqlx::query("INSERT INTO status_queue (status_id) VALUES ($1)")
@@ -161,14 +163,19 @@ pub(super) async fn register_in(
             .execute(&mut **tx)
             .await?;
     }
-    let row = sqlx::query(&format!(
-        "SELECT {STATUS_COLUMNS} FROM message_status s JOIN conversation c ON c.id = s.conv_id \
-         WHERE s.id = $1"
-    ))
-    .bind(status_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    let registered = status_from(&row)?;
+    let direction: String = conversation.try_get("direction")?;
+    let registered = MessageStatus {
+        id: status_id,
+        conv_id,
+        status,
+        description: update.description.clone(),
+        raw_receipt: update.raw_receipt.clone(),
+        last_update: at,
+        conversation_id: conversation.try_get("conversation_id")?,
+        message_id: conversation.try_get("message_id")?,
+        direction: direction.parse().map_err(decode_error)?,
+        service_identifier: conversation.try_get("service_identifier")?,
+    };
     enqueue_events(tx, &registered).await?;
     Ok(Some(registered))
 }
@@ -264,7 +271,7 @@ impl Store {
     pub async fn delete_conversation(&self, id: i64) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM conversation WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(deleted.rows_affected() > 0)
     }
@@ -331,7 +338,7 @@ impl Store {
         )
         .bind(reference)
         .bind(message_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -351,7 +358,7 @@ impl Store {
         .bind(reference)
         .bind(title)
         .bind(message_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -453,7 +460,7 @@ impl Store {
     pub async fn remove_from_status_queue(&self, id: i64) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM status_queue WHERE status_id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(deleted.rows_affected() > 0)
     }

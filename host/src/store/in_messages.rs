@@ -137,7 +137,7 @@ impl Store {
             .bind(lock_until)
             .bind(&message_id)
             .bind(now)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
             if locked.rows_affected() == 1 {
                 return self.in_message(&message_id).await;
@@ -272,7 +272,7 @@ impl Store {
             "UPDATE in_message SET lock_until = NULL WHERE lock_until IS NOT NULL AND lock_until < $1",
         )
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(unlocked.rows_affected())
     }

@@ -66,6 +66,10 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. On SQLite a pool of one connection: writers wait their turn in the
+    /// pool's fair queue instead of in SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms
+    /// between tries and leaves the write lock idle meanwhile. On PostgreSQL it is `pool`.
+    writer: AnyPool,
     dialect: Dialect,
 }
 
@@ -87,34 +91,30 @@ impl Store {
             Dialect::Sqlite => sqlite_url(url)?,
             Dialect::Postgres => url.to_owned(),
         };
-        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
-        let pool = match dialect {
-            // One writer at a time is SQLite's nature; a small pool with a busy timeout keeps
-            // readers concurrent (WAL) and writers queued instead of failing.
+        let (pool, writer) = match dialect {
+            // One writer at a time is SQLite's nature: readers share a small pool (WAL lets
+            // them read while a write goes on) and writers queue for the one writing
+            // connection. The busy timeout stays for anything else that opens the file.
             Dialect::Sqlite => {
-                options
-                    .max_connections(4)
-                    .after_connect(|connection, _| {
-                        Box::pin(async move {
-                            connection
-                                .execute(
-                                    "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; \
-                                     PRAGMA synchronous = NORMAL;",
-                                )
-                                .await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await?
+                let writer = sqlite_pool(&url, 1).await?;
+                writer.execute("PRAGMA journal_mode = WAL").await?;
+                (sqlite_pool(&url, 4).await?, writer)
             }
-            Dialect::Postgres => options.max_connections(16).connect(&url).await?,
+            Dialect::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .acquire_timeout(Duration::from_secs(30))
+                    .max_connections(16)
+                    .connect(&url)
+                    .await?;
+                (pool.clone(), pool)
+            }
         };
-        if dialect == Dialect::Sqlite {
-            pool.execute("PRAGMA journal_mode = WAL").await?;
-        }
-        schema::migrate(&pool, dialect).await?;
-        Ok(Self { pool, dialect })
+        schema::migrate(&writer, dialect).await?;
+        Ok(Self {
+            pool,
+            writer,
+            dialect,
+        })
     }
 
     /// The database behind it.
@@ -128,13 +128,20 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool, waiting for connections in use.
+    /// Closes the pools, waiting for connections in use.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
+    /// The pool reads go to.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool writes outside a transaction go to (see [`Store::begin`] for those inside).
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// Begins a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a
@@ -143,8 +150,8 @@ impl Store {
     /// workers or two instances on one file hit under load.
     pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Dialect::Postgres => self.pool.begin().await,
+            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.writer.begin().await,
         }
     }
 }
@@ -167,6 +174,26 @@ impl Store {
              RETURNING {columns}"
         )
     }
+}
+
+/// A pool of `connections` to the SQLite database at `url`, each set up alike.
+async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error> {
+    AnyPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(30))
+        .max_connections(connections)
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                connection
+                    .execute(
+                        "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; \
+                         PRAGMA synchronous = NORMAL;",
+                    )
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
 }
 
 /// `sqlite://path` with the file created when missing; the directory is made here because

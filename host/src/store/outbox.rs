@@ -41,7 +41,7 @@ impl Store {
         .bind(worker)
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.writer())
         .await?;
         Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
     }
@@ -52,7 +52,7 @@ impl Store {
             "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = $1",
         )
         .bind(worker)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(released.rows_affected())
     }
@@ -61,7 +61,7 @@ impl Store {
     /// start no claim can belong to a live worker.
     pub async fn release_all_claims(&self) -> Result<u64, StoreError> {
         let released = sqlx::query("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL")
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(released.rows_affected())
     }
@@ -82,7 +82,7 @@ impl Store {
         .bind(error)
         .bind(message_id)
         .bind(worker)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -99,12 +99,19 @@ impl Store {
         queue: bool,
     ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.begin().await?;
-        let conv_id = conversation_id_in(&mut tx, message_id, Direction::Outgoing).await?;
-        sqlx::query("UPDATE conversation SET external_system_reference = $1 WHERE id = $2")
-            .bind(reference)
-            .bind(conv_id)
-            .execute(&mut *tx)
-            .await?;
+        let conv_id: i64 = sqlx::query(
+            "UPDATE conversation SET external_system_reference = $1 \
+             WHERE message_id = $2 AND direction = $3 RETURNING id",
+        )
+        .bind(reference)
+        .bind(message_id)
+        .bind(Direction::Outgoing.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            StoreError::NotFound(format!("no outgoing conversation for message {message_id}"))
+        })?
+        .try_get("id")?;
         register_in(
             &mut tx,
             conv_id,
@@ -192,7 +199,7 @@ impl Store {
     pub async fn purge_dead_letters(&self, before: Millis) -> Result<u64, StoreError> {
         let deleted = sqlx::query("DELETE FROM dead_letter WHERE dead_at < $1")
             .bind(before)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(deleted.rows_affected())
     }
@@ -211,18 +218,20 @@ pub(super) async fn remove_out_message(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     message_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let blobs = sqlx::query("SELECT blob_id FROM message_file WHERE message_id = $1")
+    sqlx::query("DELETE FROM outbox WHERE message_id = $1")
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?;
+    let blobs = sqlx::query("DELETE FROM message_file WHERE message_id = $1 RETURNING blob_id")
         .bind(message_id)
         .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(|row| row.try_get::<String, _>("blob_id"))
         .collect::<Result<Vec<_>, _>>()?;
-    for table in ["outbox", "message_file", "out_message"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE message_id = $1"))
-            .bind(message_id)
-            .execute(&mut **tx)
-            .await?;
-    }
+    sqlx::query("DELETE FROM out_message WHERE message_id = $1")
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(blobs)
 }

@@ -167,7 +167,7 @@ impl Store {
         .bind(&subscription.resource)
         .bind(&subscription.event)
         .bind(&subscription.filter)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.writer())
         .await?;
         match row {
             Some(row) => Ok(subscription_from(&row)?),
@@ -194,7 +194,7 @@ impl Store {
         .bind(&subscription.event)
         .bind(&subscription.filter)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -297,7 +297,7 @@ impl Store {
     pub async fn webhook_delivered(&self, id: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM webhook_event WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -316,7 +316,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

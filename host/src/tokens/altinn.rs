@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::maskinporten::{Maskinporten, scope_set};
 use super::retry::{self, Backoff, Failure};
 use super::{TokenError, jwt};
-use crate::expiring::ExpiringCache;
+use crate::expiring::{CacheCounters, ExpiringCache};
 use crate::http_text::excerpt;
 
 const SERVICE: &str = "the Altinn token exchange";
@@ -73,6 +73,11 @@ impl AltinnExchange {
             }),
             tokens: ExpiringCache::new(),
         })
+    }
+
+    /// How token lookups were answered: kept, shared, or exchanged.
+    pub fn cache_counters(&self) -> Arc<CacheCounters> {
+        self.tokens.counters()
     }
 
     /// An Altinn token for a Maskinporten token carrying `scopes`.

@@ -28,7 +28,7 @@ use super::TokenError;
 use super::jwt;
 use super::retry::{self, Backoff, Failure};
 use crate::crypto::BusinessCertificate;
-use crate::expiring::ExpiringCache;
+use crate::expiring::{CacheCounters, ExpiringCache};
 use crate::http_text::excerpt;
 
 /// The grant type of the JWT-bearer grant (RFC 7523).
@@ -202,6 +202,11 @@ impl Maskinporten {
             grant: Arc::new(Grant { config, key, http }),
             tokens: ExpiringCache::new(),
         })
+    }
+
+    /// How token lookups were answered: kept, shared, or fetched.
+    pub fn cache_counters(&self) -> Arc<CacheCounters> {
+        self.tokens.counters()
     }
 
     /// An access token carrying `scopes`: a kept one while it is fresh, else a new one.
