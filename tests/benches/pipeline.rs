@@ -40,7 +40,7 @@ use integrasjonspunkt::store::{ConversationQuery, PageRequest, ReceiptStatus, St
 use ip_tests::artifacts;
 use ip_tests::network::{
     API_PASSWORD, API_USER, ARKIVMELDING, Network, PROCESS, arkivmelding_sbd, arkivmelding_xml,
-    load_options,
+    load_options, wait_healthy, wait_until,
 };
 use ip_tests::process::{free_port, proc_kib, release_binary, start};
 use serde_json::{Value, json};
@@ -122,16 +122,6 @@ fn row(what: &str, value: String) {
 
 fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-/// Polls `done` until it holds; slowly, because the peer's `received()` copies every message
-/// and the bench shares the machine with what it measures (the end time is the peer's own).
-async fn wait_until(what: &str, patience: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + patience;
-    while !done().await {
-        assert!(Instant::now() < deadline, "gave up waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// The latest `mottatt` time the peer recorded, in ms since the epoch: when the last message
@@ -263,18 +253,7 @@ async fn start_idle(
     let pid = process.id();
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    wait_until(
-        "the binary to be healthy",
-        Duration::from_secs(120),
-        async || {
-            client
-                .get(format!("{url}/manage/health"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        },
-    )
-    .await;
+    wait_healthy(client, &url, Duration::from_secs(120)).await;
     let startup = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let measured = (proc_kib(pid, "VmRSS:"), proc_kib(pid, "VmHWM:"), startup);

@@ -447,6 +447,19 @@ pub async fn wait_until(what: &str, patience: Duration, mut done: impl AsyncFnMu
     }
 }
 
+/// Waits until the integration point at `url` answers `/manage/health` with success, up to
+/// `patience`.
+pub async fn wait_healthy(client: &reqwest::Client, url: &str, patience: Duration) {
+    wait_until(&format!("{url} to be healthy"), patience, async || {
+        client
+            .get(format!("{url}/manage/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+}
+
 /// A `multipart/form-data` body for `POST /api/messages/out/multipart`: the SBD, an
 /// arkivmelding.xml naming `a.pdf`, and `a.pdf` of `document`; with its content type.
 pub fn multipart_message(sbd: &Value, document: &[u8]) -> (String, Vec<u8>) {

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ip_tests::network::{Network, arkivmelding_sbd, multipart_message, wait_until};
+use ip_tests::network::{Network, arkivmelding_sbd, multipart_message, wait_healthy, wait_until};
 use ip_tests::process::{binary, free_port, start};
 
 const SENDER: &str = "910075918";
@@ -22,14 +22,7 @@ async fn a_killed_sender_loses_nothing_and_sends_nothing_twice() {
     let mut sender = start(&binary, &home, port);
     let url = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    wait_until("the sender to start", Duration::from_secs(60), async || {
-        client
-            .get(format!("{url}/manage/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
+    wait_healthy(&client, &url, Duration::from_secs(60)).await;
 
     // The provider is down while the messages go in, so that sending is still under way when
     // the kill comes, however fast the sender is.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use ip_tests::network::{
-    API_PASSWORD, API_USER, Network, arkivmelding_sbd, multipart_message, wait_until,
+    API_PASSWORD, API_USER, Network, arkivmelding_sbd, multipart_message, wait_healthy, wait_until,
 };
 use ip_tests::postgres::FreshDatabase;
 use ip_tests::process::{binary, free_port, start};
@@ -59,18 +59,7 @@ async fn instances_on_one_postgresql_share_the_outbox_and_the_inbox() {
         }
     }
     for url in &urls {
-        wait_until(
-            "an instance to start",
-            Duration::from_secs(60),
-            async || {
-                client
-                    .get(format!("{url}/manage/health"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            },
-        )
-        .await;
+        wait_healthy(&client, url, Duration::from_secs(60)).await;
     }
     let (senders, receivers) = urls.split_at(2);
 
