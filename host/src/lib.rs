@@ -17,6 +17,7 @@ pub mod logship;
 pub mod manage;
 pub mod plugins;
 pub mod registry;
+pub mod sbd;
 pub mod secrets;
 pub mod service;
 pub mod store;

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::sbd::SbdError;
 use crate::store::{StoreError, now_millis};
 use crate::timefmt;
 
@@ -188,3 +189,20 @@ pub async fn add_path(request: Request, next: Next) -> Response {
 
 /// What a handler returns.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A refused SBD in the integration point's error body: the exception it names, or the field
+/// violations with the status code they always had.
+impl From<SbdError> for ApiError {
+    fn from(error: SbdError) -> Self {
+        match error {
+            SbdError::Unreadable(message) => Self::internal(message),
+            SbdError::Refused { exception, message } => Self::bad_request(exception, message),
+            SbdError::Violations(violations) => Self::violations(
+                violations
+                    .into_iter()
+                    .map(|v| FieldError::new(&v.field, v.code, v.message, v.rejected_value))
+                    .collect(),
+            ),
+        }
+    }
+}

@@ -20,9 +20,9 @@ use super::error::{ApiError, ApiResult};
 use super::page::{PageParams, page_json};
 use super::query::ApiQuery;
 use super::render::{party_columns, stored_sbd};
-use super::sbd::{Sbd, primary_identifier};
 use crate::blobs::{Blob, write_stream};
 use crate::registry::{LookupOptions, RegistryError, ServiceRecord};
+use crate::sbd::{Sbd, primary_identifier};
 use crate::store::{
     MessageFile, MessageQuery, NewConversation, OutMessage, ReceiptStatus, StoreError, now_millis,
 };

@@ -15,7 +15,6 @@ mod openapi;
 mod page;
 mod query;
 mod render;
-pub mod sbd;
 mod statuses;
 mod subscriptions;
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::sbd::primary_identifier;
+use crate::sbd::primary_identifier;
 use crate::store::{Conversation, MessageStatus};
 use crate::timefmt;
 

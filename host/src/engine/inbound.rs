@@ -12,9 +12,9 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, pause, status_messages};
-use crate::api::sbd::{Sbd, primary_identifier};
 use crate::plugins::bindings::Capabilities;
 use crate::plugins::{IncomingMessage, Plugin};
+use crate::sbd::{Sbd, primary_identifier};
 use crate::store::{
     Direction, InMessage, NewConversation, ReceiptStatus, StatusUpdate, now_millis,
 };

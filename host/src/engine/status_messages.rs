@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::outbox::backoff;
 use super::{Engine, pause};
-use crate::api::sbd::Sbd;
 use crate::plugins::OutgoingMessage;
 use crate::plugins::bindings::{Failure, Party, ServiceRecord};
+use crate::sbd::Sbd;
 use crate::store::{Millis, ReceiptStatus, StatusReply, StatusReplyEntry, now_millis};
 use crate::timefmt;
 

@@ -1,6 +1,10 @@
 //! The Standard Business Document as the Next Move API takes it: reading, checking, and the
 //! defaults the real integration point fills in on create.
 //!
+//! It is the host's model of a message's header, used by the API when a message comes in and by
+//! the engine when a stored one goes out or a receipt goes back, so it lives beside both and
+//! reports refusals as [`SbdError`], which the API turns into its error body.
+//!
 //! The SBD is kept as JSON (it travels on to the channel as JSON), and this module reads the few
 //! fields the host acts on and writes back the defaults, leaving everything else as the archive
 //! system sent it.
@@ -8,8 +12,57 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::error::{ApiError, FieldError};
 use crate::timefmt;
+
+/// Why an SBD was refused.
+#[derive(Debug)]
+pub enum SbdError {
+    /// A stored SBD cannot be read back: the store holds something else than it wrote.
+    Unreadable(String),
+    /// A rule with an exception of its own: the request is not JSON, the type is unknown, the
+    /// standard does not fit the type, the expiry is past.
+    Refused {
+        /// The real integration point's exception name.
+        exception: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Fields that break their constraints, reported together as bean validation does.
+    Violations(Vec<Violation>),
+}
+
+impl SbdError {
+    fn refused(exception: &'static str, message: impl Into<String>) -> Self {
+        Self::Refused {
+            exception,
+            message: message.into(),
+        }
+    }
+}
+
+/// One field that breaks its constraint.
+#[derive(Debug)]
+pub struct Violation {
+    /// The field, as a path.
+    pub field: String,
+    /// The constraint's code (`NotNull`, `UUID`, …).
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+    /// The value refused.
+    pub rejected_value: Value,
+}
+
+impl Violation {
+    fn new(field: &str, code: &'static str, message: impl Into<String>, value: Value) -> Self {
+        Self {
+            field: field.to_owned(),
+            code,
+            message: message.into(),
+            rejected_value: value,
+        }
+    }
+}
 
 /// Business message types the API accepts, and whether a message of the type needs files.
 const MESSAGE_TYPES: &[(&str, bool)] = &[
@@ -78,22 +131,23 @@ impl Sbd {
     }
 
     /// Reads a stored SBD back.
-    pub fn from_stored(text: &str) -> Result<Self, ApiError> {
-        let json: Value = serde_json::from_str(text)
-            .map_err(|error| ApiError::internal(format!("a stored SBD is unreadable: {error}")))?;
+    pub fn from_stored(text: &str) -> Result<Self, SbdError> {
+        let json: Value = serde_json::from_str(text).map_err(|error| {
+            SbdError::Unreadable(format!("a stored SBD is unreadable: {error}"))
+        })?;
         read(json)
     }
 
     /// Reads an SBD from a request body, checks it, and fills in the defaults.
-    pub fn from_request(body: &[u8], own_organisation: &str, now: i64) -> Result<Self, ApiError> {
+    pub fn from_request(body: &[u8], own_organisation: &str, now: i64) -> Result<Self, SbdError> {
         let mut json: Value = serde_json::from_slice(body).map_err(|error| {
-            ApiError::bad_request(
+            SbdError::refused(
                 "org.springframework.http.converter.HttpMessageNotReadableException",
                 format!("JSON parse error: {error}"),
             )
         })?;
         if !json.is_object() {
-            return Err(ApiError::bad_request(
+            return Err(SbdError::refused(
                 "org.springframework.http.converter.HttpMessageNotReadableException",
                 "JSON parse error: the StandardBusinessDocument must be an object",
             ));
@@ -202,7 +256,7 @@ fn party(header: &Value, key: &str) -> Option<String> {
 }
 
 /// Reads the fields; violations are reported together, as bean validation does.
-fn read(json: Value) -> Result<Sbd, ApiError> {
+fn read(json: Value) -> Result<Sbd, SbdError> {
     let header = json
         .get("standardBusinessDocumentHeader")
         .cloned()
@@ -218,14 +272,14 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
         .unwrap_or_default()
         .to_owned();
     if message_type.is_empty() {
-        errors.push(FieldError::new(
+        errors.push(Violation::new(
             &field("documentIdentification.type"),
             "NotNull",
             "must not be null",
             Value::Null,
         ));
     } else if !MESSAGE_TYPES.iter().any(|(name, _)| *name == message_type) {
-        return Err(ApiError::bad_request(
+        return Err(SbdError::refused(
             "UnknownMessageTypeException",
             format!("Unknown message type: {message_type}"),
         ));
@@ -234,14 +288,14 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
         .unwrap_or_default()
         .to_owned();
     if standard.is_empty() {
-        errors.push(FieldError::new(
+        errors.push(Violation::new(
             &field("documentIdentification.standard"),
             "NotNull",
             "must not be null",
             Value::Null,
         ));
     } else if !message_type.is_empty() && !standard.ends_with(&format!("::{message_type}")) {
-        return Err(ApiError::bad_request(
+        return Err(SbdError::refused(
             "MessageTypeDoesNotFitDocumentTypeException",
             format!(
                 "Standard '{standard}' does not fit message type '{message_type}': it must end with '::{message_type}'"
@@ -249,7 +303,7 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
         ));
     }
     if !message_type.is_empty() && json.get(&message_type).is_none_or(|m| !m.is_object()) {
-        errors.push(FieldError::new(
+        errors.push(Violation::new(
             &message_type,
             "NotNull",
             format!("the business message {message_type:?} must be given as an object"),
@@ -260,7 +314,7 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
         .unwrap_or_default()
         .to_owned();
     if Uuid::parse_str(&message_id).is_err() {
-        errors.push(FieldError::new(
+        errors.push(Violation::new(
             &field("documentIdentification.instanceIdentifier"),
             "UUID",
             "must be a UUID",
@@ -288,7 +342,7 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
                 .map(str::to_owned),
         ),
         None => {
-            errors.push(FieldError::new(
+            errors.push(Violation::new(
                 &field("businessScope.scope"),
                 "ConversationIdScope",
                 "a scope of type ConversationId is required",
@@ -298,7 +352,7 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
         }
     };
     if scope.is_some() && Uuid::parse_str(&conversation_id).is_err() {
-        errors.push(FieldError::new(
+        errors.push(Violation::new(
             &field("businessScope.scope[ConversationId].instanceIdentifier"),
             "SbdScopeConditionalInstanceIdentifierUuid",
             "must be a UUID",
@@ -306,7 +360,7 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
         ));
     }
     if scope.is_some() && process.is_empty() {
-        errors.push(FieldError::new(
+        errors.push(Violation::new(
             &field("businessScope.scope[ConversationId].identifier"),
             "NotNull",
             "the process must be given",
@@ -317,7 +371,7 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
     let receiver = party(&header, "receiver");
     let print_without_receiver = message_type == "print";
     if receiver.is_none() && !print_without_receiver {
-        errors.push(FieldError::new(
+        errors.push(Violation::new(
             &field("receiver"),
             "NotEmpty",
             "must not be empty",
@@ -328,7 +382,7 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
         Some(text) => match timefmt::parse_date_time(&text) {
             Ok(at) => Some(at),
             Err(reason) => {
-                errors.push(FieldError::new(
+                errors.push(Violation::new(
                     &field("businessScope.scope[ConversationId].scopeInformation.expectedResponseDateTime"),
                     "DateTime",
                     reason,
@@ -340,7 +394,7 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
         None => None,
     };
     if !errors.is_empty() {
-        return Err(ApiError::violations(errors));
+        return Err(SbdError::Violations(errors));
     }
     Ok(Sbd {
         json,
@@ -356,9 +410,9 @@ fn read(json: Value) -> Result<Sbd, ApiError> {
 }
 
 /// Checks that need the time.
-fn check(sbd: &Sbd, now: i64) -> Result<(), ApiError> {
+fn check(sbd: &Sbd, now: i64) -> Result<(), SbdError> {
     if let Some(expires) = sbd.expires_at.filter(|at| *at <= now) {
-        return Err(ApiError::bad_request(
+        return Err(SbdError::refused(
             "TimeToLiveException",
             format!(
                 "expectedResponseDateTime ({}) is in the past",
