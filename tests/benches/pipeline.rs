@@ -239,32 +239,44 @@ fn configure_every_channel(network: &Network) -> PathBuf {
     home
 }
 
-/// Starts the binary on `home`'s configuration and waits until it is healthy and 2 s idle; its
-/// RSS and peak RSS then (KiB), and how long it took to become healthy. The process is killed
-/// before this returns unless `keep` is given, which then holds it and its URL.
-async fn start_idle(
-    binary: &Path,
-    home: &Path,
-    client: &reqwest::Client,
-    keep: Option<&mut Option<(std::process::Child, String)>>,
-) -> (u64, u64, Duration) {
-    let port = free_port();
-    let mut process = start(binary, home, port);
-    let pid = process.id();
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    wait_healthy(client, &url, Duration::from_secs(120)).await;
-    let startup = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let measured = (proc_kib(pid, "VmRSS:"), proc_kib(pid, "VmHWM:"), startup);
-    match keep {
-        Some(slot) => *slot = Some((process, url)),
-        None => {
-            process.kill().expect("stopping the binary");
-            process.wait().expect("the binary is reaped");
+/// A started binary after 2 s idle.
+struct Idle {
+    process: std::process::Child,
+    url: String,
+    /// RSS then, KiB.
+    rss: u64,
+    /// Peak RSS by then, KiB.
+    peak: u64,
+    /// From start to healthy.
+    startup: Duration,
+}
+
+impl Idle {
+    /// Starts the binary on `home`'s configuration and waits until it is healthy and 2 s idle.
+    async fn start(binary: &Path, home: &Path, client: &reqwest::Client) -> Self {
+        let port = free_port();
+        let process = start(binary, home, port);
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        wait_healthy(client, &url, Duration::from_secs(120)).await;
+        let startup = started.elapsed();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let pid = process.id();
+        Self {
+            rss: proc_kib(pid, "VmRSS:"),
+            peak: proc_kib(pid, "VmHWM:"),
+            process,
+            url,
+            startup,
         }
     }
-    measured
+
+    /// Stops it; its measures.
+    fn stop(mut self) -> Self {
+        self.process.kill().expect("stopping the binary");
+        self.process.wait().expect("the binary is reaped");
+        self
+    }
 }
 
 /// Posts `messages` envelopes (naming `documents`) with `package` straight to the peer,
@@ -368,12 +380,19 @@ async fn main() {
 
     // 1. Idle RSS of a fresh binary with every channel loaded, then of the sender.
     let every_channel = configure_every_channel(&network);
-    let (every_idle, every_peak, _) = start_idle(&binary, &every_channel, &client, None).await;
-    let (every_restart_idle, _, _) = start_idle(&binary, &every_channel, &client, None).await;
-    let mut running = None;
-    let (idle_rss, startup_peak, startup) =
-        start_idle(&binary, &home, &client, Some(&mut running)).await;
-    let (mut sender, url) = running.expect("the sender runs");
+    let every = Idle::start(&binary, &every_channel, &client).await.stop();
+    let (every_idle, every_peak) = (every.rss, every.peak);
+    let every_restart_idle = Idle::start(&binary, &every_channel, &client)
+        .await
+        .stop()
+        .rss;
+    let Idle {
+        process: mut sender,
+        url,
+        rss: idle_rss,
+        peak: startup_peak,
+        startup,
+    } = Idle::start(&binary, &home, &client).await;
     let pid = sender.id();
 
     // 2. The pipeline.

@@ -6,6 +6,7 @@
 //! `service = "DPO"`), so the registry's real routing picks it: swapping a channel is a matter of
 //! configuration, which is what these tests lean on.
 
+use std::io::{Cursor, Read as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -324,6 +325,58 @@ impl IntegrationPoint {
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
+    /// Peeks until a message is waiting, up to `patience`; its SBD.
+    pub async fn wait_for_incoming(&self, patience: Duration) -> Value {
+        let mut peeked = Value::Null;
+        wait_until("a message to arrive", patience, async || {
+            let (status, body) = self.get("/api/messages/in/peek").await;
+            assert!(
+                status == 200 || status == 204,
+                "peek answered {status}: {body}"
+            );
+            peeked = body;
+            status == 200
+        })
+        .await;
+        peeked
+    }
+
+    /// Pops the peeked message `message_id`; its content type and the ASiC-E as a zip.
+    pub async fn pop(&self, message_id: &str) -> (String, zip::ZipArchive<Cursor<Vec<u8>>>) {
+        let popped = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/api/messages/in/pop/{message_id}"),
+            )
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(popped.status(), 200);
+        let content_type = popped.headers()["content-type"]
+            .to_str()
+            .expect("a content type")
+            .to_owned();
+        let package = popped.bytes().await.expect("the package").to_vec();
+        let archive = zip::ZipArchive::new(Cursor::new(package)).expect("a zip");
+        (content_type, archive)
+    }
+
+    /// Deletes the popped message `message_id` and checks that nothing else waits: the archive
+    /// system sees each message once.
+    pub async fn delete_incoming(&self, message_id: &str) {
+        let deleted = self
+            .request(
+                reqwest::Method::DELETE,
+                &format!("/api/messages/in/{message_id}"),
+            )
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(deleted.status(), 200);
+        let (status, _) = self.get("/api/messages/in/peek").await;
+        assert_eq!(status, 204, "the receiver sees the message once");
+    }
+
     /// Creates the message `sbd` describes and uploads `arkivmelding.xml` naming `vedtak.pdf`
     /// and `vedtak.pdf` of `document`; fails the test on any refusal.
     pub async fn create_with_documents(&self, sbd: &Value, document: Vec<u8>) {
@@ -425,6 +478,17 @@ impl IntegrationPoint {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Entry `name` of a popped package.
+pub fn zip_entry(archive: &mut zip::ZipArchive<Cursor<Vec<u8>>>, name: &str) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    archive
+        .by_name(name)
+        .expect("the entry")
+        .read_to_end(&mut bytes)
+        .expect("the entry's bytes");
+    bytes
 }
 
 /// The message id (`instanceIdentifier`) of an SBD.

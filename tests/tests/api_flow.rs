@@ -2,10 +2,9 @@
 //! another organisation's archive system receives through its own, over the loopback channel
 //! standing in for DPO, with the real registry routing, tokens and credentials in between.
 
-use std::io::Read as _;
 use std::time::Duration;
 
-use ip_tests::network::{Network, arkivmelding_sbd, arkivmelding_xml, statuses};
+use ip_tests::network::{Network, arkivmelding_sbd, arkivmelding_xml, statuses, zip_entry};
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 
@@ -97,51 +96,20 @@ async fn a_message_travels_from_one_archive_to_another_byte_for_byte() {
     assert_eq!(sent.status(), 200, "{}", sent.text().await.unwrap());
 
     // The receiver's archive system peeks, pops and deletes.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let peeked = loop {
-        let (status, body) = receiver.get("/api/messages/in/peek").await;
-        if status == 200 {
-            break body;
-        }
-        assert_eq!(status, 204, "{body}");
-        assert!(tokio::time::Instant::now() < deadline, "nothing arrived");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let peeked = receiver.wait_for_incoming(Duration::from_secs(60)).await;
     assert_eq!(
         peeked["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"],
         message_id.as_str()
     );
-    let popped = receiver
-        .request(Method::GET, &format!("/api/messages/in/pop/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(popped.status(), 200);
-    assert_eq!(
-        popped.headers()["content-type"],
-        "application/vnd.etsi.asic-e+zip"
-    );
-    let package = popped.bytes().await.unwrap();
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(package.to_vec())).unwrap();
-    let mut received = Vec::new();
-    archive
-        .by_name("vedtak.pdf")
-        .unwrap()
-        .read_to_end(&mut received)
-        .unwrap();
+    let (content_type, mut archive) = receiver.pop(&message_id).await;
+    assert_eq!(content_type, "application/vnd.etsi.asic-e+zip");
+    let received = zip_entry(&mut archive, "vedtak.pdf");
     assert_eq!(
         hex::encode(Sha256::digest(&received)),
         hex::encode(Sha256::digest(&document)),
         "the document arrives byte for byte"
     );
-    let deleted = receiver
-        .request(Method::DELETE, &format!("/api/messages/in/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
-    let (status, _) = receiver.get("/api/messages/in/peek").await;
-    assert_eq!(status, 204, "the receiver sees the message once");
+    receiver.delete_incoming(&message_id).await;
 
     // The receiver's side of the conversation.
     let (_, incoming) = receiver

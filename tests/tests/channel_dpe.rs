@@ -7,13 +7,12 @@
 //! the host's to send (not built yet); here they are put on the sender's queue as the receiving
 //! side would write them, which proves the routing by mode and the receiving of status messages.
 
-use std::io::Read as _;
 use std::time::Duration;
 
 use base64::Engine as _;
 use ip_tests::artifacts;
 use ip_tests::channels::{self, Channel};
-use ip_tests::network::{IntegrationPoint, Network, message_id, statuses, wait_until};
+use ip_tests::network::{IntegrationPoint, Network, message_id, statuses, wait_until, zip_entry};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -123,42 +122,14 @@ async fn upload(
 
 /// Peeks, pops and deletes at `receiver`; the popped package's `order.xml`.
 async fn receive(receiver: &IntegrationPoint, message_id: &str) -> Vec<u8> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = receiver.get("/api/messages/in/peek").await;
-        if status == 200 {
-            assert_eq!(
-                body["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"],
-                message_id
-            );
-            break;
-        }
-        assert_eq!(status, 204, "{body}");
-        assert!(tokio::time::Instant::now() < deadline, "nothing arrived");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let popped = receiver
-        .request(Method::GET, &format!("/api/messages/in/pop/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(popped.status(), 200);
-    let package = popped.bytes().await.unwrap();
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(package.to_vec())).unwrap();
-    let mut received = Vec::new();
-    archive
-        .by_name("order.xml")
-        .unwrap()
-        .read_to_end(&mut received)
-        .unwrap();
-    let deleted = receiver
-        .request(Method::DELETE, &format!("/api/messages/in/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
-    let (status, _) = receiver.get("/api/messages/in/peek").await;
-    assert_eq!(status, 204, "the receiver sees the message once");
+    let peeked = receiver.wait_for_incoming(Duration::from_secs(60)).await;
+    assert_eq!(
+        peeked["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"],
+        message_id
+    );
+    let (_, mut archive) = receiver.pop(message_id).await;
+    let received = zip_entry(&mut archive, "order.xml");
+    receiver.delete_incoming(message_id).await;
     received
 }
 

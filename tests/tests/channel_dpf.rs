@@ -2,13 +2,12 @@
 //! integration point hands it to SvarUt (SOAP 1.2, MTOM, each document CMS-encrypted to
 //! SvarUt), and Testkommune's (910077201) integration point fetches it from SvarInn.
 
-use std::io::Read as _;
 use std::time::Duration;
 
 use ip_tests::channels::{dpf, pretend_size, upload};
 use ip_tests::network::{
     IntegrationPoint, Network, arkivmelding_sbd, arkivmelding_xml, message_id, outbox_attempts,
-    statuses, wait_until,
+    statuses, wait_until, zip_entry,
 };
 use reqwest::Method;
 use serde_json::Value;
@@ -79,17 +78,7 @@ async fn an_arkivmelding_goes_by_svarut_and_arrives_through_svarinn_byte_for_byt
     );
 
     // Testkommune's archive system peeks, pops and deletes.
-    let mut peeked = Value::Null;
-    wait_until(
-        "the forsendelse to arrive",
-        Duration::from_secs(60),
-        async || {
-            let (status, body) = receiver.get("/api/messages/in/peek").await;
-            peeked = body;
-            status == 200
-        },
-    )
-    .await;
+    let peeked = receiver.wait_for_incoming(Duration::from_secs(60)).await;
     let header = &peeked["standardBusinessDocumentHeader"];
     assert_eq!(
         header["documentIdentification"]["instanceIdentifier"],
@@ -104,30 +93,14 @@ async fn an_arkivmelding_goes_by_svarut_and_arrives_through_svarinn_byte_for_byt
         header["receiver"][0]["identifier"]["value"],
         format!("0192:{RECEIVER}")
     );
-    let popped = receiver
-        .request(Method::GET, &format!("/api/messages/in/pop/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(popped.status(), 200);
-    let package = popped.bytes().await.unwrap();
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(package.to_vec())).unwrap();
-    let mut popped_document = Vec::new();
-    archive
-        .by_name("vedtak.pdf")
-        .unwrap()
-        .read_to_end(&mut popped_document)
-        .unwrap();
+    let (_, mut archive) = receiver.pop(&message_id).await;
+    let popped_document = zip_entry(&mut archive, "vedtak.pdf");
     assert!(
         popped_document == content,
         "the document arrives byte for byte"
     );
-    let mut arkivmelding = String::new();
-    archive
-        .by_name("arkivmelding.xml")
-        .unwrap()
-        .read_to_string(&mut arkivmelding)
-        .unwrap();
+    let arkivmelding =
+        String::from_utf8(zip_entry(&mut archive, "arkivmelding.xml")).expect("UTF-8 XML");
     assert!(
         arkivmelding.contains("<offentligTittel>Vedtak</offentligTittel>")
             && arkivmelding.contains("<referanseDokumentfil>vedtak.pdf</referanseDokumentfil>")

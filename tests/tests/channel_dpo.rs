@@ -2,11 +2,10 @@
 //! the real `dpo` plugin, the registry routing arkivmelding to DPO, the receiver's integration
 //! point sending MOTTATT and LEVERT back as status messages over the broker.
 
-use std::io::Read as _;
 use std::time::Duration;
 
 use ip_tests::channels::dpo::DpoNetwork;
-use ip_tests::network::{IntegrationPoint, arkivmelding_sbd, message_id, statuses};
+use ip_tests::network::{IntegrationPoint, arkivmelding_sbd, message_id, statuses, zip_entry};
 use reqwest::Method;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -25,34 +24,13 @@ fn document(mib: u32) -> Vec<u8> {
 /// Waits for a message at `receiver`, pops it, checks `vedtak.pdf` is `document` byte for
 /// byte, and deletes it.
 async fn receive(receiver: &IntegrationPoint, message_id: &str, document: &[u8]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let peeked = loop {
-        let (status, body) = receiver.get("/api/messages/in/peek").await;
-        if status == 200 {
-            break body;
-        }
-        assert_eq!(status, 204, "{body}");
-        assert!(tokio::time::Instant::now() < deadline, "nothing arrived");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let peeked = receiver.wait_for_incoming(Duration::from_secs(90)).await;
     assert_eq!(
         peeked["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"],
         message_id
     );
-    let popped = receiver
-        .request(Method::GET, &format!("/api/messages/in/pop/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(popped.status(), 200);
-    let package = popped.bytes().await.unwrap();
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(package.to_vec())).unwrap();
-    let mut received = Vec::new();
-    archive
-        .by_name("vedtak.pdf")
-        .unwrap()
-        .read_to_end(&mut received)
-        .unwrap();
+    let (_, mut archive) = receiver.pop(message_id).await;
+    let received = zip_entry(&mut archive, "vedtak.pdf");
     assert_eq!(
         hex::encode(Sha256::digest(&received)),
         hex::encode(Sha256::digest(document)),
@@ -62,14 +40,7 @@ async fn receive(receiver: &IntegrationPoint, message_id: &str, document: &[u8])
         archive.by_name("arkivmelding.xml").is_ok(),
         "the arkivmelding travels too"
     );
-    let deleted = receiver
-        .request(Method::DELETE, &format!("/api/messages/in/{message_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200);
-    let (status, _) = receiver.get("/api/messages/in/peek").await;
-    assert_eq!(status, 204, "the receiver sees the message once");
+    receiver.delete_incoming(message_id).await;
 }
 
 /// The description of status `status` of outgoing message `message_id`.

@@ -73,11 +73,12 @@ impl Users {
     /// Whether `name` with `password` is a user. Argon2 runs on the blocking pool, and only
     /// for a credential not remembered and not being checked already.
     pub async fn check(&self, name: &str, password: &str) -> bool {
-        let hashes = self.hashes.clone();
-        let (name, password) = (name.to_owned(), password.to_owned());
-        let key = fingerprint(&name, &password);
+        let key = fingerprint(name, password);
         self.verified
-            .get_or_fetch(&key, move || {
+            .get_or_fetch(&key, || {
+                // Only a lookup that starts a check gets here; a remembered one copies nothing.
+                let hashes = self.hashes.clone();
+                let (name, password) = (name.to_owned(), password.to_owned());
                 Box::pin(async move {
                     let verified =
                         tokio::task::spawn_blocking(move || verify(&hashes, &name, &password))

@@ -22,13 +22,15 @@
 mod payload;
 mod queues;
 
+use eformidling_sdk::asic;
 use eformidling_sdk::compose::Composer;
-use eformidling_sdk::crypto::{self, AsicEntry, KeyTransport};
+use eformidling_sdk::crypto::KeyTransport;
 use eformidling_sdk::failure;
 use eformidling_sdk::http::{Credentials, RequestBuilder};
 use eformidling_sdk::transport::{Capabilities, Description};
 use eformidling_sdk::types::{Blob, Failure, Incoming, Outgoing, Pending, Sent, StatusEvent};
 use eformidling_sdk::url::encode_component;
+use eformidling_sdk::xml::escape;
 use eformidling_sdk::{Guest, log, settings};
 use serde_json::Value;
 
@@ -103,13 +105,6 @@ fn manifest(message: &Outgoing) -> String {
     )
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The encrypted package of the message's documents.
 fn package(message: &Outgoing) -> Result<Blob, Failure> {
     let certificate = message.service.certificate.as_deref().ok_or_else(|| {
@@ -118,23 +113,12 @@ fn package(message: &Outgoing) -> Result<Blob, Failure> {
             message.receiver.identifier
         ))
     })?;
-    let manifest = Blob::new(&manifest(message).into_bytes());
-    let mut entries = vec![AsicEntry {
-        name: "manifest.xml".to_owned(),
-        mime_type: "application/xml".to_owned(),
-        content: &manifest,
-    }];
-    entries.extend(message.documents.iter().map(|d| AsicEntry {
-        name: d.name.clone(),
-        mime_type: d.mime_type.clone(),
-        content: &d.content,
-    }));
-    let asic = crypto::build_asic(&entries)?;
-    Ok(crypto::cms_encrypt(
-        &asic,
+    asic::sealed(
+        message,
+        &manifest(message),
         certificate,
         KeyTransport::RsaPkcs1v15,
-    )?)
+    )
 }
 
 /// The failure of an unexpected answer to a send: the bus's own size refusal is permanent and

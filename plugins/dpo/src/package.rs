@@ -7,7 +7,8 @@
 //! container stay host-held blobs; only the small XML and JSON are built here.
 
 use eformidling_sdk::archive::{self, Entry, EntryContent};
-use eformidling_sdk::crypto::{self, AsicEntry, KeyTransport};
+use eformidling_sdk::asic;
+use eformidling_sdk::crypto::KeyTransport;
 use eformidling_sdk::types::{Blob, Failure, Outgoing};
 
 use crate::soap::{self, BROKER_DATA_NS, Service};
@@ -94,20 +95,9 @@ fn encrypted_asic(message: &Outgoing) -> Result<Option<Blob>, Failure> {
             message.receiver.identifier
         ))
     })?;
-    let business_manifest = Blob::new(&business_manifest(message).into_bytes());
-    let mut entries = vec![AsicEntry {
-        name: "manifest.xml".to_owned(),
-        mime_type: "application/xml".to_owned(),
-        content: &business_manifest,
-    }];
-    entries.extend(message.documents.iter().map(|document| AsicEntry {
-        name: document.name.clone(),
-        mime_type: document.mime_type.clone(),
-        content: &document.content,
-    }));
-    let container = crypto::build_asic(&entries)?;
-    Ok(Some(crypto::cms_encrypt(
-        &container,
+    Ok(Some(asic::sealed(
+        message,
+        &business_manifest(message),
         certificate,
         KeyTransport::RsaOaepSha256,
     )?))

@@ -65,6 +65,7 @@ pub mod bindings {
     });
 }
 
+pub mod asic;
 pub mod base64;
 pub mod compose;
 pub mod failure;
