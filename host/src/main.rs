@@ -1,7 +1,7 @@
 //! The `integrasjonspunkt` command: runs the integration point, or checks its configuration.
 
-use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::io::{IsTerminal as _, Read as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -10,6 +10,7 @@ use integrasjonspunkt::config::{Config, DEFAULT_PROFILE, LoadOptions};
 use integrasjonspunkt::crypto::ExpiryStatus;
 use integrasjonspunkt::logmask::MaskingWriter;
 use integrasjonspunkt::logship::{LogShipConfig, LogShipper, LogTls, ShipLayer};
+use integrasjonspunkt::plugins::{Allocator, Compiler};
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -45,6 +46,22 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Compiles the plugin component on standard input into the artifact `output`, for a
+    /// running service. Not for operators: `run` starts it as a short-lived child process so
+    /// that compiling, which leaves cranelift's code and heap resident in the compiling process,
+    /// never runs in the long-lived service (see `plugins::cache`).
+    #[command(hide = true)]
+    CompilePlugin {
+        /// Where to store the artifact (written aside, then renamed into place).
+        #[arg(long)]
+        output: PathBuf,
+        /// The service engine's compatibility key; the command fails unless its own is the same.
+        #[arg(long)]
+        compatibility: String,
+        /// The service engine's allocator: `on` for pooling, `off` for on demand.
+        #[arg(long)]
+        pooling: Allocator,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,6 +96,11 @@ async fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check,
         } => check(options).await,
+        Command::CompilePlugin {
+            output,
+            compatibility,
+            pooling,
+        } => compile_plugin(&output, &compatibility, pooling),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,6 +121,14 @@ fn hash_password() -> anyhow::Result<()> {
     let hash = integrasjonspunkt::api::hash_password(password).map_err(anyhow::Error::msg)?;
     println!("{hash}");
     Ok(())
+}
+
+fn compile_plugin(output: &Path, compatibility: &str, allocator: Allocator) -> anyhow::Result<()> {
+    let mut wasm = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut wasm)
+        .context("reading the component from standard input")?;
+    integrasjonspunkt::plugins::compile_to_artifact(&wasm, allocator, compatibility, output)
 }
 
 async fn check(options: LoadOptions) -> anyhow::Result<()> {
@@ -132,7 +162,16 @@ async fn run(options: LoadOptions, ship_handle: ShipHandle) -> anyhow::Result<()
             .context("adding the central log layer")?;
     }
     let certificate = config.certificate.clone();
-    let service = integrasjonspunkt::service::start(config, options).await?;
+    // Compiling runs in a child process of this very binary, so that it leaves nothing resident
+    // in the service; without a path to run, it runs here.
+    let compiler = match std::env::current_exe() {
+        Ok(binary) => Compiler::Subprocess(binary),
+        Err(error) => {
+            tracing::warn!(%error, "this binary's path is unknown; plugins are compiled in the service's process");
+            Compiler::InProcess
+        }
+    };
+    let service = integrasjonspunkt::service::start(config, options, compiler).await?;
     let reloader = service.reloader.clone();
     let shutdown = service.shutdown_token();
 

@@ -21,7 +21,7 @@ use crate::crypto::at_rest::EncryptedBlobStore;
 use crate::engine::{Engine, EngineSettings, Retention};
 use crate::manage::{self, Reloader};
 use crate::plugins::egress::Egress;
-use crate::plugins::{HostServices, PluginEngine, PluginHost};
+use crate::plugins::{Compiler, HostServices, PluginEngine, PluginHost};
 use crate::registry::{RegistryConfig, ServiceRegistry, scopes_for_channels};
 use crate::store::{Dialect, Store};
 use crate::tokens::{
@@ -84,8 +84,14 @@ fn database_url(config: &Config) -> String {
     }
 }
 
-/// Starts everything `config` describes; `options` are kept for reloads.
-pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<RunningService> {
+/// Starts everything `config` describes; `options` are kept for reloads. Plugins without a
+/// cached artifact are compiled by `compiler`: the binary's own `run` compiles in a child
+/// process of itself, a host embedded in a test in process.
+pub async fn start(
+    config: Config,
+    options: LoadOptions,
+    compiler: Compiler,
+) -> anyhow::Result<RunningService> {
     let settings = &config.settings;
     let tls = settings
         .api
@@ -139,11 +145,10 @@ pub async fn start(config: Config, options: LoadOptions) -> anyhow::Result<Runni
         blobs: blobs.clone(),
         certificate: Some(config.certificate.clone()),
     });
-    let plugins = Arc::new(PluginHost::new(
-        PluginEngine::new()?,
-        &data_dir.join("compiled"),
-        services,
-    )?);
+    let plugins = Arc::new(
+        PluginHost::new(PluginEngine::new()?, &data_dir.join("compiled"), services)?
+            .with_compiler(compiler),
+    );
     plugins.load(&config.plugin_set()).await?;
 
     let channel_services: Vec<String> = plugins

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integrasjonspunkt::config::{Config, LoadOptions};
+use integrasjonspunkt::plugins::Compiler;
 use integrasjonspunkt::service::RunningService;
 use serde_json::{Value, json};
 use simulators::fixture::Fixture;
@@ -280,11 +281,12 @@ pub struct IntegrationPoint {
 }
 
 impl IntegrationPoint {
-    /// Starts the integration point configured in `home`.
+    /// Starts the integration point configured in `home`. It compiles plugins in process: the
+    /// test, not the `integrasjonspunkt` binary, is the executable here.
     pub async fn start(home: &Path) -> Self {
         let options = load_options(home);
         let config = Config::load(&options).await.expect("a valid configuration");
-        let service = integrasjonspunkt::service::start(config, options)
+        let service = integrasjonspunkt::service::start(config, options, Compiler::InProcess)
             .await
             .expect("the integration point starts");
         let url = format!("http://{}", service.address());

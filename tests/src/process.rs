@@ -95,12 +95,21 @@ pub fn free_port() -> u16 {
 /// Starts the binary on the configuration in `home` (as `Network::configure` writes it),
 /// listening on `port`, its log appended to `home/ip.log`.
 pub fn start(binary: &Path, home: &Path, port: u16) -> Child {
+    command(binary, home, port)
+        .spawn()
+        .expect("starting the integration point")
+}
+
+/// The command [`start`] runs (warnings and errors logged), for a test that changes some of it
+/// first, say the log filter.
+pub fn command(binary: &Path, home: &Path, port: u16) -> Command {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(home.join("ip.log"))
         .expect("the log file");
-    Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .env_remove("IP_PROFILE")
         .env_remove("IP_CONFIG")
         .env_remove("IP_CONFIG_DIR")
@@ -115,7 +124,6 @@ pub fn start(binary: &Path, home: &Path, port: u16) -> Child {
         .arg(home.join("integrasjonspunkt.toml"))
         .arg("run")
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("starting the integration point")
+        .stderr(log);
+    command
 }

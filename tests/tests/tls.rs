@@ -2,6 +2,7 @@
 //! certificate gets answers, a plain-HTTP client does not, and a key that does not belong to the
 //! certificate stops the start with a message naming both files.
 
+use integrasjonspunkt::plugins::Compiler;
 use ip_tests::network::{API_PASSWORD, API_USER, IntegrationPoint, Network};
 use openssl::asn1::Asn1Time;
 use openssl::hash::MessageDigest;
@@ -78,7 +79,7 @@ async fn the_api_is_served_over_tls_from_the_configured_certificate() {
     let config = integrasjonspunkt::config::Config::load(&options)
         .await
         .unwrap();
-    let refused = integrasjonspunkt::service::start(config, options)
+    let refused = integrasjonspunkt::service::start(config, options, Compiler::InProcess)
         .await
         .err()
         .expect("the start is refused");

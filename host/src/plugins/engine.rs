@@ -6,6 +6,7 @@
 //! probe decides, and an operator can force either choice with `IP_WASM_POOLING=on|off`.
 
 use std::hash::{Hash, Hasher};
+use std::str::FromStr;
 use std::thread;
 use std::time::Duration;
 
@@ -30,6 +31,28 @@ pub enum Allocator {
     OnDemand,
 }
 
+impl Allocator {
+    /// The allocator's name in `IP_WASM_POOLING` and in the compile child's `--pooling`.
+    pub fn pooling_flag(self) -> &'static str {
+        match self {
+            Self::Pooling => "on",
+            Self::OnDemand => "off",
+        }
+    }
+}
+
+impl FromStr for Allocator {
+    type Err = String;
+
+    fn from_str(flag: &str) -> Result<Self, Self::Err> {
+        match flag {
+            "on" => Ok(Self::Pooling),
+            "off" => Ok(Self::OnDemand),
+            other => Err(format!("expected on or off, not {other:?}")),
+        }
+    }
+}
+
 /// The engine and what was chosen for it.
 #[derive(Clone)]
 pub struct PluginEngine {
@@ -40,25 +63,32 @@ pub struct PluginEngine {
 impl PluginEngine {
     /// Builds the engine, probing for the pooling allocator, and starts the epoch ticker.
     pub fn new() -> anyhow::Result<Self> {
-        let choice = std::env::var("IP_WASM_POOLING").unwrap_or_default();
-        let (engine, allocator) = match choice.as_str() {
-            "off" => (Engine::new(&base_config())?, Allocator::OnDemand),
-            "on" => (
-                Engine::new(&pooling_config())
-                    .map_err(anyhow::Error::from)
-                    .context("IP_WASM_POOLING=on, but the pooling allocator cannot start")?,
-                Allocator::Pooling,
-            ),
-            _ => match Engine::new(&pooling_config()) {
-                Ok(engine) => (engine, Allocator::Pooling),
-                Err(error) => {
-                    tracing::warn!(%error, "the pooling allocator is not available here; instances are allocated on demand");
-                    (Engine::new(&base_config())?, Allocator::OnDemand)
-                }
-            },
+        let forced = std::env::var("IP_WASM_POOLING")
+            .ok()
+            .and_then(|choice| choice.parse().ok());
+        let plugin_engine = match forced {
+            Some(Allocator::OnDemand) => Self::build(Allocator::OnDemand)?,
+            Some(Allocator::Pooling) => Self::build(Allocator::Pooling)
+                .context("IP_WASM_POOLING=on, but the pooling allocator cannot start")?,
+            None => Self::build(Allocator::Pooling).or_else(|error| {
+                tracing::warn!(%error, "the pooling allocator is not available here; instances are allocated on demand");
+                Self::build(Allocator::OnDemand)
+            })?,
         };
-        start_epoch_ticker(&engine);
-        tracing::info!(?allocator, "plugin engine ready");
+        start_epoch_ticker(&plugin_engine.engine);
+        tracing::info!(allocator = ?plugin_engine.allocator, "plugin engine ready");
+        Ok(plugin_engine)
+    }
+
+    /// The engine with exactly this allocator and no epoch ticker: enough to compile, which is
+    /// all the compile child does ([`super::compiler`]). The allocator takes part in the
+    /// configuration an artifact is keyed by, so the child is given the one the service chose.
+    pub fn build(allocator: Allocator) -> anyhow::Result<Self> {
+        let config = match allocator {
+            Allocator::Pooling => pooling_config(),
+            Allocator::OnDemand => base_config(),
+        };
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         Ok(Self { engine, allocator })
     }
 

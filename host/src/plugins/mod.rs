@@ -10,6 +10,7 @@ mod allow_list;
 mod base64_stream;
 pub mod bindings;
 mod cache;
+mod compiler;
 pub mod egress;
 mod engine;
 mod imports;
@@ -22,6 +23,7 @@ pub mod spec;
 
 pub use allow_list::AllowList;
 pub use cache::{CompileCache, Provenance};
+pub use compiler::{Compiler, compile_to_artifact};
 pub use engine::{Allocator, EPOCH_TICK, PluginEngine};
 pub use message::{Document, IncomingMessage, OutgoingMessage};
 pub use plugin::{CallError, CallErrorKind, Plugin};

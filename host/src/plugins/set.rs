@@ -16,6 +16,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::bindings::Channel;
 use super::cache::CompileCache;
+use super::compiler::Compiler;
 use super::engine::PluginEngine;
 use super::plugin::Plugin;
 use super::sandbox::{CallState, HostServices};
@@ -92,6 +93,12 @@ impl PluginHost {
         })
     }
 
+    /// The same host, compiling plugins that have no cached artifact with `compiler`.
+    pub fn with_compiler(mut self, compiler: Compiler) -> Self {
+        self.cache = self.cache.with_compiler(compiler);
+        self
+    }
+
     /// The engine.
     pub fn engine(&self) -> &PluginEngine {
         &self.engine
@@ -146,9 +153,10 @@ impl PluginHost {
 
 /// Hands the heap pages freed since the last call back to the system.
 ///
-/// Compiling a plugin allocates tens of megabytes that are freed as soon as it is done, and glibc
-/// keeps freed pages for reuse instead of returning them: without this, a start that compiles six
-/// plugins (the first after an install or upgrade) idles about 28 MiB above every later start.
+/// Compiling a plugin in this process allocates tens of megabytes that are freed as soon as it is
+/// done, and glibc keeps freed pages for reuse instead of returning them: without this, a start
+/// that compiles six plugins (the first after an install or upgrade) idles about 28 MiB above
+/// every later start. The service compiles in a child process, but falls back to compiling here.
 /// Loading a set is rare, so the trim's few milliseconds do not matter.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
