@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiSettings, ApiState, Users};
-use crate::blobs::{BlobStore, DbBlobStore, FileBlobStore};
+use crate::blobs::{BlobStore, DbBlobStore, FileBlobStore, ScratchBlobStore};
 use crate::config::{Config, LoadOptions};
 use crate::crypto::at_rest::EncryptedBlobStore;
 use crate::engine::{Engine, EngineSettings, Retention};
@@ -138,8 +138,9 @@ pub async fn start(
         }
         Dialect::Postgres => Arc::new(DbBlobStore::new(&store, tokio::runtime::Handle::current())),
     };
-    let blobs: Arc<dyn BlobStore> =
-        Arc::new(EncryptedBlobStore::new(files, config.certificate.clone()));
+    let blobs: Arc<dyn BlobStore> = Arc::new(ScratchBlobStore::new(Arc::new(
+        EncryptedBlobStore::new(files, config.certificate.clone()),
+    )));
     let services = Arc::new(HostServices {
         egress: Egress::new(Arc::new(config.secrets.clone()), tokens.clone())?,
         blobs: blobs.clone(),

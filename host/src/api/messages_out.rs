@@ -365,10 +365,11 @@ async fn keep_file(
         let read = read_arkivmelding(&blob).await?;
         reference_and_title = Some((read.reference, read.title));
     }
-    let file = file_row(message, sbd, upload, &blob);
-    crate::blobs::sync_all(std::slice::from_ref(&blob))
+    let blob = crate::blobs::keep_all(vec![blob])
         .await
-        .map_err(|e| ApiError::internal(format!("the file could not be kept: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("the file could not be kept: {e}")))?
+        .remove(0);
+    let file = file_row(message, sbd, upload, &blob);
     match state.store.add_file(&file).await {
         Ok(()) => blob.persist(),
         Err(StoreError::Duplicate(message)) => {
@@ -640,9 +641,12 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
     let (reference, title) = arkivmelding
         .map(|read| (read.reference, read.title))
         .unwrap_or_default();
-    crate::blobs::sync_all(&blobs)
+    let blobs = crate::blobs::keep_all(blobs)
         .await
         .map_err(|e| ApiError::internal(format!("the files could not be kept: {e}")))?;
+    for (file, blob) in files.iter_mut().zip(&blobs) {
+        file.blob_id = blob.id().as_str().to_owned();
+    }
     state
         .store
         .create_queued_message(

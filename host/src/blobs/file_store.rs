@@ -2,7 +2,7 @@
 //!
 //! A blob is written to a `.partial` file and renamed when committed, so a crash mid-write never
 //! leaves a half blob under a real identifier; stale partial files are swept at start. Only the
-//! blobs a row refers to are flushed to disk ([`BlobStore::sync`]), not a plugin's scratch.
+//! blobs a row refers to are flushed to disk ([`BlobStore::keep`]), not a plugin's scratch.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -78,11 +78,9 @@ impl BlobStore for FileBlobStore {
         }
     }
 
-    fn sync(&self, ids: &[BlobId]) -> io::Result<()> {
-        for id in ids {
-            File::open(self.path_of(id)?)?.sync_data()?;
-        }
-        Ok(())
+    fn keep(&self, id: &BlobId) -> io::Result<BlobId> {
+        File::open(self.path_of(id)?)?.sync_data()?;
+        Ok(id.clone())
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod db_store;
 mod file_store;
+mod scratch;
 mod stream;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use db_store::DbBlobStore;
 pub use file_store::FileBlobStore;
+pub use scratch::ScratchBlobStore;
 pub use stream::{read_stream, write_stream};
 
 /// A blob's identity inside its store.
@@ -62,23 +64,35 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     fn open(&self, id: &BlobId) -> io::Result<Box<dyn BlobReader>>;
     /// Removes a blob; removing one that is gone is not an error.
     fn remove(&self, id: &BlobId) -> io::Result<()>;
-    /// Makes committed blobs durable through a power loss, not only through a crash of this
-    /// process. Committing does not: most blobs are a plugin's intermediate results, gone
-    /// within the call, and paying a disk flush for each would be waste. Called for the blobs
-    /// a database row is about to refer to, before that row commits.
-    fn sync(&self, ids: &[BlobId]) -> io::Result<()>;
+    /// Makes a committed blob durable through a power loss, not only through a crash of this
+    /// process, and returns the identity it is durable under: the same one where the blob is
+    /// already stored for good, a new one for a blob so far held in memory (which then stays
+    /// under its old identity too, until removed). Committing does not: most blobs are a
+    /// plugin's intermediate results, gone within the call, and paying a disk write and flush
+    /// for each would be waste. Called for the blobs a database row is about to refer to,
+    /// before that row commits.
+    fn keep(&self, id: &BlobId) -> io::Result<BlobId>;
 }
 
-/// Makes `blobs` durable ([`BlobStore::sync`]) on the blocking pool; they share one store.
-pub async fn sync_all(blobs: &[Blob]) -> io::Result<()> {
-    let Some(first) = blobs.first() else {
-        return Ok(());
-    };
-    let store = first.store().clone();
-    let ids: Vec<BlobId> = blobs.iter().map(|blob| blob.id().clone()).collect();
-    tokio::task::spawn_blocking(move || store.sync(&ids))
-        .await
-        .map_err(io::Error::other)?
+/// Makes `blobs` durable ([`BlobStore::keep`]) on the blocking pool and returns them as kept:
+/// a row must name the returned blobs. A returned blob is temporary as the one it replaces, so
+/// it is removed if the row never commits; [`Blob::persist`] it once the row has.
+pub async fn keep_all(blobs: Vec<Blob>) -> io::Result<Vec<Blob>> {
+    tokio::task::spawn_blocking(move || {
+        blobs
+            .into_iter()
+            .map(|blob| {
+                let kept = blob.store().keep(blob.id())?;
+                Ok(if &kept == blob.id() {
+                    blob
+                } else {
+                    Blob::temporary(blob.store().clone(), kept, blob.size())
+                })
+            })
+            .collect()
+    })
+    .await
+    .map_err(io::Error::other)?
 }
 
 /// A handle to a committed blob, cheap to clone.

@@ -126,14 +126,18 @@ async fn store(
         tracing::warn!(message_id = %sbd.message_id, "a received message's lifetime is over; dropped");
         return Ok(false);
     }
-    let package = incoming.package.clone();
-    if let Some(package) = &package {
+    let package = match incoming.package.clone() {
         // Durable before the row that names it commits, and so before the provider is told.
-        crate::blobs::sync_all(std::slice::from_ref(package))
-            .await
-            .map_err(|e| format!("the package could not be kept: {e}"))?;
-        package.persist();
-    }
+        Some(package) => {
+            let kept = crate::blobs::keep_all(vec![package])
+                .await
+                .map_err(|e| format!("the package could not be kept: {e}"))?
+                .remove(0);
+            kept.persist();
+            Some(kept)
+        }
+        None => None,
+    };
     let receiver = sbd.receiver.clone();
     let message = InMessage {
         message_id: sbd.message_id.clone(),

@@ -70,19 +70,22 @@ fn decode_error(message: String) -> sqlx::Error {
 }
 
 /// Inserts a conversation with OPPRETTET; fails when the message has one in that direction.
+/// An outgoing message's archive reference and title come with it, so they need no update.
 pub(super) async fn insert_conversation(
     tx: &mut Transaction<'_, Any>,
     direction: Direction,
     new: &NewConversation,
+    labels: Labels<'_>,
     now: Millis,
 ) -> Result<i64, StoreError> {
-    let inserted = sqlx::query(
+    let inserted = sqlx::query(&format!(
         "INSERT INTO conversation (conversation_id, message_id, direction, sender, \
          sender_identifier, receiver, receiver_identifier, process_identifier, \
-         document_identifier, service_identifier, channel, expiry, last_update) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (message_id, direction) DO NOTHING RETURNING id",
-    )
+         document_identifier, service_identifier, channel, expiry, last_update, \
+         message_reference, message_title) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT (message_id, direction) DO NOTHING RETURNING id, {SUBSCRIPTIONS}",
+    ))
     .bind(&new.conversation_id)
     .bind(&new.message_id)
     .bind(direction.as_str())
@@ -96,6 +99,8 @@ pub(super) async fn insert_conversation(
     .bind(&new.channel)
     .bind(new.expiry)
     .bind(now)
+    .bind(labels.reference)
+    .bind(labels.title)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(row) = inserted else {
@@ -105,26 +110,47 @@ pub(super) async fn insert_conversation(
         )));
     };
     let id: i64 = row.try_get("id")?;
-    register_in(
-        tx,
-        id,
-        &StatusUpdate::new(ReceiptStatus::Opprettet),
-        false,
-        false,
-    )
-    .await?;
+    let update = StatusUpdate::new(ReceiptStatus::Opprettet);
+    // A new conversation is as OPPRETTET leaves it (not finished, not polled, updated now),
+    // so its status needs only its row.
+    let Some((status_id, at)) = insert_status(tx, id, &update).await? else {
+        return Ok(id);
+    };
+    if row.try_get::<i64, _>("subscriptions")? > 0 {
+        let registered = MessageStatus {
+            id: status_id,
+            conv_id: id,
+            status: update.status,
+            description: None,
+            raw_receipt: None,
+            last_update: at,
+            conversation_id: new.conversation_id.clone(),
+            message_id: new.message_id.clone(),
+            direction,
+            service_identifier: new.service_identifier.clone(),
+        };
+        enqueue_events(tx, &registered).await?;
+    }
     Ok(id)
 }
 
-/// Registers `update` on conversation `conv_id` unless it has that status; returns the new
-/// status, or `None` when it was there already.
-pub(super) async fn register_in(
+/// An outgoing message's archive reference and title (from its arkivmelding), when known.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Labels<'a> {
+    pub reference: Option<&'a str>,
+    pub title: Option<&'a str>,
+}
+
+/// How many webhook subscriptions there are, as a column of a statement's `RETURNING`: a
+/// status with none to tell needs no look at them, and asking there costs no round trip.
+const SUBSCRIPTIONS: &str = "(SELECT COUNT(*) FROM subscription) AS subscriptions";
+
+/// Inserts `update`'s row unless the conversation has that status; returns its id and time.
+async fn insert_status(
     tx: &mut Transaction<'_, Any>,
     conv_id: i64,
     update: &StatusUpdate,
-    starts_polling: bool,
-    queue: bool,
-) -> Result<Option<MessageStatus>, StoreError> {
+) -> Result<Option<(i64, Millis)>, StoreError> {
     let at = update.at.unwrap_or_else(now_millis);
     let inserted = sqlx::query(
         "INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update) \
@@ -137,19 +163,34 @@ pub(super) async fn register_in(
     .bind(at)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(row) = inserted else {
+    Ok(match inserted {
+        Some(row) => Some((row.try_get("id")?, at)),
+        None => None,
+    })
+}
+
+/// Registers `update` on conversation `conv_id` unless it has that status; returns the new
+/// status, or `None` when it was there already.
+pub(super) async fn register_in(
+    tx: &mut Transaction<'_, Any>,
+    conv_id: i64,
+    update: &StatusUpdate,
+    starts_polling: bool,
+    queue: bool,
+) -> Result<Option<MessageStatus>, StoreError> {
+    let Some((status_id, at)) = insert_status(tx, conv_id, update).await? else {
         return Ok(None);
     };
-    let status_id: i64 = row.try_get("id")?;
     let status = update.status;
     // The conversation's columns a status carries come back from its update, so the new
     // status needs no second read.
-    let conversation = sqlx::query(
+    let conversation = sqlx::query(&format!(
         "UPDATE conversation SET last_update = $1, \
          finished = CASE WHEN $2 = 1 THEN 1 ELSE finished END, \
          pollable = CASE WHEN $3 = 1 THEN 0 WHEN $4 = 1 AND finished = 0 THEN 1 ELSE pollable END \
-         WHERE id = $5 RETURNING conversation_id, message_id, direction, service_identifier",
-    )
+         WHERE id = $5 \
+         RETURNING conversation_id, message_id, direction, service_identifier, {SUBSCRIPTIONS}",
+    ))
     .bind(now_millis())
     .bind(i64::from(status.finishes()))
     .bind(i64::from(status.ends_polling()))
@@ -176,7 +217,9 @@ pub(super) async fn register_in(
         direction: direction.parse().map_err(decode_error)?,
         service_identifier: conversation.try_get("service_identifier")?,
     };
-    enqueue_events(tx, &registered).await?;
+    if conversation.try_get::<i64, _>("subscriptions")? > 0 {
+        enqueue_events(tx, &registered).await?;
+    }
     Ok(Some(registered))
 }
 

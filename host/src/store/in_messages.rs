@@ -9,7 +9,7 @@
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::conversations::{conversation_id_in, insert_conversation, register_in};
+use super::conversations::{Labels, conversation_id_in, insert_conversation, register_in};
 use super::filter::{MessageQuery, PageRequest, bind_all, page_of};
 use super::model::*;
 use super::status_outbox::{StatusReply, queue_in};
@@ -65,6 +65,7 @@ impl Store {
             &mut tx,
             Direction::Incoming,
             conversation,
+            Labels::default(),
             message.last_updated,
         )
         .await

@@ -7,7 +7,7 @@
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::conversations::insert_conversation;
+use super::conversations::{Labels, insert_conversation};
 use super::filter::{MessageQuery, PageRequest, page_of};
 use super::model::*;
 use super::outbox::remove_out_message;
@@ -57,6 +57,7 @@ async fn insert_new(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     message: &OutMessage,
     conversation: &NewConversation,
+    labels: Labels<'_>,
     queued: bool,
 ) -> Result<(), StoreError> {
     let inserted = sqlx::query(&format!(
@@ -85,7 +86,54 @@ async fn insert_new(
             message.message_id
         )));
     }
-    insert_conversation(tx, Direction::Outgoing, conversation, message.created).await?;
+    insert_conversation(
+        tx,
+        Direction::Outgoing,
+        conversation,
+        labels,
+        message.created,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Rows of one multi-row `INSERT` into `message_file`: one round trip for a message's files
+/// instead of one each, within the bound parameters every database allows.
+const FILES_PER_INSERT: usize = 64;
+
+/// Inserts `files` of message `message_id`, numbered in their order.
+async fn insert_files(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message_id: &str,
+    files: &[MessageFile],
+) -> Result<(), StoreError> {
+    for (batch, chunk) in files.chunks(FILES_PER_INSERT).enumerate() {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|row| {
+                let first = row * 8 + 1;
+                let params: Vec<String> = (first..first + 8).map(|n| format!("${n}")).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO message_file ({FILE_COLUMNS}) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (index, file) in chunk.iter().enumerate() {
+            let ordinal = batch * FILES_PER_INSERT + index;
+            query = query
+                .bind(message_id)
+                .bind(i64::try_from(ordinal).unwrap_or(i64::MAX))
+                .bind(&file.filename)
+                .bind(&file.title)
+                .bind(&file.mime_type)
+                .bind(i64::from(file.primary_document))
+                .bind(file.size)
+                .bind(&file.blob_id);
+        }
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }
 
@@ -98,7 +146,7 @@ impl Store {
         conversation: &NewConversation,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        insert_new(&mut tx, message, conversation, false).await?;
+        insert_new(&mut tx, message, conversation, Labels::default(), false).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -116,33 +164,15 @@ impl Store {
         title: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        insert_new(&mut tx, message, conversation, true).await?;
-        if reference.is_some() || title.is_some() {
-            sqlx::query(
-                "UPDATE conversation SET message_reference = $1, message_title = $2 \
-                 WHERE message_id = $3 AND direction = 'OUTGOING'",
-            )
-            .bind(reference)
-            .bind(title)
-            .bind(&message.message_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (ordinal, file) in files.iter().enumerate() {
-            sqlx::query(&format!(
-                "INSERT INTO message_file ({FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            ))
-            .bind(&message.message_id)
-            .bind(i64::try_from(ordinal).unwrap_or(i64::MAX))
-            .bind(&file.filename)
-            .bind(&file.title)
-            .bind(&file.mime_type)
-            .bind(i64::from(file.primary_document))
-            .bind(file.size)
-            .bind(&file.blob_id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_new(
+            &mut tx,
+            message,
+            conversation,
+            Labels { reference, title },
+            true,
+        )
+        .await?;
+        insert_files(&mut tx, &message.message_id, files).await?;
         sqlx::query(
             "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) \
              VALUES ($1, $2, 0, $3, $3)",

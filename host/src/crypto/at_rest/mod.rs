@@ -76,8 +76,8 @@ impl BlobStore for EncryptedBlobStore {
         self.inner.remove(id)
     }
 
-    fn sync(&self, ids: &[BlobId]) -> io::Result<()> {
-        self.inner.sync(ids)
+    fn keep(&self, id: &BlobId) -> io::Result<BlobId> {
+        self.inner.keep(id)
     }
 }
 
