@@ -5,10 +5,11 @@
 //! process stays the default because a host embedded as a library (the tests) has no such
 //! binary to run: its `std::env::current_exe()` is a test harness.
 
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -50,22 +51,34 @@ pub(super) fn in_child(
         .with_context(|| format!("starting {}", executable.display()))?;
     let pid = child.id();
     let mut stdin = child.stdin.take().context("the child's standard input")?;
-    // Fed from a thread of its own while the child's standard error is read here, so that a
-    // child that talks before it has read everything cannot leave both sides waiting.
-    let (fed, output) = thread::scope(|scope| {
+    let mut stderr = child.stderr.take().context("the child's standard error")?;
+    // Fed and heard on threads of their own while the child is watched here, so that a child
+    // that talks before it has read everything cannot leave both sides waiting, and one that
+    // hangs is killed at the deadline instead of holding a start or a reload for good.
+    let (fed, said, status) = thread::scope(|scope| {
         let feeding = scope.spawn(move || stdin.write_all(wasm));
-        let output = child.wait_with_output();
-        (feeding.join(), output)
+        let hearing = scope.spawn(move || {
+            let mut said = Vec::new();
+            let _ = stderr.read_to_end(&mut said);
+            said
+        });
+        let status = watch(&mut child, CHILD_DEADLINE);
+        (feeding.join(), hearing.join().unwrap_or_default(), status)
     });
-    let output = output.with_context(|| format!("waiting for {}", executable.display()))?;
-    let said = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        // A child that died mid-write leaves its partial file; nothing else will remove it.
+    // A child that died or was killed mid-write leaves its partial file; nothing else would
+    // remove it.
+    let remove_partial = || {
         let _ = std::fs::remove_file(cache::partial(path, pid));
+    };
+    let status = status
+        .inspect_err(|_| remove_partial())
+        .with_context(|| format!("waiting for {}", executable.display()))?;
+    let said = String::from_utf8_lossy(&said);
+    if !status.success() {
+        remove_partial();
         anyhow::bail!(
-            "{} compile-plugin failed ({}): {}",
+            "{} compile-plugin failed ({status}): {}",
             executable.display(),
-            output.status,
             said.trim()
         );
     }
@@ -73,6 +86,29 @@ pub(super) fn in_child(
         Ok(Ok(())) => Ok(said.into_owned()),
         Ok(Err(error)) => Err(error).context("writing the component to the child"),
         Err(_) => anyhow::bail!("the thread feeding the child panicked"),
+    }
+}
+
+/// How long a compile child may take: far longer than compiling any plugin takes (seconds,
+/// even in a debug build), short enough that a hung child does not hold the service for good.
+const CHILD_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Waits for `child` to exit, killing it once `deadline` has passed.
+fn watch(child: &mut Child, deadline: Duration) -> std::io::Result<ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if started.elapsed() > deadline {
+            child.kill()?;
+            child.wait()?;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("killed after {} s", deadline.as_secs()),
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -98,4 +134,26 @@ pub fn compile_to_artifact(
         .map_err(anyhow::Error::from)
         .context("compiling the component")?;
     cache::store(output, &compiled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_past_its_deadline_is_killed_and_one_in_time_is_waited_for() {
+        let mut hung = Command::new("sleep").arg("30").spawn().expect("sleep runs");
+        let started = Instant::now();
+        let error = watch(&mut hung, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(
+            hung.try_wait().expect("its status").is_some(),
+            "the killed child is reaped"
+        );
+
+        let mut quick = Command::new("true").spawn().expect("true runs");
+        let status = watch(&mut quick, Duration::from_secs(30)).expect("it exits");
+        assert!(status.success());
+    }
 }
