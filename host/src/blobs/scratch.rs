@@ -85,7 +85,8 @@ impl ScratchBlobStore {
     }
 
     /// How many bytes are held in memory now.
-    pub fn held_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn held_bytes(&self) -> usize {
         self.held.lock().total
     }
 

@@ -74,11 +74,7 @@ impl CompileCache {
     ) -> anyhow::Result<(Component, Provenance)> {
         let path = self.artifact(engine, sha256);
         if path.exists() {
-            // SAFETY: the file was written by this cache (below, or by the compile child of
-            // the host's own binary, which checked that its engine is this one) from
-            // `Engine::precompile_component` of this very digest and engine configuration, into
-            // a directory the host owns.
-            match unsafe { Component::deserialize_file(engine.engine(), &path) } {
+            match load(engine, &path) {
                 Ok(component) => return Ok((component, Provenance::Cached)),
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "recompiling an unusable cached artifact")
@@ -86,15 +82,8 @@ impl CompileCache {
             }
         }
         if let Compiler::Subprocess(executable) = &self.compiler {
-            let compiled = compiler::in_child(executable, engine, wasm, &path).and_then(|said| {
-                // SAFETY: the file was written just now by a child running the host's own
-                // binary (all `Compiler::Subprocess` may name), which checked that its engine's
-                // compatibility key is this engine's, into a directory the host owns.
-                unsafe { Component::deserialize_file(engine.engine(), &path) }
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| {
-                        format!("loading the artifact the child stored (it said: {said:?})")
-                    })
+            let compiled = compiler::in_child(executable, engine, wasm, &path).and_then(|()| {
+                load(engine, &path).context("loading the artifact the compile child stored")
             });
             match compiled {
                 Ok(component) => {
@@ -110,8 +99,7 @@ impl CompileCache {
         // Loaded from the stored file, the code is mapped and paged in as it runs, as after
         // every later start; loaded from `compiled`, all of it would stay resident in the heap.
         let component = match store(&path, &compiled) {
-            // SAFETY: the file was written just now from this engine's `precompile_component`.
-            Ok(()) => unsafe { Component::deserialize_file(engine.engine(), &path)? },
+            Ok(()) => load(engine, &path)?,
             Err(error) => {
                 tracing::warn!(path = %path.display(), error = %format!("{error:#}"), "could not cache a compiled plugin");
                 // SAFETY: the bytes were produced just now by this engine's `precompile_component`.
@@ -120,6 +108,16 @@ impl CompileCache {
         };
         Ok((component, Provenance::Compiled))
     }
+}
+
+/// Maps the artifact at `path`, a path of this cache's directory.
+fn load(engine: &PluginEngine, path: &Path) -> anyhow::Result<Component> {
+    // SAFETY: only this cache writes artifacts into its directory, which the host owns: itself
+    // ([`store`]), or the compile child of the host's own binary (all `Compiler::Subprocess`
+    // may name), which refuses unless its engine's compatibility key is this engine's. Either
+    // way the file is `Engine::precompile_component` of the digest and engine configuration
+    // its name carries.
+    Ok(unsafe { Component::deserialize_file(engine.engine(), path)? })
 }
 
 /// Stores `compiled` at `path` in one step: written aside, then renamed over, so a reader (or a

@@ -28,14 +28,13 @@ pub enum Compiler {
 }
 
 /// Compiles `wasm` in a child process of `executable` for `engine`'s configuration, which
-/// stores the artifact at `path`. What the child said on its standard error is in the error, or
-/// returned when it succeeded (for the error should its artifact not load).
+/// stores the artifact at `path`. What the child said on its standard error is in the error.
 pub(super) fn in_child(
     executable: &Path,
     engine: &PluginEngine,
     wasm: &[u8],
     path: &Path,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<()> {
     let mut child = Command::new(executable)
         .arg("compile-plugin")
         .arg("--output")
@@ -83,7 +82,7 @@ pub(super) fn in_child(
         );
     }
     match fed {
-        Ok(Ok(())) => Ok(said.into_owned()),
+        Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(error).context("writing the component to the child"),
         Err(_) => anyhow::bail!("the thread feeding the child panicked"),
     }
