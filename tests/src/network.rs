@@ -435,8 +435,9 @@ impl IntegrationPoint {
         message_id
     }
 
-    /// How many files the blob store holds.
-    pub fn stored_files(&self) -> usize {
+    /// How many message files the integration point holds: files of the blob store, and small
+    /// files kept in their database rows.
+    pub async fn stored_files(&self) -> usize {
         fn count(dir: &Path) -> usize {
             std::fs::read_dir(dir)
                 .map(|entries| {
@@ -450,7 +451,16 @@ impl IntegrationPoint {
                 })
                 .unwrap_or(0)
         }
-        count(&self.home.join("data/blobs"))
+        use sqlx::Row as _;
+        let pool = database(&self.home).await;
+        let inline: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM message_file WHERE data IS NOT NULL")
+                .fetch_one(&pool)
+                .await
+                .expect("the message files")
+                .get("n");
+        pool.close().await;
+        count(&self.home.join("data/blobs")) + usize::try_from(inline).expect("a count")
     }
 
     /// The statuses of outgoing message `message_id`, in order.
@@ -539,16 +549,21 @@ pub fn multipart_message(sbd: &Value, document: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// The attempts on `message_id`'s outbox row in the SQLite database of the integration point
-/// in `home`; none when it has no row.
-pub async fn outbox_attempts(home: &Path, message_id: &str) -> Option<i64> {
-    use sqlx::Row as _;
+/// A connection to the SQLite database of the integration point in `home`.
+async fn database(home: &Path) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     let url = format!(
         "sqlite://{}",
         home.join("data/integrasjonspunkt.db").display()
     );
-    let pool = sqlx::AnyPool::connect(&url).await.expect("the database");
+    sqlx::AnyPool::connect(&url).await.expect("the database")
+}
+
+/// The attempts on `message_id`'s outbox row in the SQLite database of the integration point
+/// in `home`; none when it has no row.
+pub async fn outbox_attempts(home: &Path, message_id: &str) -> Option<i64> {
+    use sqlx::Row as _;
+    let pool = database(home).await;
     let attempts = sqlx::query("SELECT attempts FROM outbox WHERE message_id = $1")
         .bind(message_id)
         .fetch_optional(&pool)

@@ -16,7 +16,7 @@ async fn holdings(ip: &IntegrationPoint) -> (i64, i64, usize) {
     (
         out["totalElements"].as_i64().unwrap(),
         conversations["totalElements"].as_i64().unwrap(),
-        ip.stored_files(),
+        ip.stored_files().await,
     )
 }
 

@@ -49,6 +49,7 @@ async fn an_unsent_message_expires_and_is_removed() {
         .await;
     let (status, _) = ip.get(&format!("/api/messages/out/{message_id}")).await;
     assert_eq!(status, 200, "the message waits to be sent");
+    assert!(ip.stored_files().await > 0, "with its files stored");
 
     // Never sent: the lifetime sweep ends it.
     let seen = ip
@@ -69,10 +70,10 @@ async fn an_unsent_message_expires_and_is_removed() {
     assert_eq!(conversation["finished"], true, "{conversation}");
     // The files go right after the status is committed.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while ip.stored_files() > 0 && tokio::time::Instant::now() < deadline {
+    while ip.stored_files().await > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(ip.stored_files(), 0, "its files are gone");
+    assert_eq!(ip.stored_files().await, 0, "its files are gone");
 
     ip.service.stop().await;
 }

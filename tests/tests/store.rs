@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::ops::Deref;
 
 use integrasjonspunkt::store::{
-    Conversation, ConversationQuery, Direction, InMessage, MessageFile, MessageQuery,
+    Conversation, ConversationQuery, Direction, FileContent, InMessage, MessageFile, MessageQuery,
     MessageStatus, NewConversation, OutMessage, PageRequest, ReceiptStatus, StatusEffects,
     StatusQuery, StatusUpdate, Store, StoreError, Subscription, WebhookEvent, now_millis,
 };
@@ -192,7 +192,15 @@ fn file(message_id: &str, filename: &str, blob_id: &str) -> MessageFile {
         mime_type: "application/pdf".to_owned(),
         primary_document: filename.ends_with(".pdf"),
         size: 1234,
-        blob_id: blob_id.to_owned(),
+        content: FileContent::Blob(blob_id.to_owned()),
+    }
+}
+
+/// A small file kept in its row.
+fn inline_file(message_id: &str, filename: &str, sealed: &[u8]) -> MessageFile {
+    MessageFile {
+        content: FileContent::Inline(sealed.to_vec()),
+        ..file(message_id, filename, "")
     }
 }
 
@@ -433,26 +441,45 @@ async fn check_add_file(store: &Store) {
     ] {
         store.add_file(&file("f-1", filename, blob)).await.unwrap();
     }
+    let sealed: Vec<u8> = (0..=255).collect();
+    store
+        .add_file(&inline_file("f-1", "small.txt", &sealed))
+        .await
+        .unwrap();
     let files = store.files("f-1").await.unwrap();
-    let order: Vec<(i64, &str, &str)> = files
+    let order: Vec<(i64, &str, &FileContent)> = files
         .iter()
-        .map(|f| (f.ordinal, f.filename.as_str(), f.blob_id.as_str()))
+        .map(|f| (f.ordinal, f.filename.as_str(), &f.content))
         .collect();
     assert_eq!(
         order,
         [
-            (0, "z.pdf", "blob-z"),
-            (1, "a.xml", "blob-a"),
-            (2, "m.txt", "blob-m")
+            (0, "z.pdf", &FileContent::Blob("blob-z".into())),
+            (1, "a.xml", &FileContent::Blob("blob-a".into())),
+            (2, "m.txt", &FileContent::Blob("blob-m".into())),
+            (3, "small.txt", &FileContent::Inline(sealed)),
         ],
-        "files are numbered in upload order"
+        "files are numbered in upload order, an inline one with its bytes"
     );
+    // What sending reads: the message and its files in one query.
+    let (message, with_files) = store.out_message_with_files("f-1").await.unwrap().unwrap();
+    assert_eq!(Some(message), store.out_message("f-1").await.unwrap());
+    assert_eq!(with_files, files);
     assert!(files[0].primary_document && !files[1].primary_document);
     assert_eq!(files[0].title.as_deref(), Some("Title of z.pdf"));
     assert_eq!(files[0].size, 1234);
 
     // A second message numbers its files from 0 again.
     create(store, "f-2").await;
+    let (_, none_yet) = store.out_message_with_files("f-2").await.unwrap().unwrap();
+    assert!(none_yet.is_empty(), "a message without files has none");
+    assert!(
+        store
+            .out_message_with_files("no-such-message")
+            .await
+            .unwrap()
+            .is_none()
+    );
     store
         .add_file(&file("f-2", "z.pdf", "blob-2z"))
         .await
@@ -492,7 +519,7 @@ async fn check_add_file(store: &Store) {
         matches!(error, StoreError::Conflict(_)),
         "expected Conflict, got {error:?}"
     );
-    assert_eq!(store.files("f-1").await.unwrap().len(), 3);
+    assert_eq!(store.files("f-1").await.unwrap().len(), 4);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -761,6 +788,10 @@ async fn check_complete_send(store: &Store) {
         .add_file(&file("s-1", "attachment.xml", "blob-2"))
         .await
         .unwrap();
+    store
+        .add_file(&inline_file("s-1", "small.txt", b"sealed"))
+        .await
+        .unwrap();
     store.queue_for_sending("s-1").await.unwrap();
     let now = now_millis();
     assert_eq!(
@@ -800,7 +831,11 @@ async fn check_complete_send(store: &Store) {
     assert!(store.remove_from_status_queue(next.id).await.unwrap());
     assert!(store.peek_status_queue().await.unwrap().is_none());
     assert!(!store.remove_from_status_queue(next.id).await.unwrap());
-    assert_eq!(blobs, ["blob-1", "blob-2"], "the blobs to remove");
+    assert_eq!(
+        blobs,
+        ["blob-1", "blob-2"],
+        "the blobs to remove; the inline file went with its row"
+    );
     let sent = conversation(store, "s-1", Direction::Outgoing).await;
     assert_eq!(
         status_names(&sent),

@@ -20,11 +20,12 @@ use super::error::{ApiError, ApiResult};
 use super::page::{PageParams, page_json};
 use super::query::ApiQuery;
 use super::render::{party_columns, stored_sbd};
-use crate::blobs::{Blob, write_stream};
+use crate::blobs::{Blob, KeptFile, keep_files, write_stream};
 use crate::registry::{LookupOptions, RegistryError, ServiceRecord};
 use crate::sbd::{Sbd, primary_identifier};
 use crate::store::{
-    MessageFile, MessageQuery, NewConversation, OutMessage, ReceiptStatus, StoreError, now_millis,
+    FileContent, MessageFile, MessageQuery, NewConversation, OutMessage, ReceiptStatus, StoreError,
+    now_millis,
 };
 
 /// The file the arkivmelding of a message must be uploaded as.
@@ -325,11 +326,16 @@ async fn read_arkivmelding(blob: &Blob) -> ApiResult<arkivmelding::Arkivmelding>
             "arkivmelding.xml is too large",
         ));
     }
-    let reading = blob.clone();
-    let xml = tokio::task::spawn_blocking(move || reading.read_at(0, reading.size() as usize))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let xml = match blob.held() {
+        Some(bytes) => bytes.to_vec(),
+        None => {
+            let reading = blob.clone();
+            tokio::task::spawn_blocking(move || reading.read_at(0, reading.size() as usize))
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::internal(e.to_string()))?
+        }
+    };
     arkivmelding::read(&xml).map_err(|reason| {
         ApiError::bad_request(
             "ArkivmeldingProcessingException",
@@ -348,8 +354,29 @@ fn file_row(message: &OutMessage, sbd: &Sbd, upload: Upload, blob: &Blob) -> Mes
         title: upload.title,
         mime_type: upload.mime_type,
         size: blob.size() as i64,
-        blob_id: blob.id().as_str().to_owned(),
+        content: FileContent::Blob(blob.id().as_str().to_owned()),
     }
+}
+
+/// Keeps the uploaded `blobs` of `files` (in their order), each in its row when small, and
+/// records in each row where its bytes are now; returns the blobs to persist once the rows
+/// have committed.
+async fn keep_uploads(files: &mut [MessageFile], blobs: Vec<Blob>) -> ApiResult<Vec<Blob>> {
+    let kept = keep_files(blobs)
+        .await
+        .map_err(|e| ApiError::internal(format!("the files could not be kept: {e}")))?;
+    let mut to_persist = Vec::new();
+    for (file, kept) in files.iter_mut().zip(kept) {
+        file.content = match kept {
+            KeptFile::Blob(blob) => {
+                let content = FileContent::Blob(blob.id().as_str().to_owned());
+                to_persist.push(blob);
+                content
+            }
+            KeptFile::Inline(sealed) => FileContent::Inline(sealed),
+        };
+    }
+    Ok(to_persist)
 }
 
 /// Keeps an uploaded blob as a file of `message`, reading an arkivmelding for its title.
@@ -365,13 +392,10 @@ async fn keep_file(
         let read = read_arkivmelding(&blob).await?;
         reference_and_title = Some((read.reference, read.title));
     }
-    let blob = crate::blobs::keep_all(vec![blob])
-        .await
-        .map_err(|e| ApiError::internal(format!("the file could not be kept: {e}")))?
-        .remove(0);
-    let file = file_row(message, sbd, upload, &blob);
+    let mut file = file_row(message, sbd, upload, &blob);
+    let kept = keep_uploads(std::slice::from_mut(&mut file), vec![blob]).await?;
     match state.store.add_file(&file).await {
-        Ok(()) => blob.persist(),
+        Ok(()) => kept.iter().for_each(Blob::persist),
         Err(StoreError::Duplicate(message)) => {
             return Err(ApiError::bad_request("DuplicateFilenameException", message));
         }
@@ -466,11 +490,8 @@ async fn send_message(state: &ApiState, message: &OutMessage, sbd: &Sbd) -> ApiR
     let files = state.store.files(&message.message_id).await?;
     let arkivmelding = match files.iter().find(|f| f.filename == ARKIVMELDING_FILE) {
         Some(file) if sbd.message_type == "arkivmelding" => {
-            let blob = Blob::kept(
-                state.blobs.clone(),
-                crate::blobs::BlobId::new(file.blob_id.clone()),
-                file.size as u64,
-            );
+            let blob = crate::engine::file_blob(file, &state.blobs)
+                .map_err(|e| ApiError::internal(format!("{ARKIVMELDING_FILE}: {e}")))?;
             Some(read_arkivmelding(&blob).await?)
         }
         _ => None,
@@ -641,12 +662,7 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
     let (reference, title) = arkivmelding
         .map(|read| (read.reference, read.title))
         .unwrap_or_default();
-    let blobs = crate::blobs::keep_all(blobs)
-        .await
-        .map_err(|e| ApiError::internal(format!("the files could not be kept: {e}")))?;
-    for (file, blob) in files.iter_mut().zip(&blobs) {
-        file.blob_id = blob.id().as_str().to_owned();
-    }
+    let blobs = keep_uploads(&mut files, blobs).await?;
     state
         .store
         .create_queued_message(

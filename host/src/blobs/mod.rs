@@ -72,27 +72,91 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// for each would be waste. Called for the blobs a database row is about to refer to,
     /// before that row commits.
     fn keep(&self, id: &BlobId) -> io::Result<BlobId>;
+    /// `plain` sealed as this store seals what it keeps (encrypted at rest, say), for bytes
+    /// kept outside it: a small file kept in its own database row ([`keep_files`]). A store
+    /// that keeps bytes as they are returns them as they are.
+    fn seal(&self, plain: &[u8]) -> io::Result<Vec<u8>> {
+        Ok(plain.to_vec())
+    }
+    /// What [`BlobStore::seal`] made, opened again.
+    fn unseal(&self, sealed: &[u8]) -> io::Result<Vec<u8>> {
+        Ok(sealed.to_vec())
+    }
+    /// Makes `bytes` a new blob in memory, with no I/O, when this store holds small blobs there
+    /// and has room; otherwise gives them back, to be written as usual on the blocking pool.
+    /// Async code uses it to skip a thread hand-over for a small upload.
+    fn hold(&self, bytes: Vec<u8>) -> Result<BlobId, Vec<u8>> {
+        Err(bytes)
+    }
+    /// The bytes of blob `id` when they are in memory, to be read with no I/O.
+    fn held(&self, _id: &BlobId) -> Option<bytes::Bytes> {
+        None
+    }
 }
 
-/// Makes `blobs` durable ([`BlobStore::keep`]) on the blocking pool and returns them as kept:
-/// a row must name the returned blobs. A returned blob is temporary as the one it replaces, so
-/// it is removed if the row never commits; [`Blob::persist`] it once the row has.
-pub async fn keep_all(blobs: Vec<Blob>) -> io::Result<Vec<Blob>> {
-    tokio::task::spawn_blocking(move || {
-        blobs
-            .into_iter()
-            .map(|blob| {
-                let kept = blob.store().keep(blob.id())?;
-                Ok(if &kept == blob.id() {
-                    blob
-                } else {
-                    Blob::temporary(blob.store().clone(), kept, blob.size())
-                })
-            })
-            .collect()
+/// The largest file kept in its database row rather than as a blob of its own.
+///
+/// For a small document, the file a blob store keeps cost more than everything else the
+/// integration point does to send it: created, encrypted, flushed and renamed on accept,
+/// opened and decrypted to send, removed once sent, and on a busy file system each new file
+/// costs more while recently removed ones are remembered. Sealed into the row that names it,
+/// the file is written in the transaction that stores its message (no extra round trip), read
+/// with the row, and goes with the row. The same size as the largest blob held in memory, so
+/// every file small enough for a row is in memory when it is kept.
+pub const INLINE_FILE: u64 = scratch::HELD_BLOB as u64;
+
+/// Where a kept file's bytes are.
+#[derive(Clone, Debug)]
+pub enum KeptFile {
+    /// A blob of its own, durable; [`Blob::persist`] it once the row naming it has committed.
+    Blob(Blob),
+    /// Sealed ([`BlobStore::seal`]) for the row itself.
+    Inline(Vec<u8>),
+}
+
+/// Keeps the files a row is about to name: each small one ([`INLINE_FILE`]) sealed for the
+/// row, each larger one made durable as [`keep_blob`] does. On the blocking pool, unless every
+/// file is in memory already: sealing a few small files then costs less than the hand-over.
+pub async fn keep_files(blobs: Vec<Blob>) -> io::Result<Vec<KeptFile>> {
+    let keep_one = |blob: Blob| {
+        if blob.size() <= INLINE_FILE {
+            let plain = match blob.held() {
+                Some(bytes) => bytes.to_vec(),
+                None => blob.read_at(0, blob.size() as usize)?,
+            };
+            Ok(KeptFile::Inline(blob.store().seal(&plain)?))
+        } else {
+            Ok(KeptFile::Blob(keep(blob)?))
+        }
+    };
+    if blobs
+        .iter()
+        .all(|blob| blob.size() <= INLINE_FILE && blob.held().is_some())
+    {
+        return blobs.into_iter().map(keep_one).collect();
+    }
+    tokio::task::spawn_blocking(move || blobs.into_iter().map(keep_one).collect())
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// Makes one blob durable; see [`keep_blob`].
+fn keep(blob: Blob) -> io::Result<Blob> {
+    let kept = blob.store().keep(blob.id())?;
+    Ok(if &kept == blob.id() {
+        blob
+    } else {
+        Blob::temporary(blob.store().clone(), kept, blob.size())
     })
-    .await
-    .map_err(io::Error::other)?
+}
+
+/// Makes `blob` durable ([`BlobStore::keep`]) on the blocking pool and returns it as kept: a
+/// row must name the returned blob. The returned blob is temporary as the one it replaces, so
+/// it is removed if the row never commits; [`Blob::persist`] it once the row has.
+pub async fn keep_blob(blob: Blob) -> io::Result<Blob> {
+    tokio::task::spawn_blocking(move || keep(blob))
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// A handle to a committed blob, cheap to clone.
@@ -156,6 +220,11 @@ impl Blob {
     /// Opens it for reading.
     pub fn open(&self) -> io::Result<Box<dyn BlobReader>> {
         self.0.store.open(&self.0.id)
+    }
+
+    /// Its bytes, when they are in memory ([`BlobStore::held`]).
+    pub fn held(&self) -> Option<bytes::Bytes> {
+        self.0.store.held(&self.0.id)
     }
 
     /// Keeps the blob after its last handle goes; the host then owns its removal.

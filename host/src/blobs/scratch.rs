@@ -142,6 +142,29 @@ impl BlobStore for ScratchBlobStore {
         }
         Ok(kept)
     }
+
+    fn seal(&self, plain: &[u8]) -> io::Result<Vec<u8>> {
+        self.durable.seal(plain)
+    }
+
+    fn unseal(&self, sealed: &[u8]) -> io::Result<Vec<u8>> {
+        self.durable.unseal(sealed)
+    }
+
+    fn hold(&self, bytes: Vec<u8>) -> Result<BlobId, Vec<u8>> {
+        if bytes.len() > HELD_BLOB {
+            return Err(bytes);
+        }
+        self.held.hold(bytes)
+    }
+
+    fn held(&self, id: &BlobId) -> Option<Bytes> {
+        if Self::is_held(id) {
+            self.held.get(id)
+        } else {
+            None
+        }
+    }
 }
 
 /// Writes into memory until the blob outgrows [`HELD_BLOB`], then into the durable store.
@@ -294,5 +317,56 @@ mod tests {
         );
         let missing = store.open(&BlobId::new("held-unknown")).err().unwrap();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_small_file_is_kept_for_its_row_and_a_large_one_as_a_blob() {
+        use crate::blobs::{INLINE_FILE, KeptFile, keep_files};
+        let dir = tempfile::tempdir().unwrap();
+        let durable: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
+        let store: Arc<dyn BlobStore> = Arc::new(ScratchBlobStore::new(durable));
+        let small = Blob::from_bytes(&store, &vec![5; INLINE_FILE as usize]).unwrap();
+        let large = Blob::from_bytes(&store, &vec![6; INLINE_FILE as usize + 1]).unwrap();
+        let large_id = large.id().clone();
+
+        let kept = keep_files(vec![small, large]).await.unwrap();
+        match &kept[..] {
+            [KeptFile::Inline(sealed), KeptFile::Blob(blob)] => {
+                assert!(store.unseal(sealed).unwrap() == vec![5; INLINE_FILE as usize]);
+                assert_eq!(blob.id(), &large_id, "a spilled blob is kept where it is");
+                blob.persist();
+            }
+            other => panic!("expected one inline file and one blob, got {other:?}"),
+        }
+        drop(kept);
+        assert_eq!(files_in(dir.path()), 1, "a file for the large one only");
+    }
+
+    #[tokio::test]
+    async fn a_small_upload_is_held_with_no_io_and_a_large_one_written() {
+        use futures::stream;
+        let dir = tempfile::tempdir().unwrap();
+        let durable: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
+        let store: Arc<dyn BlobStore> = Arc::new(ScratchBlobStore::new(durable));
+        let pieces = |piece: &'static [u8], count: usize| {
+            stream::iter((0..count).map(move |_| Ok::<_, io::Error>(Bytes::from_static(piece))))
+        };
+
+        let small = crate::blobs::write_stream(store.clone(), pieces(b"abc", 3), None)
+            .await
+            .unwrap();
+        assert_eq!(small.held().as_deref(), Some(&b"abcabcabc"[..]));
+        assert_eq!(files_in(dir.path()), 0);
+
+        static KIB: [u8; 1024] = [9; 1024];
+        let large = crate::blobs::write_stream(store.clone(), pieces(&KIB, 300), None)
+            .await
+            .unwrap();
+        assert_eq!(large.size(), 300 * 1024);
+        assert!(large.held().is_none(), "over the limit: written, not held");
+        assert_eq!(files_in(dir.path()), 1);
+
+        let refused = store.hold(vec![0; HELD_BLOB + 1]).unwrap_err();
+        assert_eq!(refused.len(), HELD_BLOB + 1, "the bytes come back");
     }
 }

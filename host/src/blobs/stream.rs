@@ -85,6 +85,11 @@ where
             }
             Some(Err(error)) => return Err(io::Error::other(error)),
             None => {
+                // All of it gathered: if the store holds it in memory, no thread hand-over.
+                match store.hold(gathered.concat()) {
+                    Ok(id) => return Ok(Blob::temporary(store, id, total)),
+                    Err(bytes) => gathered = vec![Bytes::from(bytes)],
+                }
                 let writer_store = store.clone();
                 let (id, size) = tokio::task::spawn_blocking(move || {
                     let mut writer = writer_store.create()?;

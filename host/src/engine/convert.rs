@@ -1,13 +1,14 @@
 //! From what the store keeps to what a channel is handed: the outgoing value with its documents
 //! as blob handles and the registry's record in the contract's shape.
 
+use std::io;
 use std::sync::Arc;
 
 use crate::blobs::{Blob, BlobId, BlobStore};
 use crate::plugins::bindings::{Mailbox, Party, ServiceRecord as WitRecord};
 use crate::plugins::{Document, OutgoingMessage};
 use crate::registry::ServiceRecord;
-use crate::store::{MessageFile, OutMessage};
+use crate::store::{FileContent, MessageFile, OutMessage};
 
 /// The registry's record as the contract carries it.
 pub(crate) fn wit_record(record: &ServiceRecord) -> WitRecord {
@@ -53,6 +54,18 @@ pub(crate) fn wit_record(record: &ServiceRecord) -> WitRecord {
     }
 }
 
+/// The bytes of an outgoing file as a blob: its own, or a temporary one of what its row holds.
+pub(crate) fn file_blob(file: &MessageFile, blobs: &Arc<dyn BlobStore>) -> io::Result<Blob> {
+    match &file.content {
+        FileContent::Blob(id) => Ok(Blob::kept(
+            blobs.clone(),
+            BlobId::new(id.clone()),
+            file.size.max(0) as u64,
+        )),
+        FileContent::Inline(sealed) => Blob::from_bytes(blobs, &blobs.unseal(sealed)?),
+    }
+}
+
 /// The outgoing value for `message` with `files`.
 pub(crate) fn outgoing(
     message: &OutMessage,
@@ -87,18 +100,18 @@ pub(crate) fn outgoing(
         sbd: message.sbd.clone(),
         documents: files
             .iter()
-            .map(|file| Document {
-                name: file.filename.clone(),
-                title: file.title.clone(),
-                mime_type: file.mime_type.clone(),
-                primary: file.primary_document,
-                content: Blob::kept(
-                    blobs.clone(),
-                    BlobId::new(file.blob_id.clone()),
-                    file.size.max(0) as u64,
-                ),
+            .map(|file| {
+                Ok(Document {
+                    name: file.filename.clone(),
+                    title: file.title.clone(),
+                    mime_type: file.mime_type.clone(),
+                    primary: file.primary_document,
+                    content: file_blob(file, blobs).map_err(|error| {
+                        format!("the file {} cannot be read: {error}", file.filename)
+                    })?,
+                })
             })
-            .collect(),
+            .collect::<Result<_, String>>()?,
         service: wit_record(&record),
         expires_at: message.expiry.and_then(|at| u64::try_from(at).ok()),
     })

@@ -129,10 +129,9 @@ async fn store(
     let package = match incoming.package.clone() {
         // Durable before the row that names it commits, and so before the provider is told.
         Some(package) => {
-            let kept = crate::blobs::keep_all(vec![package])
+            let kept = crate::blobs::keep_blob(package)
                 .await
-                .map_err(|e| format!("the package could not be kept: {e}"))?
-                .remove(0);
+                .map_err(|e| format!("the package could not be kept: {e}"))?;
             kept.persist();
             Some(kept)
         }

@@ -28,6 +28,7 @@ use crate::blobs::BlobStore;
 use crate::plugins::PluginHost;
 use crate::store::{ReceiptStatus, StatusEffects, Store};
 
+pub(crate) use convert::file_blob;
 pub use leader::Leadership;
 
 /// When the statuses of each (channel, message id) were last asked for.

@@ -128,18 +128,14 @@ enum Attempt {
 }
 
 async fn attempt(engine: &Engine, entry: &OutboxEntry) -> Attempt {
-    let message = match engine.store.out_message(&entry.message_id).await {
-        Ok(Some(message)) => message,
+    let (message, files) = match engine.store.out_message_with_files(&entry.message_id).await {
+        Ok(Some(found)) => found,
         Ok(None) => return Attempt::Sent, // deleted meanwhile; nothing to send
         Err(error) => return Attempt::Retry(format!("the store failed: {error}")),
     };
     if message.expiry.is_some_and(|expiry| expiry <= now_millis()) {
         return Attempt::Expired;
     }
-    let files = match engine.store.files(&message.message_id).await {
-        Ok(files) => files,
-        Err(error) => return Attempt::Retry(format!("the store failed: {error}")),
-    };
     let Some(plugin) = engine.plugins.plugin(&entry.channel) else {
         return Attempt::Retry(format!("the channel {} is not loaded", entry.channel));
     };

@@ -177,10 +177,15 @@ impl Store {
 }
 
 /// A pool of `connections` to the SQLite database at `url`, each set up alike.
+///
+/// A connection is not pinged before each use, as sqlx does by default: an SQLite connection is
+/// a file this process holds open, not a socket that can break, and each ping is one more
+/// round trip to the connection's thread, two thread switches, for every query.
 async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
         .acquire_timeout(Duration::from_secs(30))
         .max_connections(connections)
+        .test_before_acquire(false)
         .after_connect(|connection, _| {
             Box::pin(async move {
                 connection

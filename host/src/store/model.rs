@@ -314,7 +314,25 @@ pub struct MessageFile {
     /// Its size in bytes.
     pub size: i64,
     /// Where its bytes are.
-    pub blob_id: String,
+    pub content: FileContent,
+}
+
+/// Where an outgoing file's bytes are.
+#[derive(Clone, PartialEq)]
+pub enum FileContent {
+    /// In a blob of the blob store, by its identity.
+    Blob(String),
+    /// In the file's row, sealed by the blob store: a small file (`blobs::INLINE_FILE`).
+    Inline(Vec<u8>),
+}
+
+impl std::fmt::Debug for FileContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Blob(id) => f.debug_tuple("Blob").field(id).finish(),
+            Self::Inline(sealed) => write!(f, "Inline({} sealed bytes)", sealed.len()),
+        }
+    }
 }
 
 /// An outbox entry claimed for sending.

@@ -18,7 +18,15 @@ const OUT_COLUMNS: &str = "message_id, conversation_id, process_identifier, docu
     expiry, queued, created";
 
 const FILE_COLUMNS: &str =
-    "message_id, ordinal, filename, title, mime_type, primary_document, size, blob_id";
+    "message_id, ordinal, filename, title, mime_type, primary_document, size, blob_id, data";
+
+/// The `blob_id` and `data` columns of a file's content: an inline file has no blob.
+fn content_columns(content: &FileContent) -> (&str, Option<&[u8]>) {
+    match content {
+        FileContent::Blob(id) => (id, None),
+        FileContent::Inline(sealed) => ("", Some(sealed)),
+    }
+}
 
 fn out_from(row: &AnyRow) -> Result<OutMessage, sqlx::Error> {
     Ok(OutMessage {
@@ -47,7 +55,10 @@ fn file_from(row: &AnyRow) -> Result<MessageFile, sqlx::Error> {
         mime_type: row.try_get("mime_type")?,
         primary_document: flag(row.try_get("primary_document")?),
         size: row.try_get("size")?,
-        blob_id: row.try_get("blob_id")?,
+        content: match row.try_get::<Option<Vec<u8>>, _>("data")? {
+            Some(sealed) => FileContent::Inline(sealed),
+            None => FileContent::Blob(row.try_get("blob_id")?),
+        },
     })
 }
 
@@ -110,8 +121,8 @@ async fn insert_files(
     for (batch, chunk) in files.chunks(FILES_PER_INSERT).enumerate() {
         let values: Vec<String> = (0..chunk.len())
             .map(|row| {
-                let first = row * 8 + 1;
-                let params: Vec<String> = (first..first + 8).map(|n| format!("${n}")).collect();
+                let first = row * 9 + 1;
+                let params: Vec<String> = (first..first + 9).map(|n| format!("${n}")).collect();
                 format!("({})", params.join(", "))
             })
             .collect();
@@ -122,6 +133,7 @@ async fn insert_files(
         let mut query = sqlx::query(&sql);
         for (index, file) in chunk.iter().enumerate() {
             let ordinal = batch * FILES_PER_INSERT + index;
+            let (blob_id, data) = content_columns(&file.content);
             query = query
                 .bind(message_id)
                 .bind(i64::try_from(ordinal).unwrap_or(i64::MAX))
@@ -130,7 +142,8 @@ async fn insert_files(
                 .bind(&file.mime_type)
                 .bind(i64::from(file.primary_document))
                 .bind(file.size)
-                .bind(&file.blob_id);
+                .bind(blob_id)
+                .bind(data);
         }
         query.execute(&mut **tx).await?;
     }
@@ -197,6 +210,41 @@ impl Store {
         Ok(row.as_ref().map(out_from).transpose()?)
     }
 
+    /// The outgoing message `message_id` with its files in upload order, read together: what
+    /// sending it needs, in one query.
+    pub async fn out_message_with_files(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<(OutMessage, Vec<MessageFile>)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT m.{}, {} FROM out_message m \
+             LEFT JOIN message_file f ON f.message_id = m.message_id \
+             WHERE m.message_id = $1 ORDER BY f.ordinal",
+            OUT_COLUMNS.replace(", ", ", m."),
+            FILE_COLUMNS
+                .split(", ")
+                .filter(|column| *column != "message_id")
+                .map(|column| format!("f.{column}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ))
+        .bind(message_id)
+        .fetch_all(self.pool())
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let message = out_from(first)?;
+        let mut files = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // A message without files is one row of NULL file columns.
+            if row.try_get::<Option<i64>, _>("ordinal")?.is_some() {
+                files.push(file_from(row)?);
+            }
+        }
+        Ok(Some((message, files)))
+    }
+
     /// A page of outgoing messages.
     pub async fn out_messages(
         &self,
@@ -218,6 +266,7 @@ impl Store {
     /// Adds a file to an unsent message. Fails with [`StoreError::Duplicate`] when the name is
     /// taken, [`StoreError::NotFound`] without the message, [`StoreError::Conflict`] once sent.
     pub async fn add_file(&self, file: &MessageFile) -> Result<(), StoreError> {
+        let (blob_id, data) = content_columns(&file.content);
         let mut tx = self.begin().await?;
         let queued = sqlx::query("SELECT queued FROM out_message WHERE message_id = $1")
             .bind(&file.message_id)
@@ -240,7 +289,7 @@ impl Store {
         }
         let inserted = sqlx::query(&format!(
             "INSERT INTO message_file ({FILE_COLUMNS}) \
-             SELECT $1, COALESCE(MAX(ordinal), -1) + 1, $2, $3, $4, $5, $6, $7 \
+             SELECT $1, COALESCE(MAX(ordinal), -1) + 1, $2, $3, $4, $5, $6, $7, $8 \
              FROM message_file WHERE message_id = $1 \
              ON CONFLICT (message_id, filename) DO NOTHING"
         ))
@@ -250,7 +299,8 @@ impl Store {
         .bind(&file.mime_type)
         .bind(i64::from(file.primary_document))
         .bind(file.size)
-        .bind(&file.blob_id)
+        .bind(blob_id)
+        .bind(data)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {

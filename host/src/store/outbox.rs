@@ -213,22 +213,21 @@ impl Store {
     }
 }
 
-/// Deletes an outgoing message with its files and outbox entry inside `tx`, returning its blobs.
+/// Deletes an outgoing message with its files and outbox entry inside `tx`, returning the blobs
+/// of its files that had one (an inline file goes with its row).
 pub(super) async fn remove_out_message(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     message_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    sqlx::query("DELETE FROM outbox WHERE message_id = $1")
-        .bind(message_id)
-        .execute(&mut **tx)
-        .await?;
     let blobs = sqlx::query("DELETE FROM message_file WHERE message_id = $1 RETURNING blob_id")
         .bind(message_id)
         .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(|row| row.try_get::<String, _>("blob_id"))
+        .filter(|blob| blob.as_ref().map_or(true, |id| !id.is_empty()))
         .collect::<Result<Vec<_>, _>>()?;
+    // The outbox entry goes with the message (ON DELETE CASCADE).
     sqlx::query("DELETE FROM out_message WHERE message_id = $1")
         .bind(message_id)
         .execute(&mut **tx)

@@ -2,9 +2,9 @@
 //!
 //! sqlx's migrator records each applied migration and runs each in a transaction, so a kill in
 //! the middle leaves either the old schema or the new one, and the next start finishes the job.
-//! The two dialects differ only in how they spell auto-increment keys and in the extra tables
-//! PostgreSQL needs (files in chunked rows), so there is one file of tables, rewritten for
-//! PostgreSQL, and one of PostgreSQL's own.
+//! The two dialects differ only in how they spell auto-increment keys and byte strings and in
+//! the extra tables PostgreSQL needs (files in chunked rows), so there is one file of tables,
+//! rewritten for PostgreSQL, and one of PostgreSQL's own.
 
 use std::borrow::Cow;
 
@@ -24,11 +24,12 @@ fn migrations(dialect: Dialect) -> Vec<Migration> {
             include_str!("schema/postgres_files.sql")
         )),
     };
-    let autoincrement = |sql: &'static str| -> Cow<'static, str> {
+    let for_dialect = |sql: &'static str| -> Cow<'static, str> {
         match dialect {
             Dialect::Sqlite => Cow::Borrowed(sql),
             Dialect::Postgres => Cow::Owned(
-                sql.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"),
+                sql.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+                    .replace(" BLOB", " BYTEA"),
             ),
         }
     };
@@ -44,7 +45,14 @@ fn migrations(dialect: Dialect) -> Vec<Migration> {
             2,
             Cow::Borrowed("status messages"),
             MigrationType::Simple,
-            autoincrement(include_str!("schema/status_messages.sql")),
+            for_dialect(include_str!("schema/status_messages.sql")),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("inline files"),
+            MigrationType::Simple,
+            for_dialect(include_str!("schema/inline_files.sql")),
             false,
         ),
     ]

@@ -12,8 +12,9 @@
 mod reader;
 
 use std::fmt;
-use std::io::{self, Write};
-use std::sync::Arc;
+use std::io::{self, Read as _, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use openssl::symm::{Cipher, Crypter, Mode};
 
@@ -30,16 +31,74 @@ const FULL_CHUNK_HEADER: [u8; 5] = [tag::OCTET_STRING, 0x83, 0x01, 0x00, 0x00];
 /// End-of-contents for the five indefinite-length levels.
 const TRAILER: [u8; 10] = [0; 10];
 
+/// How many blobs one content key encrypts before a new one is made.
+const KEY_USES: u32 = 1024;
+/// How long one content key encrypts new blobs at most.
+const KEY_LIFETIME: Duration = Duration::from_secs(600);
+
 /// A [`BlobStore`] that encrypts what it stores with the business certificate.
 pub struct EncryptedBlobStore {
     inner: Arc<dyn BlobStore>,
     certificate: BusinessCertificate,
+    sealing: Mutex<Option<SealingKey>>,
+}
+
+/// The content key new blobs are encrypted under, with the RecipientInfos that wrap it.
+///
+/// Wrapping a key to the certificate is an RSA operation, which costs more than encrypting a
+/// small file, and paying it for every blob was most of what keeping a small document cost.
+/// A key therefore serves [`KEY_USES`] blobs or [`KEY_LIFETIME`], whichever ends first. Each
+/// blob still has its own random IV, so no two share a key stream, and each is still a
+/// complete EnvelopedData that `openssl cms -decrypt` opens on its own; reading back blobs of
+/// one key after a restart also unwraps it once instead of once per blob.
+#[derive(Clone)]
+struct SealingKey {
+    key: [u8; 32],
+    recipient_infos: Vec<u8>,
+    uses: u32,
+    made: Instant,
 }
 
 impl EncryptedBlobStore {
     /// Encrypts into `inner` for `certificate`, which also decrypts.
     pub fn new(inner: Arc<dyn BlobStore>, certificate: BusinessCertificate) -> Self {
-        Self { inner, certificate }
+        Self {
+            inner,
+            certificate,
+            sealing: Mutex::default(),
+        }
+    }
+
+    /// The key for one more blob: the current one, or a new one when it has served its share.
+    fn sealing_key(&self) -> Result<SealingKey, CmsError> {
+        let mut current = self.sealing.lock().expect("the sealing key");
+        if let Some(key) = current.as_mut()
+            && key.uses < KEY_USES
+            && key.made.elapsed() < KEY_LIFETIME
+        {
+            key.uses += 1;
+            return Ok(key.clone());
+        }
+        let mut key = [0; 32];
+        openssl::rand::rand_bytes(&mut key)?;
+        let recipient = recipient_info(
+            self.certificate.certificate(),
+            KeyTransport::RsaOaepSha256,
+            &key,
+        )?;
+        let recipient_infos = der::tlv(tag::SET, &recipient);
+        // Reading these blobs back in this process then needs no RSA private-key operation.
+        self.certificate
+            .content_keys()
+            .remember(&recipient_infos, &key);
+        let fresh = SealingKey {
+            key,
+            recipient_infos,
+            uses: 1,
+            made: Instant::now(),
+        };
+        *current = Some(fresh.clone());
+        Ok(fresh)
     }
 }
 
@@ -53,8 +112,9 @@ impl fmt::Debug for EncryptedBlobStore {
 
 impl BlobStore for EncryptedBlobStore {
     fn create(&self) -> io::Result<Box<dyn BlobWriter>> {
+        let key = self.sealing_key().map_err(io_error)?;
         let writer =
-            EncryptingWriter::start(self.inner.create()?, &self.certificate).map_err(io_error)?;
+            EncryptingWriter::start(self.inner.create()?, &key, CHUNK).map_err(io_error)?;
         Ok(Box::new(writer))
     }
 
@@ -79,6 +139,30 @@ impl BlobStore for EncryptedBlobStore {
     fn keep(&self, id: &BlobId) -> io::Result<BlobId> {
         self.inner.keep(id)
     }
+
+    /// The same EnvelopedData a stored blob is, in memory: what a row holds can be opened
+    /// like a stored file.
+    fn seal(&self, plain: &[u8]) -> io::Result<Vec<u8>> {
+        let key = self.sealing_key().map_err(io_error)?;
+        let mut writer =
+            EncryptingWriter::start(Vec::new(), &key, plain.len()).map_err(io_error)?;
+        writer.write_all(plain)?;
+        Ok(writer.finish()?.0)
+    }
+
+    fn unseal(&self, sealed: &[u8]) -> io::Result<Vec<u8>> {
+        let mut reader = DecryptingReader::open(io::Cursor::new(sealed), &self.certificate)
+            .map_err(|error| match io_error(error) {
+                error if error.kind() == io::ErrorKind::InvalidData => io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("sealed bytes cannot be decrypted: {error}"),
+                ),
+                error => error,
+            })?;
+        let mut plain = Vec::new();
+        reader.read_to_end(&mut plain)?;
+        Ok(plain)
+    }
 }
 
 fn io_error(error: CmsError) -> io::Error {
@@ -88,29 +172,23 @@ fn io_error(error: CmsError) -> io::Error {
     }
 }
 
-/// Encrypts as it is written; the plaintext length is known only at commit.
-struct EncryptingWriter {
-    inner: Box<dyn BlobWriter>,
+/// Encrypts into `inner` as it is written; the plaintext length is known only at the end.
+struct EncryptingWriter<W> {
+    inner: W,
     crypter: Crypter,
     pending: Vec<u8>,
     scratch: Vec<u8>,
     plain_length: u64,
 }
 
-impl EncryptingWriter {
-    fn start(
-        mut inner: Box<dyn BlobWriter>,
-        certificate: &BusinessCertificate,
-    ) -> Result<Self, CmsError> {
-        let mut key = [0; 32];
+impl<W: Write> EncryptingWriter<W> {
+    /// Starts the EnvelopedData in `inner` under `key`; `expected` plaintext bytes (at most
+    /// [`CHUNK`] are buffered) size the buffers, so sealing a small file does not allocate a
+    /// chunk's worth.
+    fn start(mut inner: W, key: &SealingKey, expected: usize) -> Result<Self, CmsError> {
         let mut iv = [0; 16];
-        openssl::rand::rand_bytes(&mut key)?;
         openssl::rand::rand_bytes(&mut iv)?;
-        let recipient =
-            recipient_info(certificate.certificate(), KeyTransport::RsaOaepSha256, &key)?;
-        let recipient_infos = der::tlv(tag::SET, &recipient);
-        // Reading this blob back in this process then needs no RSA private-key operation.
-        certificate.content_keys().remember(&recipient_infos, &key);
+        let recipient_infos = &key.recipient_infos;
         let algorithm = der::constructed(
             tag::SEQUENCE,
             &[
@@ -125,7 +203,7 @@ impl EncryptingWriter {
             &indefinite(tag::context_constructed(0)),
             &indefinite(tag::SEQUENCE),
             &der::tlv(tag::INTEGER, &[0]),
-            &recipient_infos,
+            recipient_infos.as_slice(),
             &indefinite(tag::SEQUENCE),
             &der::tlv(tag::OID, oid::DATA),
             &algorithm,
@@ -135,9 +213,9 @@ impl EncryptingWriter {
         inner.write_all(&header)?;
         Ok(Self {
             inner,
-            crypter: Crypter::new(Cipher::aes_256_cbc(), Mode::Encrypt, &key, Some(&iv))?,
-            pending: Vec::with_capacity(2 * CHUNK),
-            scratch: vec![0; CHUNK + 16],
+            crypter: Crypter::new(Cipher::aes_256_cbc(), Mode::Encrypt, &key.key, Some(&iv))?,
+            pending: Vec::with_capacity(expected.min(CHUNK) * 2 + 16),
+            scratch: vec![0; expected.clamp(16, CHUNK) + 16],
             plain_length: 0,
         })
     }
@@ -153,9 +231,9 @@ impl EncryptingWriter {
     }
 }
 
-impl Write for EncryptingWriter {
+impl<W: Write> Write for EncryptingWriter<W> {
     fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
-        let take = buffer.len().min(CHUNK);
+        let take = buffer.len().min(self.scratch.len() - 16);
         let produced = self
             .crypter
             .update(&buffer[..take], &mut self.scratch)
@@ -171,21 +249,27 @@ impl Write for EncryptingWriter {
     }
 }
 
-impl BlobWriter for EncryptingWriter {
-    fn commit(mut self: Box<Self>) -> io::Result<(BlobId, u64)> {
+impl<W: Write> EncryptingWriter<W> {
+    /// Writes the last chunk and the end-of-contents; returns `inner` and the plaintext length.
+    fn finish(mut self) -> io::Result<(W, u64)> {
         let produced = self
             .crypter
             .finalize(&mut self.scratch)
             .map_err(io::Error::other)?;
-        let this = &mut *self;
-        this.pending.extend_from_slice(&this.scratch[..produced]);
-        this.write_full_chunks()?;
-        this.inner
-            .write_all(&der::header(tag::OCTET_STRING, this.pending.len() as u64))?;
-        this.inner.write_all(&this.pending)?;
-        this.inner.write_all(&TRAILER)?;
-        let plain_length = self.plain_length;
-        let (id, _) = self.inner.commit()?;
+        self.pending.extend_from_slice(&self.scratch[..produced]);
+        self.write_full_chunks()?;
+        self.inner
+            .write_all(&der::header(tag::OCTET_STRING, self.pending.len() as u64))?;
+        self.inner.write_all(&self.pending)?;
+        self.inner.write_all(&TRAILER)?;
+        Ok((self.inner, self.plain_length))
+    }
+}
+
+impl BlobWriter for EncryptingWriter<Box<dyn BlobWriter>> {
+    fn commit(self: Box<Self>) -> io::Result<(BlobId, u64)> {
+        let (inner, plain_length) = self.finish()?;
+        let (id, _) = inner.commit()?;
         Ok((id, plain_length))
     }
 }

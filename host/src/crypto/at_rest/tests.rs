@@ -49,6 +49,26 @@ fn store(f: &Fixture, plain: &[u8]) -> Blob {
     Blob::kept(f.store.clone(), id, size)
 }
 
+/// What `openssl cms -decrypt` makes of the DER file at `path` with the organisation's key.
+fn openssl_decrypt(f: &Fixture, path: &std::path::Path) -> Vec<u8> {
+    let out = f.dir.path().join("decrypted.bin");
+    let output = Command::new("openssl")
+        .args(["cms", "-decrypt", "-binary", "-inform", "DER", "-in"])
+        .arg(path)
+        .arg("-inkey")
+        .arg(f.pki.key_pem())
+        .arg("-out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read(&out).unwrap()
+}
+
 #[test]
 fn reads_back_every_length_sequentially_and_at_any_offset() {
     let f = fixture();
@@ -110,22 +130,7 @@ fn stored_bytes_are_cms_that_openssl_decrypts() {
             .any(|window| window == &plain[1000..1064]),
         "plaintext at rest"
     );
-    let out = f.dir.path().join("out.bin");
-    let output = Command::new("openssl")
-        .args(["cms", "-decrypt", "-binary", "-inform", "DER", "-in"])
-        .arg(&path)
-        .arg("-inkey")
-        .arg(f.pki.key_pem())
-        .arg("-out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(std::fs::read(&out).unwrap() == plain);
+    assert!(openssl_decrypt(&f, &path) == plain);
     // Our streaming decryption reads it too.
     let own = Blob::from_bytes(&(f.plain_store.clone() as Arc<dyn BlobStore>), &stored).unwrap();
     let opened = crate::crypto::cms::decrypt_blob(&f.store, &own, &f.pki.business_certificate());
@@ -204,4 +209,85 @@ fn corrupted_or_foreign_blobs_fail_clearly() {
         assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{name}");
         assert!(error.to_string().contains(expected), "{name}: {error}");
     }
+}
+
+#[test]
+fn sealed_bytes_are_the_stored_form_and_unseal_to_what_was_sealed() {
+    let f = fixture();
+    for length in [0, 1, 15, 16, 1024, CHUNK - 1, CHUNK, CHUNK + 1, 256 * 1024] {
+        let plain = random(length);
+        let sealed = f.store.seal(&plain).unwrap();
+        assert!(
+            length < 64 || !sealed.windows(64).any(|window| window == &plain[..64]),
+            "plaintext in the sealed bytes at {length}"
+        );
+        assert!(f.store.unseal(&sealed).unwrap() == plain, "length {length}");
+        // What a row holds opens as a stored blob would: the same at-rest layout.
+        let mut writer = f.plain_store.create().unwrap();
+        writer.write_all(&sealed).unwrap();
+        let (id, _) = writer.commit().unwrap();
+        let mut read = Vec::new();
+        f.store.open(&id).unwrap().read_to_end(&mut read).unwrap();
+        assert!(read == plain, "opened as a blob at {length}");
+    }
+
+    // And it is CMS that openssl opens.
+    let plain = random(1000);
+    let path = f.dir.path().join("sealed.der");
+    std::fs::write(&path, f.store.seal(&plain).unwrap()).unwrap();
+    assert!(openssl_decrypt(&f, &path) == plain);
+
+    // Sealed for another organisation, or not sealed at all: a clear error, no bytes.
+    let other_dir = f.dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = TestPki::new(&other_dir, 365);
+    let foreign = EncryptedBlobStore::new(f.plain_store.clone(), other.business_certificate())
+        .seal(b"someone else's")
+        .unwrap();
+    for (bytes, expected) in [
+        (foreign, "not addressed to this organisation"),
+        (b"not sealed".to_vec(), "cannot be decrypted"),
+    ] {
+        let error = f.store.unseal(&bytes).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains(expected), "{error}");
+    }
+}
+
+#[test]
+fn one_content_key_serves_many_blobs_each_with_its_own_iv() {
+    let f = fixture();
+    let plain = b"the same small document";
+    let first = f.store.seal(plain).unwrap();
+    let second = f.store.seal(plain).unwrap();
+    // The header up to the IV carries the RecipientInfos (the RSA-wrapped key): the same for
+    // both. The ciphertexts differ, as their IVs do.
+    let shared = first
+        .iter()
+        .zip(&second)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(
+        shared > 256,
+        "only {shared} bytes in common: a new key each time"
+    );
+    assert_ne!(first, second, "the same plaintext sealed twice must differ");
+    for sealed in [&first, &second] {
+        assert_eq!(f.store.unseal(sealed).unwrap(), plain);
+    }
+    // After KEY_USES blobs, a new key: the wrapped key is no longer the same.
+    for _ in 2..KEY_USES {
+        f.store.seal(plain).unwrap();
+    }
+    let renewed = f.store.seal(plain).unwrap();
+    let shared_after = first
+        .iter()
+        .zip(&renewed)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(
+        shared_after < shared,
+        "key not renewed after {KEY_USES} uses"
+    );
+    assert_eq!(f.store.unseal(&renewed).unwrap(), plain);
 }
