@@ -184,6 +184,7 @@ pub async fn start(
     api_settings.max_json_bytes = (settings.api.max_request_mib as usize) << 20;
     let outbox_wake = Arc::new(Notify::new());
     let engine_settings = EngineSettings {
+        concurrency: settings.outbox.concurrency,
         retry_initial: Duration::from_secs(settings.retry.initial_seconds),
         retry_max_interval: Duration::from_secs(settings.retry.max_interval_seconds),
         retry_give_up_after: Duration::from_secs(settings.retry.max_hours * 3600),

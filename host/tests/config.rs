@@ -117,6 +117,29 @@ async fn an_unknown_key_is_named_with_the_nearest_known_one() {
 }
 
 #[tokio::test]
+async fn the_outbox_concurrency_is_set_by_the_operator_and_never_zero() {
+    let files = Files::new(
+        ENVIRONMENT,
+        &format!("{OPERATOR}\n[outbox]\nconcurrency = 32\n"),
+    );
+    let config = files.load(&[]).await.unwrap();
+    assert_eq!(config.settings.outbox.concurrency, 32);
+    let defaulted = Files::new(ENVIRONMENT, OPERATOR).load(&[]).await.unwrap();
+    assert_eq!(
+        defaulted.settings.outbox.concurrency, 10,
+        "the real one's default"
+    );
+
+    let files = Files::new(
+        ENVIRONMENT,
+        &format!("{OPERATOR}\n[outbox]\nconcurrency = 0\n"),
+    );
+    let error = files.load(&[]).await.unwrap_err();
+    let reason = located(&error, &files.operator(), 12, "outbox.concurrency");
+    assert!(reason.contains("at least 1"), "{reason}");
+}
+
+#[tokio::test]
 async fn a_wrong_type_is_named_with_file_line_and_key() {
     let files = Files::new(
         ENVIRONMENT,

@@ -41,6 +41,9 @@ pub struct Settings {
     /// Which channels run, and their lifetimes.
     #[serde(default)]
     pub channels: Channels,
+    /// How the outbox sends.
+    #[serde(default)]
+    pub outbox: Outbox,
     /// How the outbox retries.
     #[serde(default)]
     pub retry: Retry,
@@ -252,6 +255,23 @@ pub struct Channels {
     /// A message's lifetime per channel, hours (24 when not given).
     #[serde(default)]
     pub lifetime_hours: BTreeMap<String, u64>,
+}
+
+/// How many messages the outbox sends at once.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Outbox {
+    /// Sends in flight at once, over all channels (the real one's
+    /// `difi.move.queue.concurrency`, 10 there too). A send mostly waits on its provider, so
+    /// an agency with many messages raises it; each channel's own `limits.concurrency` still
+    /// bounds that channel's plugin calls.
+    pub concurrency: usize,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self { concurrency: 10 }
+    }
 }
 
 /// The outbox's retry policy.

@@ -60,6 +60,12 @@ pub fn problems(
             ),
         ));
     }
+    if settings.outbox.concurrency == 0 {
+        problems.push(problem(
+            "outbox.concurrency",
+            "must be at least 1: with no send at a time, nothing is ever sent".into(),
+        ));
+    }
     for channel in &settings.channels.enabled {
         if !settings.plugins.contains_key(channel) {
             problems.push(problem(
