@@ -24,6 +24,11 @@ struct Files {
 }
 
 impl Files {
+    /// The test environment and operator file, with `tables` added to the operator file.
+    fn with_operator_tables(tables: &str) -> Self {
+        Self::new(ENVIRONMENT, &format!("{OPERATOR}\n{tables}"))
+    }
+
     fn new(environment: &str, operator: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("config")).unwrap();
@@ -118,10 +123,7 @@ async fn an_unknown_key_is_named_with_the_nearest_known_one() {
 
 #[tokio::test]
 async fn the_outbox_concurrency_is_set_by_the_operator_and_never_zero() {
-    let files = Files::new(
-        ENVIRONMENT,
-        &format!("{OPERATOR}\n[outbox]\nconcurrency = 32\n"),
-    );
+    let files = Files::with_operator_tables("[outbox]\nconcurrency = 32\n");
     let config = files.load(&[]).await.unwrap();
     assert_eq!(config.settings.outbox.concurrency, 32);
     let defaulted = Files::new(ENVIRONMENT, OPERATOR).load(&[]).await.unwrap();
@@ -130,10 +132,7 @@ async fn the_outbox_concurrency_is_set_by_the_operator_and_never_zero() {
         "the real one's default"
     );
 
-    let files = Files::new(
-        ENVIRONMENT,
-        &format!("{OPERATOR}\n[outbox]\nconcurrency = 0\n"),
-    );
+    let files = Files::with_operator_tables("[outbox]\nconcurrency = 0\n");
     let error = files.load(&[]).await.unwrap_err();
     let reason = located(&error, &files.operator(), 12, "outbox.concurrency");
     assert!(reason.contains("at least 1"), "{reason}");
@@ -181,10 +180,7 @@ async fn an_organisation_number_failing_mod_11_is_refused() {
 
 #[tokio::test]
 async fn a_channel_enabled_without_plugin_or_endpoint_is_refused() {
-    let files = Files::new(
-        ENVIRONMENT,
-        &format!("{OPERATOR}\n[channels]\nenabled = [\"dpx\"]\n"),
-    );
+    let files = Files::with_operator_tables("[channels]\nenabled = [\"dpx\"]\n");
     let error = files.load(&[]).await.unwrap_err();
     let reasons: Vec<&str> = error
         .0

@@ -20,7 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::page::{PageParams, page_json};
 use super::query::ApiQuery;
 use super::render::{party_columns, stored_sbd};
-use crate::blobs::{Blob, KeptFile, keep_files, write_stream};
+use crate::blobs::{Blob, KeptFile, keep_files, read_all, write_stream};
 use crate::registry::{LookupOptions, RegistryError, ServiceRecord};
 use crate::sbd::{Sbd, primary_identifier};
 use crate::store::{
@@ -326,16 +326,9 @@ async fn read_arkivmelding(blob: &Blob) -> ApiResult<arkivmelding::Arkivmelding>
             "arkivmelding.xml is too large",
         ));
     }
-    let xml = match blob.held() {
-        Some(bytes) => bytes.to_vec(),
-        None => {
-            let reading = blob.clone();
-            tokio::task::spawn_blocking(move || reading.read_at(0, reading.size() as usize))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(|e| ApiError::internal(e.to_string()))?
-        }
-    };
+    let xml = read_all(blob)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     arkivmelding::read(&xml).map_err(|reason| {
         ApiError::bad_request(
             "ArkivmeldingProcessingException",

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use db_store::DbBlobStore;
 pub use file_store::FileBlobStore;
 pub use scratch::ScratchBlobStore;
-pub use stream::{read_stream, write_stream};
+pub use stream::{read_all, read_stream, write_stream};
 
 /// A blob's identity inside its store.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -115,48 +115,34 @@ pub enum KeptFile {
 }
 
 /// Keeps the files a row is about to name: each small one ([`INLINE_FILE`]) sealed for the
-/// row, each larger one made durable as [`keep_blob`] does. On the blocking pool, unless every
-/// file is in memory already: sealing a few small files then costs less than the hand-over.
+/// row, each larger one made durable as [`keep_blob`] does. A small file is in memory as a rule
+/// ([`read_all`]), and sealing it costs less than a hand-over to the blocking pool.
 pub async fn keep_files(blobs: Vec<Blob>) -> io::Result<Vec<KeptFile>> {
-    let keep_one = |blob: Blob| {
-        if blob.size() <= INLINE_FILE {
-            let plain = match blob.held() {
-                Some(bytes) => bytes.to_vec(),
-                None => blob.read_at(0, blob.size() as usize)?,
-            };
-            Ok(KeptFile::Inline(blob.store().seal(&plain)?))
+    let mut kept = Vec::with_capacity(blobs.len());
+    for blob in blobs {
+        kept.push(if blob.size() <= INLINE_FILE {
+            KeptFile::Inline(blob.store().seal(&read_all(&blob).await?)?)
         } else {
-            Ok(KeptFile::Blob(keep(blob)?))
-        }
-    };
-    if blobs
-        .iter()
-        .all(|blob| blob.size() <= INLINE_FILE && blob.held().is_some())
-    {
-        return blobs.into_iter().map(keep_one).collect();
+            KeptFile::Blob(keep_blob(blob).await?)
+        });
     }
-    tokio::task::spawn_blocking(move || blobs.into_iter().map(keep_one).collect())
-        .await
-        .map_err(io::Error::other)?
-}
-
-/// Makes one blob durable; see [`keep_blob`].
-fn keep(blob: Blob) -> io::Result<Blob> {
-    let kept = blob.store().keep(blob.id())?;
-    Ok(if &kept == blob.id() {
-        blob
-    } else {
-        Blob::temporary(blob.store().clone(), kept, blob.size())
-    })
+    Ok(kept)
 }
 
 /// Makes `blob` durable ([`BlobStore::keep`]) on the blocking pool and returns it as kept: a
 /// row must name the returned blob. The returned blob is temporary as the one it replaces, so
 /// it is removed if the row never commits; [`Blob::persist`] it once the row has.
 pub async fn keep_blob(blob: Blob) -> io::Result<Blob> {
-    tokio::task::spawn_blocking(move || keep(blob))
-        .await
-        .map_err(io::Error::other)?
+    tokio::task::spawn_blocking(move || {
+        let kept = blob.store().keep(blob.id())?;
+        Ok(if &kept == blob.id() {
+            blob
+        } else {
+            Blob::temporary(blob.store().clone(), kept, blob.size())
+        })
+    })
+    .await
+    .map_err(io::Error::other)?
 }
 
 /// A handle to a committed blob, cheap to clone.

@@ -15,6 +15,19 @@ use super::{Blob, BlobStore};
 const CHUNK: usize = 64 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 4;
 
+/// All of a blob's bytes: at once when it is held in memory, else read on the blocking pool.
+/// For blobs known to be small.
+pub async fn read_all(blob: &Blob) -> io::Result<Bytes> {
+    if let Some(bytes) = blob.held() {
+        return Ok(bytes);
+    }
+    let reading = blob.clone();
+    let bytes = tokio::task::spawn_blocking(move || reading.read_at(0, reading.size() as usize))
+        .await
+        .map_err(io::Error::other)??;
+    Ok(Bytes::from(bytes))
+}
+
 /// The blob's bytes as a stream of chunks read on the blocking pool.
 pub fn read_stream(blob: Blob) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);

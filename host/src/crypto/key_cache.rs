@@ -6,8 +6,8 @@
 //! than everything else a small message costs. The writer knows the key it wrapped, and a reader
 //! that unwrapped one knows it too; both remember it here, keyed by the SHA-256 of the
 //! recipientInfos that carry the wrapped key (shared by the blobs one key sealed), so the next
-//! open of any of those blobs skips the RSA step. The cache is bounded; the oldest key goes first. It holds nothing
-//! the process could not compute with the private key it already holds.
+//! open of any of those blobs skips the RSA step. The cache is bounded; the oldest key goes
+//! first. It holds nothing the process could not compute with the private key it already holds.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -77,7 +77,7 @@ pub struct Retention {
 impl Default for EngineSettings {
     fn default() -> Self {
         Self {
-            concurrency: 10,
+            concurrency: crate::config::settings::Outbox::default().concurrency,
             retry_initial: Duration::from_secs(20),
             retry_max_interval: Duration::from_secs(3600),
             retry_give_up_after: Duration::from_secs(100 * 3600),

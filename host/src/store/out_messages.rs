@@ -4,6 +4,8 @@
 //! outbox row in the same transaction that marks the message queued, so a message is either
 //! waiting for its files or certain to be sent, never in between.
 
+use std::sync::LazyLock;
+
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
@@ -19,6 +21,23 @@ const OUT_COLUMNS: &str = "message_id, conversation_id, process_identifier, docu
 
 const FILE_COLUMNS: &str =
     "message_id, ordinal, filename, title, mime_type, primary_document, size, blob_id, data";
+
+/// A message's columns and its files' (the message's id once), one row per file: the query
+/// of every send, spelled out once.
+static MESSAGE_WITH_FILES: LazyLock<String> = LazyLock::new(|| {
+    let files: Vec<String> = FILE_COLUMNS
+        .split(", ")
+        .filter(|column| *column != "message_id")
+        .map(|column| format!("f.{column}"))
+        .collect();
+    format!(
+        "SELECT m.{}, {} FROM out_message m \
+         LEFT JOIN message_file f ON f.message_id = m.message_id \
+         WHERE m.message_id = $1 ORDER BY f.ordinal",
+        OUT_COLUMNS.replace(", ", ", m."),
+        files.join(", "),
+    )
+});
 
 /// The `blob_id` and `data` columns of a file's content: an inline file has no blob.
 fn content_columns(content: &FileContent) -> (&str, Option<&[u8]>) {
@@ -119,10 +138,11 @@ async fn insert_files(
     files: &[MessageFile],
 ) -> Result<(), StoreError> {
     for (batch, chunk) in files.chunks(FILES_PER_INSERT).enumerate() {
+        let width = FILE_COLUMNS.split(", ").count();
         let values: Vec<String> = (0..chunk.len())
             .map(|row| {
-                let first = row * 9 + 1;
-                let params: Vec<String> = (first..first + 9).map(|n| format!("${n}")).collect();
+                let first = row * width + 1;
+                let params: Vec<String> = (first..first + width).map(|n| format!("${n}")).collect();
                 format!("({})", params.join(", "))
             })
             .collect();
@@ -216,21 +236,10 @@ impl Store {
         &self,
         message_id: &str,
     ) -> Result<Option<(OutMessage, Vec<MessageFile>)>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT m.{}, {} FROM out_message m \
-             LEFT JOIN message_file f ON f.message_id = m.message_id \
-             WHERE m.message_id = $1 ORDER BY f.ordinal",
-            OUT_COLUMNS.replace(", ", ", m."),
-            FILE_COLUMNS
-                .split(", ")
-                .filter(|column| *column != "message_id")
-                .map(|column| format!("f.{column}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        ))
-        .bind(message_id)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(&MESSAGE_WITH_FILES)
+            .bind(message_id)
+            .fetch_all(self.pool())
+            .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };

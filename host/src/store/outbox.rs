@@ -219,14 +219,14 @@ pub(super) async fn remove_out_message(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     message_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let blobs = sqlx::query("DELETE FROM message_file WHERE message_id = $1 RETURNING blob_id")
+    let mut blobs = sqlx::query("DELETE FROM message_file WHERE message_id = $1 RETURNING blob_id")
         .bind(message_id)
         .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(|row| row.try_get::<String, _>("blob_id"))
-        .filter(|blob| blob.as_ref().map_or(true, |id| !id.is_empty()))
         .collect::<Result<Vec<_>, _>>()?;
+    blobs.retain(|id| !id.is_empty());
     // The outbox entry goes with the message (ON DELETE CASCADE).
     sqlx::query("DELETE FROM out_message WHERE message_id = $1")
         .bind(message_id)

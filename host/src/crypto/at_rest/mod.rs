@@ -69,6 +69,21 @@ impl EncryptedBlobStore {
         }
     }
 
+    /// A reader decrypting `stored`, which an error calls `what` when it cannot be decrypted.
+    fn decrypting<R: io::Read + io::Seek>(
+        &self,
+        stored: R,
+        what: &str,
+    ) -> io::Result<DecryptingReader<R>> {
+        DecryptingReader::open(stored, &self.certificate).map_err(|error| match io_error(error) {
+            error if error.kind() == io::ErrorKind::InvalidData => io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{what} cannot be decrypted: {error}"),
+            ),
+            error => error,
+        })
+    }
+
     /// The key for one more blob: the current one, or a new one when it has served its share.
     fn sealing_key(&self) -> Result<SealingKey, CmsError> {
         let mut current = self.sealing.lock().expect("the sealing key");
@@ -119,16 +134,7 @@ impl BlobStore for EncryptedBlobStore {
     }
 
     fn open(&self, id: &BlobId) -> io::Result<Box<dyn BlobReader>> {
-        let reader =
-            DecryptingReader::open(self.inner.open(id)?, &self.certificate).map_err(|error| {
-                match io_error(error) {
-                    error if error.kind() == io::ErrorKind::InvalidData => io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("stored blob {id} cannot be decrypted: {error}"),
-                    ),
-                    error => error,
-                }
-            })?;
+        let reader = self.decrypting(self.inner.open(id)?, &format!("stored blob {id}"))?;
         Ok(Box::new(reader))
     }
 
@@ -151,14 +157,7 @@ impl BlobStore for EncryptedBlobStore {
     }
 
     fn unseal(&self, sealed: &[u8]) -> io::Result<Vec<u8>> {
-        let mut reader = DecryptingReader::open(io::Cursor::new(sealed), &self.certificate)
-            .map_err(|error| match io_error(error) {
-                error if error.kind() == io::ErrorKind::InvalidData => io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("sealed bytes cannot be decrypted: {error}"),
-                ),
-                error => error,
-            })?;
+        let mut reader = self.decrypting(io::Cursor::new(sealed), "sealed bytes")?;
         let mut plain = Vec::new();
         reader.read_to_end(&mut plain)?;
         Ok(plain)

@@ -262,11 +262,8 @@ fn one_content_key_serves_many_blobs_each_with_its_own_iv() {
     let second = f.store.seal(plain).unwrap();
     // The header up to the IV carries the RecipientInfos (the RSA-wrapped key): the same for
     // both. The ciphertexts differ, as their IVs do.
-    let shared = first
-        .iter()
-        .zip(&second)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let common = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let shared = common(&first, &second);
     assert!(
         shared > 256,
         "only {shared} bytes in common: a new key each time"
@@ -280,11 +277,7 @@ fn one_content_key_serves_many_blobs_each_with_its_own_iv() {
         f.store.seal(plain).unwrap();
     }
     let renewed = f.store.seal(plain).unwrap();
-    let shared_after = first
-        .iter()
-        .zip(&renewed)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let shared_after = common(&first, &renewed);
     assert!(
         shared_after < shared,
         "key not renewed after {KEY_USES} uses"
