@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::messages_out::AcceptMessages;
 use crate::api::{self, ApiSettings, ApiState, Users};
 use crate::blobs::{BlobStore, DbBlobStore, FileBlobStore, ScratchBlobStore};
 use crate::config::{Config, LoadOptions};
@@ -23,7 +24,7 @@ use crate::manage::{self, Reloader};
 use crate::plugins::egress::Egress;
 use crate::plugins::{Compiler, HostServices, PluginEngine, PluginHost};
 use crate::registry::{RegistryConfig, ServiceRegistry, scopes_for_channels};
-use crate::store::{Dialect, Store};
+use crate::store::{Dialect, GroupCommit, Store};
 use crate::tokens::{
     AltinnConfig, AltinnExchange, ClientKey, Maskinporten, MaskinportenConfig, TokenService,
     TokenSource,
@@ -218,6 +219,7 @@ pub async fn start(
         users,
         settings: api_settings,
         http: reqwest::Client::new(),
+        accepted: GroupCommit::start(AcceptMessages(store.clone())).0,
     });
     let reloader = Arc::new(Reloader { options, plugins });
     let monitor =

@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::ops::Deref;
 
 use integrasjonspunkt::store::{
-    Conversation, ConversationQuery, Direction, FileContent, InMessage, MessageFile, MessageQuery,
-    MessageStatus, NewConversation, OutMessage, PageRequest, ReceiptStatus, StatusEffects,
-    StatusQuery, StatusUpdate, Store, StoreError, Subscription, WebhookEvent, now_millis,
+    CompletedSend, Conversation, ConversationQuery, Direction, FileContent, InMessage, MessageFile,
+    MessageQuery, MessageStatus, NewConversation, OutMessage, PageRequest, QueuedMessage,
+    ReceiptStatus, StatusEffects, StatusQuery, StatusUpdate, Store, StoreError, Subscription,
+    WebhookEvent, now_millis,
 };
 use ip_tests::postgres::FreshDatabase;
 use sqlx::{AnyPool, Row as _};
@@ -119,6 +120,8 @@ on_both_dialects! {
     claim_is_a_lease => check_claim_is_a_lease,
     concurrent_workers_send_each_message_once => check_concurrent_workers,
     complete_send_registers_sendt_and_removes_the_message => check_complete_send,
+    completions_in_one_batch_each_get_their_own_outcome => check_complete_sends,
+    whole_messages_in_one_batch_each_get_their_own_outcome => check_create_queued_messages,
     register_status_is_idempotent_and_finishes => check_register_status,
     dead_letter_and_finish_unsent_end_the_message => check_dead_letter,
     store_incoming_deduplicates => check_store_incoming_dedupe,
@@ -776,7 +779,180 @@ async fn check_concurrent_workers(db: &TestDb) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 6b. Whole messages (multipart sends) stored together.
+
+fn queued_message(message_id: &str, reference: &str, files: Vec<MessageFile>) -> QueuedMessage {
+    let (mut message, conversation) = new_message(message_id);
+    message.queued = true;
+    QueuedMessage {
+        message,
+        conversation,
+        files,
+        reference: Some(reference.to_owned()),
+        title: Some(format!("Title of {message_id}")),
+    }
+}
+
+async fn check_create_queued_messages(store: &Store) {
+    create(store, "taken").await;
+    // A message id a sent and removed message left in its conversation stays taken.
+    create_and_queue(store, "sent-before").await;
+    store
+        .complete_send("sent-before", "ext", &[], false, false)
+        .await
+        .unwrap();
+    let first = queued_message(
+        "q-1",
+        "2026/1",
+        vec![
+            file("q-1", "main.pdf", "blob-q1"),
+            inline_file("q-1", "arkivmelding.xml", b"sealed xml"),
+        ],
+    );
+    let second = queued_message("q-2", "2026/2", vec![file("q-2", "b.pdf", "blob-q2")]);
+    let taken = queued_message("taken", "2026/3", vec![file("taken", "t.pdf", "blob-t")]);
+    let sent_before = queued_message(
+        "sent-before",
+        "2026/4",
+        vec![file("sent-before", "s.pdf", "blob-s")],
+    );
+    let again = queued_message(
+        "q-1",
+        "2026/5",
+        vec![file("q-1", "other.pdf", "blob-again")],
+    );
+    let outcomes = store
+        .create_queued_messages(&[&first, &taken, &second, &sent_before, &again])
+        .await
+        .expect("the batch is written");
+    let kinds: Vec<&str> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Ok(()) => "stored",
+            Err(StoreError::Duplicate(_)) => "duplicate",
+            Err(_) => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["stored", "duplicate", "stored", "duplicate", "duplicate"],
+        "{outcomes:?}"
+    );
+
+    for (message_id, reference, names) in [
+        ("q-1", "2026/1", vec!["main.pdf", "arkivmelding.xml"]),
+        ("q-2", "2026/2", vec!["b.pdf"]),
+    ] {
+        let stored = store
+            .out_message(message_id)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert!(stored.queued, "{message_id} is queued");
+        let files: Vec<String> = store
+            .files(message_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|f| f.filename)
+            .collect();
+        assert_eq!(files, names, "{message_id}'s files in their order");
+        let created = conversation(store, message_id, Direction::Outgoing).await;
+        assert_eq!(status_names(&created), [ReceiptStatus::Opprettet]);
+        assert_eq!(created.message_reference.as_deref(), Some(reference));
+    }
+    // The refused ones left nothing: the taken message as it was, the sent one still gone.
+    assert!(!store.out_message("taken").await.unwrap().unwrap().queued);
+    assert!(store.files("taken").await.unwrap().is_empty());
+    assert!(store.out_message("sent-before").await.unwrap().is_none());
+    assert!(store.files("sent-before").await.unwrap().is_empty());
+    let now = now_millis();
+    let mut claimed: Vec<String> = store
+        .claim_outbox("w", now, now + 10_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.message_id)
+        .collect();
+    claimed.sort();
+    assert_eq!(claimed, ["q-1", "q-2"], "one outbox row per stored message");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 7. Completing a send.
+
+async fn check_complete_sends(store: &Store) {
+    for id in ["b-1", "b-2", "b-3"] {
+        create(store, id).await;
+        store
+            .add_file(&file(id, "main.pdf", &format!("blob-{id}")))
+            .await
+            .unwrap();
+        store.queue_for_sending(id).await.unwrap();
+    }
+    let send = |id: &str, statuses: Vec<StatusUpdate>, polls: bool| CompletedSend {
+        message_id: id.to_owned(),
+        reference: format!("ext-{id}"),
+        statuses,
+        polls_statuses: polls,
+        queue: false,
+    };
+    let outcomes = store
+        .complete_sends(&[
+            send("b-1", vec![], true),
+            send("missing", vec![], false),
+            send("b-2", vec![StatusUpdate::new(ReceiptStatus::Levert)], false),
+            send("b-1", vec![], true),
+            send("b-3", vec![], false),
+        ])
+        .await
+        .expect("the batch is written");
+    let outcomes: Vec<Result<Vec<String>, String>> = outcomes
+        .into_iter()
+        .map(|outcome| outcome.map_err(|error| format!("{error:?}")))
+        .collect();
+    assert_eq!(outcomes[0], Ok(vec!["blob-b-1".to_owned()]));
+    assert!(
+        outcomes[1]
+            .as_ref()
+            .is_err_and(|e| e.starts_with("NotFound")),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(outcomes[2], Ok(vec!["blob-b-2".to_owned()]));
+    assert_eq!(outcomes[3], Ok(vec![]), "a repeat completes nothing more");
+    assert_eq!(outcomes[4], Ok(vec!["blob-b-3".to_owned()]));
+
+    let first = conversation(store, "b-1", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&first),
+        [ReceiptStatus::Opprettet, ReceiptStatus::Sendt],
+        "SENDT once, though completed twice"
+    );
+    assert!(first.pollable && !first.finished);
+    assert_eq!(first.external_system_reference.as_deref(), Some("ext-b-1"));
+    let second = conversation(store, "b-2", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&second),
+        [
+            ReceiptStatus::Opprettet,
+            ReceiptStatus::Sendt,
+            ReceiptStatus::Levert
+        ]
+    );
+    assert!(second.finished && !second.pollable);
+    assert_eq!(second.external_system_reference.as_deref(), Some("ext-b-2"));
+    let third = conversation(store, "b-3", Direction::Outgoing).await;
+    assert!(!third.pollable, "its channel does not poll");
+    assert_eq!(third.external_system_reference.as_deref(), Some("ext-b-3"));
+    for id in ["b-1", "b-2", "b-3"] {
+        assert!(
+            store.out_message(id).await.unwrap().is_none(),
+            "{id} removed"
+        );
+    }
+    assert_eq!(store.outbox_depth(now_millis()).await.unwrap(), (0, None));
+}
 
 async fn check_complete_send(store: &Store) {
     create(store, "s-1").await;

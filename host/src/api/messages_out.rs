@@ -24,8 +24,8 @@ use crate::blobs::{Blob, KeptFile, keep_files, read_all, write_stream};
 use crate::registry::{LookupOptions, RegistryError, ServiceRecord};
 use crate::sbd::{Sbd, primary_identifier};
 use crate::store::{
-    FileContent, MessageFile, MessageQuery, NewConversation, OutMessage, ReceiptStatus, StoreError,
-    now_millis,
+    BatchWrite, FileContent, MessageFile, MessageQuery, NewConversation, OutMessage, QueuedMessage,
+    ReceiptStatus, Store, StoreError, now_millis,
 };
 
 /// The file the arkivmelding of a message must be uploaded as.
@@ -656,22 +656,52 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
         .map(|read| (read.reference, read.title))
         .unwrap_or_default();
     let blobs = keep_uploads(&mut files, blobs).await?;
+    let queued = QueuedMessage {
+        message,
+        conversation,
+        files,
+        reference,
+        title,
+    };
     state
-        .store
-        .create_queued_message(
-            &message,
-            &conversation,
-            &files,
-            reference.as_deref(),
-            title.as_deref(),
-        )
+        .accepted
+        .write(Accepted { queued, blobs })
         .await
         .map_err(creation_error)?;
-    for blob in &blobs {
-        blob.persist();
-    }
     state.outbox_wake.notify_one();
     Ok(sbd.json)
+}
+
+/// A whole message a multipart send brings, with the blobs of its files that are not in
+/// its rows.
+pub struct Accepted {
+    queued: QueuedMessage,
+    blobs: Vec<Blob>,
+}
+
+/// Whole messages stored together (see [`GroupCommit`](crate::store::GroupCommit)); each one's blobs are kept once its
+/// rows are committed, whether or not its caller still waits.
+pub struct AcceptMessages(pub Store);
+
+impl BatchWrite for AcceptMessages {
+    type Item = Accepted;
+    type Output = ();
+
+    async fn write(
+        &self,
+        accepted: &[Accepted],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let queued: Vec<&QueuedMessage> = accepted.iter().map(|one| &one.queued).collect();
+        let outcomes = self.0.create_queued_messages(&queued).await?;
+        for (one, outcome) in accepted.iter().zip(&outcomes) {
+            if outcome.is_ok() {
+                for blob in &one.blobs {
+                    blob.persist();
+                }
+            }
+        }
+        Ok(outcomes)
+    }
 }
 
 /// How much of a refused request body is read and discarded, so that the client, still

@@ -10,7 +10,7 @@ mod capabilities;
 mod conversations;
 mod error;
 mod messages_in;
-mod messages_out;
+pub mod messages_out;
 mod openapi;
 mod page;
 mod query;
@@ -35,7 +35,7 @@ use crate::blobs::BlobStore;
 use crate::crypto::BusinessCertificate;
 use crate::plugins::PluginHost;
 use crate::registry::ServiceRegistry;
-use crate::store::Store;
+use crate::store::{GroupCommit, Store};
 
 /// What the API needs to know beyond its collaborators.
 #[derive(Clone, Debug)]
@@ -94,6 +94,8 @@ pub struct ApiState {
     pub settings: ApiSettings,
     /// For webhook pings.
     pub http: reqwest::Client,
+    /// Whole messages (multipart sends) stored together.
+    pub accepted: GroupCommit<messages_out::AcceptMessages>,
 }
 
 /// The API's routes, with HTTP Basic and the real error body over them and over `extra`

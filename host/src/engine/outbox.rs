@@ -15,7 +15,10 @@ use tokio_util::sync::CancellationToken;
 use super::convert::outgoing;
 use super::{Engine, receipt_status};
 use crate::plugins::bindings::{Capabilities, Failure};
-use crate::store::{Millis, OutboxEntry, ReceiptStatus, StatusUpdate, now_millis};
+use crate::store::{
+    BatchWrite, CompletedSend, GroupCommit, Millis, OutboxEntry, ReceiptStatus, StatusUpdate,
+    Store, StoreError, now_millis,
+};
 
 /// How often the worker looks for due messages when nobody wakes it.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -27,6 +30,7 @@ pub(crate) fn backoff(initial: Duration, max: Duration, attempts: i64) -> Durati
 }
 
 pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
+    let (completions, recording) = GroupCommit::start(CompleteSends(engine.store.clone()));
     let permits = Arc::new(Semaphore::new(engine.settings.concurrency.max(1)));
     let mut in_flight = JoinSet::new();
     loop {
@@ -48,8 +52,9 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                             .await
                             .expect("the semaphore is never closed");
                         let engine = engine.clone();
+                        let completions = completions.clone();
                         in_flight.spawn(async move {
-                            send(&engine, entry).await;
+                            send(&engine, &completions, entry).await;
                             drop(permit);
                         });
                     }
@@ -77,12 +82,35 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         );
         in_flight.abort_all();
     }
+    // The completions handed over are recorded before the worker ends.
+    drop(completions);
+    let _ = recording.await;
 }
 
+/// Completed sends, recorded together: each completion writes the same rows (SENDT, the
+/// provider's reference, the message and its files gone), so a batch of them shares one
+/// transaction (see [`GroupCommit`]).
+struct CompleteSends(Store);
+
+impl BatchWrite for CompleteSends {
+    type Item = CompletedSend;
+    /// The blobs to remove.
+    type Output = Vec<String>;
+
+    async fn write(
+        &self,
+        sends: &[CompletedSend],
+    ) -> Result<Vec<Result<Vec<String>, StoreError>>, StoreError> {
+        self.0.complete_sends(sends).await
+    }
+}
+
+type Completions = GroupCommit<CompleteSends>;
+
 /// One attempt at sending `entry`.
-async fn send(engine: &Engine, entry: OutboxEntry) {
+async fn send(engine: &Engine, completions: &Completions, entry: OutboxEntry) {
     let message_id = entry.message_id.clone();
-    let outcome = attempt(engine, &entry).await;
+    let outcome = attempt(engine, completions, &entry).await;
     match outcome {
         Attempt::Sent => {}
         Attempt::Retry(reason) => retry(engine, &entry, &reason).await,
@@ -127,7 +155,7 @@ enum Attempt {
     Expired,
 }
 
-async fn attempt(engine: &Engine, entry: &OutboxEntry) -> Attempt {
+async fn attempt(engine: &Engine, completions: &Completions, entry: &OutboxEntry) -> Attempt {
     let (message, files) = match engine.store.out_message_with_files(&entry.message_id).await {
         Ok(Some(found)) => found,
         Ok(None) => return Attempt::Sent, // deleted meanwhile; nothing to send
@@ -162,17 +190,14 @@ async fn attempt(engine: &Engine, entry: &OutboxEntry) -> Attempt {
                     at: i64::try_from(event.at).ok(),
                 })
                 .collect();
-            match engine
-                .store
-                .complete_send(
-                    &message.message_id,
-                    &sent.reference,
-                    &statuses,
-                    polls,
-                    engine.queues(Some(&message.service_identifier)),
-                )
-                .await
-            {
+            let completed = CompletedSend {
+                message_id: message.message_id.clone(),
+                reference: sent.reference.clone(),
+                statuses,
+                polls_statuses: polls,
+                queue: engine.queues(Some(&message.service_identifier)),
+            };
+            match completions.write(completed).await {
                 Ok(blobs) => {
                     engine.remove_blobs(blobs).await;
                     tracing::info!(reference = %sent.reference, "sent");

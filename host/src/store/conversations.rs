@@ -6,6 +6,8 @@
 //! polling, and every new status becomes webhook events in the same transaction, so an event is
 //! never lost nor sent for a status that was rolled back.
 
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row as _, Transaction};
 
@@ -78,60 +80,100 @@ pub(super) async fn insert_conversation(
     labels: Labels<'_>,
     now: Millis,
 ) -> Result<i64, StoreError> {
-    let inserted = sqlx::query(&format!(
-        "INSERT INTO conversation (conversation_id, message_id, direction, sender, \
-         sender_identifier, receiver, receiver_identifier, process_identifier, \
-         document_identifier, service_identifier, channel, expiry, last_update, \
-         message_reference, message_title) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-         ON CONFLICT (message_id, direction) DO NOTHING RETURNING id, {SUBSCRIPTIONS}",
-    ))
-    .bind(&new.conversation_id)
-    .bind(&new.message_id)
-    .bind(direction.as_str())
-    .bind(&new.sender)
-    .bind(&new.sender_identifier)
-    .bind(&new.receiver)
-    .bind(&new.receiver_identifier)
-    .bind(&new.process_identifier)
-    .bind(&new.document_identifier)
-    .bind(&new.service_identifier)
-    .bind(&new.channel)
-    .bind(new.expiry)
-    .bind(now)
-    .bind(labels.reference)
-    .bind(labels.title)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = inserted else {
-        return Err(StoreError::Duplicate(format!(
+    insert_conversations(tx, direction, &[(new, labels)], now).await?[0].ok_or_else(|| {
+        StoreError::Duplicate(format!(
             "a conversation for message {} exists already",
             new.message_id
-        )));
-    };
-    let id: i64 = row.try_get("id")?;
-    let update = StatusUpdate::new(ReceiptStatus::Opprettet);
+        ))
+    })
+}
+
+/// The columns of a new conversation, in the order [`insert_conversations`] binds them.
+const NEW_CONVERSATION_COLUMNS: &str = "conversation_id, message_id, direction, sender, \
+    sender_identifier, receiver, receiver_identifier, process_identifier, document_identifier, \
+    service_identifier, channel, expiry, last_update, message_reference, message_title";
+
+/// Inserts conversations with OPPRETTET, two statements for them all; for each, in order, its
+/// row id, or `None` when its message has one in that direction already.
+pub(super) async fn insert_conversations(
+    tx: &mut Transaction<'_, Any>,
+    direction: Direction,
+    new: &[(&NewConversation, Labels<'_>)],
+    now: Millis,
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let width = NEW_CONVERSATION_COLUMNS.split(", ").count();
+    let rows: Vec<String> = (0..new.len())
+        .map(|row| format!("({})", parameters(row * width + 1, width)))
+        .collect();
+    let sql = format!(
+        "INSERT INTO conversation ({NEW_CONVERSATION_COLUMNS}) VALUES {} \
+         ON CONFLICT (message_id, direction) DO NOTHING \
+         RETURNING id, message_id, {SUBSCRIPTIONS}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (conversation, labels) in new {
+        query = query
+            .bind(&conversation.conversation_id)
+            .bind(&conversation.message_id)
+            .bind(direction.as_str())
+            .bind(&conversation.sender)
+            .bind(&conversation.sender_identifier)
+            .bind(&conversation.receiver)
+            .bind(&conversation.receiver_identifier)
+            .bind(&conversation.process_identifier)
+            .bind(&conversation.document_identifier)
+            .bind(&conversation.service_identifier)
+            .bind(&conversation.channel)
+            .bind(conversation.expiry)
+            .bind(now)
+            .bind(labels.reference)
+            .bind(labels.title);
+    }
+    let mut inserted: HashMap<String, i64> = HashMap::new();
+    let mut subscriptions = 0;
+    for row in query.fetch_all(&mut **tx).await? {
+        inserted.insert(row.try_get("message_id")?, row.try_get("id")?);
+        subscriptions = row.try_get::<i64, _>("subscriptions")?;
+    }
+    let ids: Vec<Option<i64>> = new
+        .iter()
+        .map(|(conversation, _)| inserted.get(&conversation.message_id).copied())
+        .collect();
     // A new conversation is as OPPRETTET leaves it (not finished, not polled, updated now),
     // so its status needs only its row.
-    let Some((status_id, at)) = insert_status(tx, id, &update).await? else {
-        return Ok(id);
-    };
-    if row.try_get::<i64, _>("subscriptions")? > 0 {
-        let registered = MessageStatus {
-            id: status_id,
-            conv_id: id,
-            status: update.status,
-            description: None,
-            raw_receipt: None,
-            last_update: at,
-            conversation_id: new.conversation_id.clone(),
-            message_id: new.message_id.clone(),
-            direction,
-            service_identifier: new.service_identifier.clone(),
-        };
-        enqueue_events(tx, &registered).await?;
+    let update = StatusUpdate::new(ReceiptStatus::Opprettet);
+    let created: Vec<(&NewConversation, i64)> = new
+        .iter()
+        .zip(&ids)
+        .filter_map(|((conversation, _), id)| Some((*conversation, (*id)?)))
+        .collect();
+    if created.is_empty() {
+        return Ok(ids);
     }
-    Ok(id)
+    let updates: Vec<(i64, &StatusUpdate)> = created.iter().map(|(_, id)| (*id, &update)).collect();
+    let statuses = insert_statuses(tx, &updates).await?;
+    if subscriptions > 0 {
+        for ((conversation, id), status) in created.iter().zip(statuses) {
+            let Some((status_id, at)) = status else {
+                continue;
+            };
+            let registered = MessageStatus {
+                id: status_id,
+                conv_id: *id,
+                status: update.status,
+                description: None,
+                raw_receipt: None,
+                last_update: at,
+                conversation_id: conversation.conversation_id.clone(),
+                message_id: conversation.message_id.clone(),
+                direction,
+                service_identifier: conversation.service_identifier.clone(),
+            };
+            enqueue_events(tx, &registered).await?;
+        }
+    }
+    Ok(ids)
 }
 
 /// An outgoing message's archive reference and title (from its arkivmelding), when known.
@@ -145,28 +187,175 @@ pub(super) struct Labels<'a> {
 /// status with none to tell needs no look at them, and asking there costs no round trip.
 const SUBSCRIPTIONS: &str = "(SELECT COUNT(*) FROM subscription) AS subscriptions";
 
-/// Inserts `update`'s row unless the conversation has that status; returns its id and time.
-async fn insert_status(
+/// `$first, $first + 1, …`: `count` numbered parameters, for a list of a statement's own.
+pub(super) fn parameters(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts the status rows of `updates` (conversation, status) in one statement, skipping
+/// each whose conversation has that status; for each update, in order, its new row's id and
+/// time, or `None` when it was there already. A status appears at most once per conversation.
+async fn insert_statuses(
     tx: &mut Transaction<'_, Any>,
-    conv_id: i64,
-    update: &StatusUpdate,
-) -> Result<Option<(i64, Millis)>, StoreError> {
-    let at = update.at.unwrap_or_else(now_millis);
-    let inserted = sqlx::query(
+    updates: &[(i64, &StatusUpdate)],
+) -> Result<Vec<Option<(i64, Millis)>>, StoreError> {
+    let now = now_millis();
+    let rows: Vec<String> = (0..updates.len())
+        .map(|row| format!("({})", parameters(row * 5 + 1, 5)))
+        .collect();
+    let sql = format!(
         "INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conv_id, status) DO NOTHING RETURNING id",
-    )
-    .bind(conv_id)
-    .bind(update.status.as_str())
-    .bind(&update.description)
-    .bind(&update.raw_receipt)
-    .bind(at)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(match inserted {
-        Some(row) => Some((row.try_get("id")?, at)),
-        None => None,
-    })
+         VALUES {} ON CONFLICT (conv_id, status) DO NOTHING RETURNING id, conv_id, status",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (conv_id, update) in updates {
+        query = query
+            .bind(*conv_id)
+            .bind(update.status.as_str())
+            .bind(&update.description)
+            .bind(&update.raw_receipt)
+            .bind(update.at.unwrap_or(now));
+    }
+    let mut inserted = HashMap::new();
+    for row in query.fetch_all(&mut **tx).await? {
+        let key: (i64, String) = (row.try_get("conv_id")?, row.try_get("status")?);
+        inserted.insert(key, row.try_get::<i64, _>("id")?);
+    }
+    Ok(updates
+        .iter()
+        .map(|(conv_id, update)| {
+            inserted
+                .get(&(*conv_id, update.status.as_str().to_owned()))
+                .map(|id| (*id, update.at.unwrap_or(now)))
+        })
+        .collect())
+}
+
+/// A status to register on a conversation, and what it does there beyond the status rules.
+pub(super) struct Registration<'a> {
+    pub conv_id: i64,
+    pub update: &'a StatusUpdate,
+    /// The channel polls the conversation's statuses from now on.
+    pub starts_polling: bool,
+    /// The status goes on the status queue.
+    pub queue: bool,
+}
+
+/// Registers each of `registrations`, at most one per conversation, unless its conversation
+/// has that status; returns the new statuses, in order.
+///
+/// Many registrations cost the statements of one: the status rows in one insert, the
+/// conversations' changes in one update per kind of change, the queue entries in one insert.
+/// That is what lets a batch of completed sends, or a round of polled statuses, take SQLite's
+/// one writer for a few round trips instead of a few per message.
+pub(super) async fn register_all(
+    tx: &mut Transaction<'_, Any>,
+    registrations: &[Registration<'_>],
+) -> Result<Vec<MessageStatus>, StoreError> {
+    if registrations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let updates: Vec<(i64, &StatusUpdate)> = registrations
+        .iter()
+        .map(|registration| (registration.conv_id, registration.update))
+        .collect();
+    let new: Vec<(&Registration<'_>, i64, Millis)> = registrations
+        .iter()
+        .zip(insert_statuses(tx, &updates).await?)
+        .filter_map(|(registration, inserted)| inserted.map(|(id, at)| (registration, id, at)))
+        .collect();
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The conversation's columns a status carries come back from its update, so the new
+    // statuses need no second read. One update serves every conversation a status changes
+    // alike.
+    let effect = |registration: &Registration<'_>| {
+        let status = registration.update.status;
+        (
+            status.finishes(),
+            status.ends_polling(),
+            registration.starts_polling,
+        )
+    };
+    let mut effects: Vec<(bool, bool, bool)> = new.iter().map(|(r, _, _)| effect(r)).collect();
+    effects.sort_unstable();
+    effects.dedup();
+    let now = now_millis();
+    let mut conversations: HashMap<i64, AnyRow> = HashMap::new();
+    for (finishes, ends_polling, starts_polling) in effects {
+        let ids: Vec<i64> = new
+            .iter()
+            .filter(|(r, _, _)| effect(r) == (finishes, ends_polling, starts_polling))
+            .map(|(r, _, _)| r.conv_id)
+            .collect();
+        let sql = format!(
+            "UPDATE conversation SET last_update = $1, \
+             finished = CASE WHEN $2 = 1 THEN 1 ELSE finished END, \
+             pollable = CASE WHEN $3 = 1 THEN 0 WHEN $4 = 1 AND finished = 0 THEN 1 \
+             ELSE pollable END \
+             WHERE id IN ({}) \
+             RETURNING id, conversation_id, message_id, direction, service_identifier, \
+             {SUBSCRIPTIONS}",
+            parameters(5, ids.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(now)
+            .bind(i64::from(finishes))
+            .bind(i64::from(ends_polling))
+            .bind(i64::from(starts_polling));
+        for id in &ids {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            conversations.insert(row.try_get("id")?, row);
+        }
+    }
+    let queued: Vec<i64> = new
+        .iter()
+        .filter(|(r, _, _)| r.queue)
+        .map(|(_, id, _)| *id)
+        .collect();
+    if !queued.is_empty() {
+        let rows: Vec<String> = (1..=queued.len()).map(|n| format!("(${n})")).collect();
+        let sql = format!(
+            "INSERT INTO status_queue (status_id) VALUES {}",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in &queued {
+            query = query.bind(*id);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    let mut registered = Vec::with_capacity(new.len());
+    for (registration, status_id, at) in new {
+        let conversation = conversations.get(&registration.conv_id).ok_or_else(|| {
+            StoreError::NotFound(format!("no conversation {}", registration.conv_id))
+        })?;
+        let direction: String = conversation.try_get("direction")?;
+        let status = MessageStatus {
+            id: status_id,
+            conv_id: registration.conv_id,
+            status: registration.update.status,
+            description: registration.update.description.clone(),
+            raw_receipt: registration.update.raw_receipt.clone(),
+            last_update: at,
+            conversation_id: conversation.try_get("conversation_id")?,
+            message_id: conversation.try_get("message_id")?,
+            direction: direction.parse().map_err(decode_error)?,
+            service_identifier: conversation.try_get("service_identifier")?,
+        };
+        if conversation.try_get::<i64, _>("subscriptions")? > 0 {
+            enqueue_events(tx, &status).await?;
+        }
+        registered.push(status);
+    }
+    Ok(registered)
 }
 
 /// Registers `update` on conversation `conv_id` unless it has that status; returns the new
@@ -178,49 +367,15 @@ pub(super) async fn register_in(
     starts_polling: bool,
     queue: bool,
 ) -> Result<Option<MessageStatus>, StoreError> {
-    let Some((status_id, at)) = insert_status(tx, conv_id, update).await? else {
-        return Ok(None);
-    };
-    let status = update.status;
-    // The conversation's columns a status carries come back from its update, so the new
-    // status needs no second read.
-    let conversation = sqlx::query(&format!(
-        "UPDATE conversation SET last_update = $1, \
-         finished = CASE WHEN $2 = 1 THEN 1 ELSE finished END, \
-         pollable = CASE WHEN $3 = 1 THEN 0 WHEN $4 = 1 AND finished = 0 THEN 1 ELSE pollable END \
-         WHERE id = $5 \
-         RETURNING conversation_id, message_id, direction, service_identifier, {SUBSCRIPTIONS}",
-    ))
-    .bind(now_millis())
-    .bind(i64::from(status.finishes()))
-    .bind(i64::from(status.ends_polling()))
-    .bind(i64::from(starts_polling))
-    .bind(conv_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    if queue {
-        sqlx::query("INSERT INTO status_queue (status_id) VALUES ($1)")
-            .bind(status_id)
-            .execute(&mut **tx)
-            .await?;
-    }
-    let direction: String = conversation.try_get("direction")?;
-    let registered = MessageStatus {
-        id: status_id,
+    let registration = Registration {
         conv_id,
-        status,
-        description: update.description.clone(),
-        raw_receipt: update.raw_receipt.clone(),
-        last_update: at,
-        conversation_id: conversation.try_get("conversation_id")?,
-        message_id: conversation.try_get("message_id")?,
-        direction: direction.parse().map_err(decode_error)?,
-        service_identifier: conversation.try_get("service_identifier")?,
+        update,
+        starts_polling,
+        queue,
     };
-    if conversation.try_get::<i64, _>("subscriptions")? > 0 {
-        enqueue_events(tx, &registered).await?;
-    }
-    Ok(Some(registered))
+    Ok(register_all(tx, std::slice::from_ref(&registration))
+        .await?
+        .pop())
 }
 
 /// How a status registration treats polling and the status queue.

@@ -10,6 +10,7 @@
 
 mod conversations;
 mod filter;
+mod group_commit;
 mod in_messages;
 mod metrics;
 mod model;
@@ -28,6 +29,7 @@ use sqlx::{AnyPool, Executor as _};
 
 pub use conversations::StatusEffects;
 pub use filter::{ConversationQuery, MessageQuery, PageRequest, StatusQuery};
+pub use group_commit::{BatchWrite, GroupCommit};
 pub use metrics::MessageCount;
 pub use model::*;
 pub use status_outbox::{StatusReply, StatusReplyEntry};

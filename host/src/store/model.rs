@@ -265,6 +265,36 @@ impl StatusUpdate {
     }
 }
 
+/// A whole outgoing message to store at once, queued for sending.
+#[derive(Clone, Debug)]
+pub struct QueuedMessage {
+    /// The message.
+    pub message: OutMessage,
+    /// Its conversation.
+    pub conversation: NewConversation,
+    /// Its files, in order.
+    pub files: Vec<MessageFile>,
+    /// The arkivmelding's archive reference.
+    pub reference: Option<String>,
+    /// The arkivmelding's title.
+    pub title: Option<String>,
+}
+
+/// A send the provider accepted, to record.
+#[derive(Clone, Debug)]
+pub struct CompletedSend {
+    /// The message sent.
+    pub message_id: String,
+    /// The provider's reference.
+    pub reference: String,
+    /// Statuses the provider implied beyond SENDT, in order.
+    pub statuses: Vec<StatusUpdate>,
+    /// The channel polls the message's statuses from now on.
+    pub polls_statuses: bool,
+    /// Its statuses go on the status queue.
+    pub queue: bool,
+}
+
 /// An outgoing message before it is sent.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutMessage {

@@ -4,15 +4,16 @@
 //! outbox row in the same transaction that marks the message queued, so a message is either
 //! waiting for its files or certain to be sent, never in between.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::conversations::{Labels, insert_conversation};
+use super::conversations::{Labels, insert_conversation, insert_conversations, parameters};
 use super::filter::{MessageQuery, PageRequest, page_of};
 use super::model::*;
-use super::outbox::remove_out_message;
+use super::outbox::{remove_out_message, remove_out_messages};
 use super::{Store, StoreError, flag};
 
 const OUT_COLUMNS: &str = "message_id, conversation_id, process_identifier, document_type, \
@@ -81,14 +82,12 @@ fn file_from(row: &AnyRow) -> Result<MessageFile, sqlx::Error> {
     })
 }
 
-/// Inserts a new outgoing message (`queued` or waiting for its files) and its OPPRETTET
-/// conversation; [`StoreError::Duplicate`] when the message id is taken.
+/// Inserts a new outgoing message waiting for its files, and its OPPRETTET conversation;
+/// [`StoreError::Duplicate`] when the message id is taken.
 async fn insert_new(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     message: &OutMessage,
     conversation: &NewConversation,
-    labels: Labels<'_>,
-    queued: bool,
 ) -> Result<(), StoreError> {
     let inserted = sqlx::query(&format!(
         "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) \
@@ -106,7 +105,7 @@ async fn insert_new(
     .bind(&message.sbd)
     .bind(&message.service_record)
     .bind(message.expiry)
-    .bind(i64::from(queued))
+    .bind(0_i64)
     .bind(message.created)
     .execute(&mut **tx)
     .await?;
@@ -120,7 +119,7 @@ async fn insert_new(
         tx,
         Direction::Outgoing,
         conversation,
-        labels,
+        Labels::default(),
         message.created,
     )
     .await?;
@@ -131,32 +130,36 @@ async fn insert_new(
 /// instead of one each, within the bound parameters every database allows.
 const FILES_PER_INSERT: usize = 64;
 
-/// Inserts `files` of message `message_id`, numbered in their order.
+/// Inserts the files of messages, each message's numbered in their order: one statement per
+/// `FILES_PER_INSERT` files, whichever messages they belong to.
 async fn insert_files(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    message_id: &str,
-    files: &[MessageFile],
+    messages: &[(&str, &[MessageFile])],
 ) -> Result<(), StoreError> {
-    for (batch, chunk) in files.chunks(FILES_PER_INSERT).enumerate() {
-        let width = FILE_COLUMNS.split(", ").count();
+    let rows: Vec<(&str, usize, &MessageFile)> = messages
+        .iter()
+        .flat_map(|(message_id, files)| {
+            files
+                .iter()
+                .enumerate()
+                .map(move |(ordinal, file)| (*message_id, ordinal, file))
+        })
+        .collect();
+    let width = FILE_COLUMNS.split(", ").count();
+    for chunk in rows.chunks(FILES_PER_INSERT) {
         let values: Vec<String> = (0..chunk.len())
-            .map(|row| {
-                let first = row * width + 1;
-                let params: Vec<String> = (first..first + width).map(|n| format!("${n}")).collect();
-                format!("({})", params.join(", "))
-            })
+            .map(|row| format!("({})", parameters(row * width + 1, width)))
             .collect();
         let sql = format!(
             "INSERT INTO message_file ({FILE_COLUMNS}) VALUES {}",
             values.join(", ")
         );
         let mut query = sqlx::query(&sql);
-        for (index, file) in chunk.iter().enumerate() {
-            let ordinal = batch * FILES_PER_INSERT + index;
+        for (message_id, ordinal, file) in chunk {
             let (blob_id, data) = content_columns(&file.content);
             query = query
-                .bind(message_id)
-                .bind(i64::try_from(ordinal).unwrap_or(i64::MAX))
+                .bind(*message_id)
+                .bind(i64::try_from(*ordinal).unwrap_or(i64::MAX))
                 .bind(&file.filename)
                 .bind(&file.title)
                 .bind(&file.mime_type)
@@ -179,7 +182,7 @@ impl Store {
         conversation: &NewConversation,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        insert_new(&mut tx, message, conversation, Labels::default(), false).await?;
+        insert_new(&mut tx, message, conversation).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -188,35 +191,153 @@ impl Store {
     /// (queued), its OPPRETTET conversation with the arkivmelding's reference and title, its
     /// files in the given order, and its outbox row, in one transaction. Fails with
     /// [`StoreError::Duplicate`] when the message id is taken, and then nothing is stored.
-    pub async fn create_queued_message(
+    pub async fn create_queued_message(&self, queued: &QueuedMessage) -> Result<(), StoreError> {
+        self.create_queued_messages(&[queued])
+            .await?
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Stores whole outgoing messages as [`Store::create_queued_message`] does, in one
+    /// transaction of one statement per kind of row for them all. For each, in order, `Ok` or
+    /// [`StoreError::Duplicate`] when its message id is taken (by an earlier message or one
+    /// before it in `queued`), and then nothing of it is stored; the whole call fails only
+    /// when the database does, and then nothing is stored.
+    pub async fn create_queued_messages(
         &self,
-        message: &OutMessage,
-        conversation: &NewConversation,
-        files: &[MessageFile],
-        reference: Option<&str>,
-        title: Option<&str>,
-    ) -> Result<(), StoreError> {
+        queued: &[&QueuedMessage],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut seen = HashSet::new();
+        let distinct: Vec<&QueuedMessage> = queued
+            .iter()
+            .copied()
+            .filter(|one| seen.insert(one.message.message_id.as_str()))
+            .collect();
         let mut tx = self.begin().await?;
-        insert_new(
-            &mut tx,
-            message,
-            conversation,
-            Labels { reference, title },
-            true,
-        )
-        .await?;
-        insert_files(&mut tx, &message.message_id, files).await?;
-        sqlx::query(
-            "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) \
-             VALUES ($1, $2, 0, $3, $3)",
-        )
-        .bind(&message.message_id)
-        .bind(&message.channel)
-        .bind(message.created)
-        .execute(&mut *tx)
-        .await?;
+        let width = OUT_COLUMNS.split(", ").count();
+        let rows: Vec<String> = (0..distinct.len())
+            .map(|row| {
+                let first = row * width + 1;
+                // `last_updated` is the message's creation time, its last column.
+                format!("({}, ${})", parameters(first, width), first + width - 1)
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) VALUES {} \
+             ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for one in &distinct {
+            let message = &one.message;
+            query = query
+                .bind(&message.message_id)
+                .bind(&message.conversation_id)
+                .bind(&message.process_identifier)
+                .bind(&message.document_type)
+                .bind(&message.sender_identifier)
+                .bind(&message.receiver_identifier)
+                .bind(&message.service_identifier)
+                .bind(&message.channel)
+                .bind(&message.sbd)
+                .bind(&message.service_record)
+                .bind(message.expiry)
+                .bind(1_i64)
+                .bind(message.created);
+        }
+        let mut inserted = HashSet::new();
+        for row in query.fetch_all(&mut *tx).await? {
+            inserted.insert(row.try_get::<String, _>("message_id")?);
+        }
+        let fresh: Vec<&QueuedMessage> = distinct
+            .into_iter()
+            .filter(|one| inserted.contains(&one.message.message_id))
+            .collect();
+        let now = fresh.iter().map(|one| one.message.created).max();
+        let conversations: Vec<(&NewConversation, Labels<'_>)> = fresh
+            .iter()
+            .map(|one| {
+                let labels = Labels {
+                    reference: one.reference.as_deref(),
+                    title: one.title.as_deref(),
+                };
+                (&one.conversation, labels)
+            })
+            .collect();
+        let conversation_ids = if fresh.is_empty() {
+            Vec::new()
+        } else {
+            insert_conversations(
+                &mut tx,
+                Direction::Outgoing,
+                &conversations,
+                now.unwrap_or_default(),
+            )
+            .await?
+        };
+        // A message id can be taken by a conversation whose message was sent and removed.
+        let (stored, taken): (Vec<_>, Vec<_>) = fresh
+            .into_iter()
+            .zip(conversation_ids)
+            .partition(|(_, id)| id.is_some());
+        let taken: Vec<&str> = taken
+            .iter()
+            .map(|(one, _)| one.message.message_id.as_str())
+            .collect();
+        if !taken.is_empty() {
+            remove_out_messages(&mut tx, &taken).await?;
+        }
+        let stored: Vec<&QueuedMessage> = stored.into_iter().map(|(one, _)| one).collect();
+        let files: Vec<(&str, &[MessageFile])> = stored
+            .iter()
+            .map(|one| (one.message.message_id.as_str(), one.files.as_slice()))
+            .collect();
+        insert_files(&mut tx, &files).await?;
+        if !stored.is_empty() {
+            let rows: Vec<String> = (0..stored.len())
+                .map(|row| {
+                    let first = row * 3 + 1;
+                    format!(
+                        "(${first}, ${}, 0, ${}, ${})",
+                        first + 1,
+                        first + 2,
+                        first + 2
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) \
+                 VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for one in &stored {
+                query = query
+                    .bind(&one.message.message_id)
+                    .bind(&one.message.channel)
+                    .bind(one.message.created);
+            }
+            query.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
-        Ok(())
+        let stored: HashSet<&str> = stored
+            .iter()
+            .map(|one| one.message.message_id.as_str())
+            .collect();
+        let mut done = HashSet::new();
+        Ok(queued
+            .iter()
+            .map(|one| {
+                let id = one.message.message_id.as_str();
+                if stored.contains(id) && done.insert(id) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Duplicate(format!(
+                        "Message with id {id} already exists"
+                    )))
+                }
+            })
+            .collect())
     }
 
     /// The outgoing message `message_id`.

@@ -7,10 +7,14 @@
 //! (`FOR UPDATE SKIP LOCKED`), so several instances share one outbox without waiting on each
 //! other; SQLite has one writer at a time and needs no such clause.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::conversations::{StatusEffects, conversation_id_in, register_in};
+use super::conversations::{
+    Registration, StatusEffects, conversation_id_in, parameters, register_all, register_in,
+};
 use super::model::*;
 use super::{Store, StoreError};
 
@@ -98,34 +102,111 @@ impl Store {
         polls_statuses: bool,
         queue: bool,
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.begin().await?;
-        let conv_id: i64 = sqlx::query(
-            "UPDATE conversation SET external_system_reference = $1 \
-             WHERE message_id = $2 AND direction = $3 RETURNING id",
-        )
-        .bind(reference)
-        .bind(message_id)
-        .bind(Direction::Outgoing.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| {
-            StoreError::NotFound(format!("no outgoing conversation for message {message_id}"))
-        })?
-        .try_get("id")?;
-        register_in(
-            &mut tx,
-            conv_id,
-            &StatusUpdate::new(ReceiptStatus::Sendt),
+        let send = CompletedSend {
+            message_id: message_id.to_owned(),
+            reference: reference.to_owned(),
+            statuses: statuses.to_vec(),
             polls_statuses,
             queue,
-        )
-        .await?;
-        for status in statuses {
-            register_in(&mut tx, conv_id, status, false, queue).await?;
+        };
+        self.complete_sends(std::slice::from_ref(&send))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    /// Completes `sends` in one transaction, each as [`Store::complete_send`] does: one
+    /// statement per kind of row serves them all. For each send, in order, the blobs to remove,
+    /// or [`StoreError::NotFound`] when its message has no outgoing conversation; the whole
+    /// call fails only when the database does, and then nothing is recorded.
+    pub async fn complete_sends(
+        &self,
+        sends: &[CompletedSend],
+    ) -> Result<Vec<Result<Vec<String>, StoreError>>, StoreError> {
+        // A message completed twice in one batch is completed once; the second finds it gone,
+        // as it would after the first's commit.
+        let mut seen = HashSet::new();
+        let distinct: Vec<&CompletedSend> = sends
+            .iter()
+            .filter(|send| seen.insert(send.message_id.as_str()))
+            .collect();
+        let mut tx = self.begin().await?;
+        let cases: Vec<String> = (0..distinct.len())
+            .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let ids: Vec<String> = (0..distinct.len())
+            .map(|i| format!("${}", 2 * i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE conversation SET external_system_reference = CASE message_id {} END \
+             WHERE direction = 'OUTGOING' AND message_id IN ({}) RETURNING id, message_id",
+            cases.join(" "),
+            ids.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for send in &distinct {
+            query = query.bind(&send.message_id).bind(&send.reference);
         }
-        let blobs = remove_out_message(&mut tx, message_id).await?;
+        let mut conversations: HashMap<String, i64> = HashMap::new();
+        for row in query.fetch_all(&mut *tx).await? {
+            conversations.insert(row.try_get("message_id")?, row.try_get("id")?);
+        }
+        let found: Vec<(&CompletedSend, i64)> = distinct
+            .iter()
+            .filter_map(|send| Some((*send, *conversations.get(&send.message_id)?)))
+            .collect();
+        let sendt = StatusUpdate::new(ReceiptStatus::Sendt);
+        let registrations: Vec<Registration<'_>> = found
+            .iter()
+            .map(|(send, conv_id)| Registration {
+                conv_id: *conv_id,
+                update: &sendt,
+                starts_polling: send.polls_statuses,
+                queue: send.queue,
+            })
+            .collect();
+        register_all(&mut tx, &registrations).await?;
+        // The provider's further statuses, in their order: the nth of every send together.
+        let rounds = found.iter().map(|(send, _)| send.statuses.len()).max();
+        for round in 0..rounds.unwrap_or(0) {
+            let registrations: Vec<Registration<'_>> = found
+                .iter()
+                .filter_map(|(send, conv_id)| {
+                    Some(Registration {
+                        conv_id: *conv_id,
+                        update: send.statuses.get(round)?,
+                        starts_polling: false,
+                        queue: send.queue,
+                    })
+                })
+                .collect();
+            register_all(&mut tx, &registrations).await?;
+        }
+        let removed: Vec<&str> = found
+            .iter()
+            .map(|(send, _)| send.message_id.as_str())
+            .collect();
+        let mut blobs: HashMap<String, Vec<String>> = HashMap::new();
+        for (message_id, blob) in remove_out_messages(&mut tx, &removed).await? {
+            blobs.entry(message_id).or_default().push(blob);
+        }
         tx.commit().await?;
-        Ok(blobs)
+        let mut done = HashSet::new();
+        Ok(sends
+            .iter()
+            .map(|send| {
+                if !conversations.contains_key(&send.message_id) {
+                    Err(StoreError::NotFound(format!(
+                        "no outgoing conversation for message {}",
+                        send.message_id
+                    )))
+                } else if done.insert(send.message_id.as_str()) {
+                    Ok(blobs.remove(&send.message_id).unwrap_or_default())
+                } else {
+                    Ok(Vec::new())
+                }
+            })
+            .collect())
     }
 
     /// Gives up on a message: keeps it as a dead letter, registers FEIL with `reason`, and
@@ -219,18 +300,43 @@ pub(super) async fn remove_out_message(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     message_id: &str,
 ) -> Result<Vec<String>, StoreError> {
-    let mut blobs = sqlx::query("DELETE FROM message_file WHERE message_id = $1 RETURNING blob_id")
-        .bind(message_id)
-        .fetch_all(&mut **tx)
+    Ok(remove_out_messages(tx, &[message_id])
         .await?
-        .iter()
-        .map(|row| row.try_get::<String, _>("blob_id"))
-        .collect::<Result<Vec<_>, _>>()?;
-    blobs.retain(|id| !id.is_empty());
-    // The outbox entry goes with the message (ON DELETE CASCADE).
-    sqlx::query("DELETE FROM out_message WHERE message_id = $1")
-        .bind(message_id)
-        .execute(&mut **tx)
-        .await?;
+        .into_iter()
+        .map(|(_, blob)| blob)
+        .collect())
+}
+
+/// Deletes outgoing messages with their files and outbox entries inside `tx`, two statements
+/// for them all; returns (message id, blob) of each of their files that had a blob.
+pub(super) async fn remove_out_messages(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    message_ids: &[&str],
+) -> Result<Vec<(String, String)>, StoreError> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = parameters(1, message_ids.len());
+    let sql = format!(
+        "DELETE FROM message_file WHERE message_id IN ({list}) RETURNING message_id, blob_id"
+    );
+    let mut query = sqlx::query(&sql);
+    for id in message_ids {
+        query = query.bind(*id);
+    }
+    let mut blobs = Vec::new();
+    for row in query.fetch_all(&mut **tx).await? {
+        let blob: String = row.try_get("blob_id")?;
+        if !blob.is_empty() {
+            blobs.push((row.try_get("message_id")?, blob));
+        }
+    }
+    // The outbox entries go with the messages (ON DELETE CASCADE).
+    let sql = format!("DELETE FROM out_message WHERE message_id IN ({list})");
+    let mut query = sqlx::query(&sql);
+    for id in message_ids {
+        query = query.bind(*id);
+    }
+    query.execute(&mut **tx).await?;
     Ok(blobs)
 }
