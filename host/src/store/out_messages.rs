@@ -82,6 +82,50 @@ fn file_from(row: &AnyRow) -> Result<MessageFile, sqlx::Error> {
     })
 }
 
+/// Inserts outgoing messages, `queued` or waiting for their files, in one statement, skipping
+/// each whose id is taken; the ids inserted.
+async fn insert_out_messages(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    messages: &[&OutMessage],
+    queued: bool,
+) -> Result<HashSet<String>, StoreError> {
+    let width = OUT_COLUMNS.split(", ").count();
+    let rows: Vec<String> = (0..messages.len())
+        .map(|row| {
+            let first = row * width + 1;
+            // `last_updated` is the message's creation time, its last column.
+            format!("({}, ${})", parameters(first, width), first + width - 1)
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) VALUES {} \
+         ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for message in messages {
+        query = query
+            .bind(&message.message_id)
+            .bind(&message.conversation_id)
+            .bind(&message.process_identifier)
+            .bind(&message.document_type)
+            .bind(&message.sender_identifier)
+            .bind(&message.receiver_identifier)
+            .bind(&message.service_identifier)
+            .bind(&message.channel)
+            .bind(&message.sbd)
+            .bind(&message.service_record)
+            .bind(message.expiry)
+            .bind(i64::from(queued))
+            .bind(message.created);
+    }
+    let mut inserted = HashSet::new();
+    for row in query.fetch_all(&mut **tx).await? {
+        inserted.insert(row.try_get::<String, _>("message_id")?);
+    }
+    Ok(inserted)
+}
+
 /// Inserts a new outgoing message waiting for its files, and its OPPRETTET conversation;
 /// [`StoreError::Duplicate`] when the message id is taken.
 async fn insert_new(
@@ -89,27 +133,7 @@ async fn insert_new(
     message: &OutMessage,
     conversation: &NewConversation,
 ) -> Result<(), StoreError> {
-    let inserted = sqlx::query(&format!(
-        "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
-         ON CONFLICT (message_id) DO NOTHING"
-    ))
-    .bind(&message.message_id)
-    .bind(&message.conversation_id)
-    .bind(&message.process_identifier)
-    .bind(&message.document_type)
-    .bind(&message.sender_identifier)
-    .bind(&message.receiver_identifier)
-    .bind(&message.service_identifier)
-    .bind(&message.channel)
-    .bind(&message.sbd)
-    .bind(&message.service_record)
-    .bind(message.expiry)
-    .bind(0_i64)
-    .bind(message.created)
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    if insert_out_messages(tx, &[message], false).await?.is_empty() {
         return Err(StoreError::Duplicate(format!(
             "Message with id {} already exists",
             message.message_id
@@ -214,41 +238,8 @@ impl Store {
             .filter(|one| seen.insert(one.message.message_id.as_str()))
             .collect();
         let mut tx = self.begin().await?;
-        let width = OUT_COLUMNS.split(", ").count();
-        let rows: Vec<String> = (0..distinct.len())
-            .map(|row| {
-                let first = row * width + 1;
-                // `last_updated` is the message's creation time, its last column.
-                format!("({}, ${})", parameters(first, width), first + width - 1)
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) VALUES {} \
-             ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-            rows.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for one in &distinct {
-            let message = &one.message;
-            query = query
-                .bind(&message.message_id)
-                .bind(&message.conversation_id)
-                .bind(&message.process_identifier)
-                .bind(&message.document_type)
-                .bind(&message.sender_identifier)
-                .bind(&message.receiver_identifier)
-                .bind(&message.service_identifier)
-                .bind(&message.channel)
-                .bind(&message.sbd)
-                .bind(&message.service_record)
-                .bind(message.expiry)
-                .bind(1_i64)
-                .bind(message.created);
-        }
-        let mut inserted = HashSet::new();
-        for row in query.fetch_all(&mut *tx).await? {
-            inserted.insert(row.try_get::<String, _>("message_id")?);
-        }
+        let messages: Vec<&OutMessage> = distinct.iter().map(|one| &one.message).collect();
+        let inserted = insert_out_messages(&mut tx, &messages, true).await?;
         let fresh: Vec<&QueuedMessage> = distinct
             .into_iter()
             .filter(|one| inserted.contains(&one.message.message_id))
