@@ -123,6 +123,7 @@ on_both_dialects! {
     completions_in_one_batch_each_get_their_own_outcome => check_complete_sends,
     whole_messages_in_one_batch_each_get_their_own_outcome => check_create_queued_messages,
     register_status_is_idempotent_and_finishes => check_register_status,
+    a_round_of_polled_statuses_keeps_each_conversations_order => check_polled_round,
     dead_letter_and_finish_unsent_end_the_message => check_dead_letter,
     store_incoming_deduplicates => check_store_incoming_dedupe,
     peek_incoming_locks => check_peek_incoming_locks,
@@ -1083,6 +1084,69 @@ async fn check_complete_send(store: &Store) {
 
 // ---------------------------------------------------------------------------------------------
 // 8. Registering statuses.
+
+async fn check_polled_round(store: &Store) {
+    for id in ["p-1", "p-2"] {
+        create_and_queue(store, id).await;
+        store
+            .complete_send(id, &format!("ext-{id}"), &[], true, false)
+            .await
+            .unwrap();
+    }
+    let polled = |id: &str, update: StatusUpdate| (id.to_owned(), update, StatusEffects::default());
+    store
+        .register_outgoing_statuses(&[
+            polled("p-1", StatusUpdate::new(ReceiptStatus::Mottatt)),
+            polled("p-2", StatusUpdate::new(ReceiptStatus::Mottatt)),
+            polled("gone", StatusUpdate::new(ReceiptStatus::Levert)),
+            polled("p-1", StatusUpdate::new(ReceiptStatus::Levert)),
+            polled("p-1", StatusUpdate::new(ReceiptStatus::Levert)),
+            polled(
+                "p-2",
+                StatusUpdate::new(ReceiptStatus::Feil).described("refused by the receiver"),
+            ),
+        ])
+        .await
+        .expect("the round is registered");
+    let first = conversation(store, "p-1", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&first),
+        [
+            ReceiptStatus::Opprettet,
+            ReceiptStatus::Sendt,
+            ReceiptStatus::Mottatt,
+            ReceiptStatus::Levert
+        ],
+        "in the order polled, LEVERT once"
+    );
+    assert!(
+        first.finished && first.pollable,
+        "LEVERT finishes; polling goes on, for LEST"
+    );
+    let second = conversation(store, "p-2", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&second),
+        [
+            ReceiptStatus::Opprettet,
+            ReceiptStatus::Sendt,
+            ReceiptStatus::Mottatt,
+            ReceiptStatus::Feil
+        ]
+    );
+    assert_eq!(
+        second.statuses[3].description.as_deref(),
+        Some("refused by the receiver")
+    );
+    assert!(second.finished && !second.pollable, "FEIL ends polling");
+    let still_polled: Vec<String> = store
+        .pollable(CHANNEL, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.message_id)
+        .collect();
+    assert_eq!(still_polled, ["p-1"]);
+}
 
 async fn check_register_status(store: &Store) {
     create(store, "r-1").await;

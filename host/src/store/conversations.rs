@@ -235,6 +235,10 @@ async fn insert_statuses(
         .collect())
 }
 
+/// The most registrations (or messages looked up) one statement takes: five parameters each
+/// stays far below SQLite's 32,766 and PostgreSQL's 65,535.
+const REGISTRATIONS_PER_STATEMENT: usize = 1000;
+
 /// A status to register on a conversation, and what it does there beyond the status rules.
 pub(super) struct Registration<'a> {
     pub conv_id: i64,
@@ -498,27 +502,55 @@ impl Store {
     }
 
     /// Registers a round of statuses of outgoing messages in one transaction, as a status
-    /// poll brings them: one write for the round instead of one per status. A status of a
-    /// message with no conversation (deleted meanwhile) is skipped.
+    /// poll brings them: the conversations looked up in one query, then the first status of
+    /// each conversation registered together, then the second of each, and so on, so each
+    /// conversation's statuses keep their order. A status of a message with no conversation
+    /// (deleted meanwhile) is skipped.
     pub async fn register_outgoing_statuses(
         &self,
         updates: &[(String, StatusUpdate, StatusEffects)],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
+        let mut message_ids: Vec<&str> = updates.iter().map(|(id, _, _)| id.as_str()).collect();
+        message_ids.sort_unstable();
+        message_ids.dedup();
+        let mut conversations: HashMap<String, i64> = HashMap::new();
+        for chunk in message_ids.chunks(REGISTRATIONS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT id, message_id FROM conversation \
+                 WHERE direction = 'OUTGOING' AND message_id IN ({})",
+                parameters(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                conversations.insert(row.try_get("message_id")?, row.try_get("id")?);
+            }
+        }
+        let mut rounds: Vec<Vec<Registration<'_>>> = Vec::new();
+        let mut registered: HashMap<i64, usize> = HashMap::new();
         for (message_id, update, effects) in updates {
-            let conv_id = match conversation_id_in(&mut tx, message_id, Direction::Outgoing).await {
-                Ok(id) => id,
-                Err(StoreError::NotFound(_)) => continue,
-                Err(other) => return Err(other),
+            let Some(conv_id) = conversations.get(message_id) else {
+                continue;
             };
-            register_in(
-                &mut tx,
-                conv_id,
+            let round = registered.entry(*conv_id).or_default();
+            if rounds.len() <= *round {
+                rounds.push(Vec::new());
+            }
+            rounds[*round].push(Registration {
+                conv_id: *conv_id,
                 update,
-                effects.starts_polling,
-                effects.queue,
-            )
-            .await?;
+                starts_polling: effects.starts_polling,
+                queue: effects.queue,
+            });
+            *round += 1;
+        }
+        for round in &rounds {
+            for chunk in round.chunks(REGISTRATIONS_PER_STATEMENT) {
+                register_all(&mut tx, chunk).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
