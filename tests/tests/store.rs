@@ -256,6 +256,17 @@ async fn conversation(store: &Store, message_id: &str, direction: Direction) -> 
         .unwrap_or_else(|| panic!("no {direction:?} conversation for {message_id}"))
 }
 
+/// The message ids of the channel's conversations whose statuses are polled.
+async fn pollable_ids(store: &Store) -> Vec<String> {
+    store
+        .pollable(CHANNEL, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.message_id)
+        .collect()
+}
+
 fn status_names(conversation: &Conversation) -> Vec<ReceiptStatus> {
     conversation.statuses.iter().map(|s| s.status).collect()
 }
@@ -1032,14 +1043,7 @@ async fn check_complete_send(store: &Store) {
     assert!(store.out_message("s-1").await.unwrap().is_none());
     assert!(store.files("s-1").await.unwrap().is_empty());
     assert_eq!(store.outbox_depth(now_millis()).await.unwrap(), (0, None));
-    let polled: Vec<String> = store
-        .pollable(CHANNEL, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.message_id)
-        .collect();
-    assert_eq!(polled, ["s-1"]);
+    assert_eq!(pollable_ids(store).await, ["s-1"]);
 
     // A channel that does not poll.
     create_and_queue(store, "s-2").await;
@@ -1138,14 +1142,7 @@ async fn check_polled_round(store: &Store) {
         Some("refused by the receiver")
     );
     assert!(second.finished && !second.pollable, "FEIL ends polling");
-    let still_polled: Vec<String> = store
-        .pollable(CHANNEL, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.message_id)
-        .collect();
-    assert_eq!(still_polled, ["p-1"]);
+    assert_eq!(pollable_ids(store).await, ["p-1"]);
 }
 
 async fn check_register_status(store: &Store) {
