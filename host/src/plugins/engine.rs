@@ -19,6 +19,14 @@ use super::spec::MAX_MEMORY_MIB;
 /// also the granularity of call timeouts.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Bytes of a pooled linear memory the allocator zeroes in place when its instance ends, instead
+/// of handing them back to the kernel. Every memory slot a call ever used keeps this much
+/// resident for as long as the process runs: 1 MiB held 11 MiB more at idle with the six channels
+/// loaded than 64 KiB does (47 against 36 MiB), with no difference in CPU per message or in
+/// throughput the pipeline benchmark could measure side by side. What a call touches beyond it
+/// goes back to the kernel and returns as fresh zero pages.
+const KEEP_RESIDENT_BYTES: usize = 64 << 10;
+
 /// Instances the pool holds at once, across all plugins.
 const POOLED_INSTANCES: u32 = 256;
 
@@ -128,7 +136,7 @@ fn pooling_config() -> Config {
         .total_tables(POOLED_INSTANCES * 4)
         .max_memories_per_component(4)
         .max_memory_size(usize::try_from(MAX_MEMORY_MIB << 20).unwrap_or(usize::MAX))
-        .linear_memory_keep_resident(1 << 20);
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
