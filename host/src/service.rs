@@ -14,8 +14,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::messages_out::AcceptMessages;
-use crate::api::{self, ApiSettings, ApiState, Users};
+use crate::api::{self, AcceptMessages, ApiSettings, ApiState, Users};
 use crate::blobs::{BlobStore, DbBlobStore, FileBlobStore, ScratchBlobStore};
 use crate::config::{Config, LoadOptions};
 use crate::crypto::at_rest::EncryptedBlobStore;

@@ -679,8 +679,8 @@ pub struct Accepted {
     blobs: Vec<Blob>,
 }
 
-/// Whole messages stored together (see [`GroupCommit`](crate::store::GroupCommit)); each one's blobs are kept once its
-/// rows are committed, whether or not its caller still waits.
+/// Whole messages stored together (see [`GroupCommit`](crate::store::GroupCommit)); each
+/// one's blobs are kept once its rows are committed, whether or not its caller still waits.
 pub struct AcceptMessages(pub Store);
 
 impl BatchWrite for AcceptMessages {

@@ -10,7 +10,7 @@ mod capabilities;
 mod conversations;
 mod error;
 mod messages_in;
-pub mod messages_out;
+mod messages_out;
 mod openapi;
 mod page;
 mod query;
@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 
 pub use auth::{Users, hash_password};
 pub use error::{ApiError, FieldError};
+pub use messages_out::AcceptMessages;
 
 use crate::blobs::BlobStore;
 use crate::crypto::BusinessCertificate;
@@ -95,7 +96,7 @@ pub struct ApiState {
     /// For webhook pings.
     pub http: reqwest::Client,
     /// Whole messages (multipart sends) stored together.
-    pub accepted: GroupCommit<messages_out::AcceptMessages>,
+    pub accepted: GroupCommit<AcceptMessages>,
 }
 
 /// The API's routes, with HTTP Basic and the real error body over them and over `extra`

@@ -13,6 +13,7 @@ use sqlx::{Any, Row as _, Transaction};
 
 use super::filter::{ConversationQuery, PageRequest, StatusQuery, page_of};
 use super::model::*;
+use super::sql_lists::{parameters, value_rows};
 use super::webhooks::enqueue_events;
 use super::{Store, StoreError, flag};
 
@@ -101,15 +102,15 @@ pub(super) async fn insert_conversations(
     new: &[(&NewConversation, Labels<'_>)],
     now: Millis,
 ) -> Result<Vec<Option<i64>>, StoreError> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
     let width = NEW_CONVERSATION_COLUMNS.split(", ").count();
-    let rows: Vec<String> = (0..new.len())
-        .map(|row| format!("({})", parameters(row * width + 1, width)))
-        .collect();
     let sql = format!(
         "INSERT INTO conversation ({NEW_CONVERSATION_COLUMNS}) VALUES {} \
          ON CONFLICT (message_id, direction) DO NOTHING \
          RETURNING id, message_id, {SUBSCRIPTIONS}",
-        rows.join(", ")
+        value_rows(new.len(), width)
     );
     let mut query = sqlx::query(&sql);
     for (conversation, labels) in new {
@@ -148,9 +149,6 @@ pub(super) async fn insert_conversations(
         .zip(&ids)
         .filter_map(|((conversation, _), id)| Some((*conversation, (*id)?)))
         .collect();
-    if created.is_empty() {
-        return Ok(ids);
-    }
     let updates: Vec<(i64, &StatusUpdate)> = created.iter().map(|(_, id)| (*id, &update)).collect();
     let statuses = insert_statuses(tx, &updates).await?;
     if subscriptions > 0 {
@@ -187,14 +185,6 @@ pub(super) struct Labels<'a> {
 /// status with none to tell needs no look at them, and asking there costs no round trip.
 const SUBSCRIPTIONS: &str = "(SELECT COUNT(*) FROM subscription) AS subscriptions";
 
-/// `$first, $first + 1, …`: `count` numbered parameters, for a list of a statement's own.
-pub(super) fn parameters(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Inserts the status rows of `updates` (conversation, status) in one statement, skipping
 /// each whose conversation has that status; for each update, in order, its new row's id and
 /// time, or `None` when it was there already. A status appears at most once per conversation.
@@ -202,14 +192,14 @@ async fn insert_statuses(
     tx: &mut Transaction<'_, Any>,
     updates: &[(i64, &StatusUpdate)],
 ) -> Result<Vec<Option<(i64, Millis)>>, StoreError> {
+    if updates.is_empty() {
+        return Ok(Vec::new());
+    }
     let now = now_millis();
-    let rows: Vec<String> = (0..updates.len())
-        .map(|row| format!("({})", parameters(row * 5 + 1, 5)))
-        .collect();
     let sql = format!(
         "INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update) \
          VALUES {} ON CONFLICT (conv_id, status) DO NOTHING RETURNING id, conv_id, status",
-        rows.join(", ")
+        value_rows(updates.len(), 5)
     );
     let mut query = sqlx::query(&sql);
     for (conv_id, update) in updates {
@@ -260,9 +250,6 @@ pub(super) async fn register_all(
     tx: &mut Transaction<'_, Any>,
     registrations: &[Registration<'_>],
 ) -> Result<Vec<MessageStatus>, StoreError> {
-    if registrations.is_empty() {
-        return Ok(Vec::new());
-    }
     let updates: Vec<(i64, &StatusUpdate)> = registrations
         .iter()
         .map(|registration| (registration.conv_id, registration.update))
@@ -272,9 +259,6 @@ pub(super) async fn register_all(
         .zip(insert_statuses(tx, &updates).await?)
         .filter_map(|(registration, inserted)| inserted.map(|(id, at)| (registration, id, at)))
         .collect();
-    if new.is_empty() {
-        return Ok(Vec::new());
-    }
     // The conversation's columns a status carries come back from its update, so the new
     // statuses need no second read. One update serves every conversation a status changes
     // alike.
@@ -325,10 +309,9 @@ pub(super) async fn register_all(
         .map(|(_, id, _)| *id)
         .collect();
     if !queued.is_empty() {
-        let rows: Vec<String> = (1..=queued.len()).map(|n| format!("(${n})")).collect();
         let sql = format!(
             "INSERT INTO status_queue (status_id) VALUES {}",
-            rows.join(", ")
+            value_rows(queued.len(), 1)
         );
         let mut query = sqlx::query(&sql);
         for id in &queued {

@@ -17,6 +17,7 @@ mod model;
 mod out_messages;
 mod outbox;
 mod schema;
+mod sql_lists;
 mod status_outbox;
 mod webhooks;
 

@@ -10,10 +10,11 @@ use std::sync::LazyLock;
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::conversations::{Labels, insert_conversation, insert_conversations, parameters};
+use super::conversations::{Labels, insert_conversation, insert_conversations};
 use super::filter::{MessageQuery, PageRequest, page_of};
 use super::model::*;
 use super::outbox::{remove_out_message, remove_out_messages};
+use super::sql_lists::{first_of_each, value_rows};
 use super::{Store, StoreError, flag};
 
 const OUT_COLUMNS: &str = "message_id, conversation_id, process_identifier, document_type, \
@@ -89,18 +90,15 @@ async fn insert_out_messages(
     messages: &[&OutMessage],
     queued: bool,
 ) -> Result<HashSet<String>, StoreError> {
-    let width = OUT_COLUMNS.split(", ").count();
-    let rows: Vec<String> = (0..messages.len())
-        .map(|row| {
-            let first = row * width + 1;
-            // `last_updated` is the message's creation time, its last column.
-            format!("({}, ${})", parameters(first, width), first + width - 1)
-        })
-        .collect();
+    if messages.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // The message's columns and `last_updated`, its creation time.
+    let width = OUT_COLUMNS.split(", ").count() + 1;
     let sql = format!(
         "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) VALUES {} \
          ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-        rows.join(", ")
+        value_rows(messages.len(), width)
     );
     let mut query = sqlx::query(&sql);
     for message in messages {
@@ -117,6 +115,7 @@ async fn insert_out_messages(
             .bind(&message.service_record)
             .bind(message.expiry)
             .bind(i64::from(queued))
+            .bind(message.created)
             .bind(message.created);
     }
     let mut inserted = HashSet::new();
@@ -171,12 +170,9 @@ async fn insert_files(
         .collect();
     let width = FILE_COLUMNS.split(", ").count();
     for chunk in rows.chunks(FILES_PER_INSERT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|row| format!("({})", parameters(row * width + 1, width)))
-            .collect();
         let sql = format!(
             "INSERT INTO message_file ({FILE_COLUMNS}) VALUES {}",
-            values.join(", ")
+            value_rows(chunk.len(), width)
         );
         let mut query = sqlx::query(&sql);
         for (message_id, ordinal, file) in chunk {
@@ -197,6 +193,32 @@ async fn insert_files(
     Ok(())
 }
 
+/// Puts messages in the outbox, each (message id, channel, time) due at its time, in one
+/// statement.
+async fn insert_outbox_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    entries: &[(&str, &str, Millis)],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) VALUES {}",
+        value_rows(entries.len(), 5)
+    );
+    let mut query = sqlx::query(&sql);
+    for (message_id, channel, due) in entries {
+        query = query
+            .bind(*message_id)
+            .bind(*channel)
+            .bind(0_i64)
+            .bind(*due)
+            .bind(*due);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 impl Store {
     /// Stores a new outgoing message and its OPPRETTET conversation; fails with
     /// [`StoreError::Duplicate`] when the message id is taken.
@@ -211,31 +233,22 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a whole outgoing message at once, as a multipart send brings it: the message
+    /// Stores whole outgoing messages at once, as multipart sends bring them: each message
     /// (queued), its OPPRETTET conversation with the arkivmelding's reference and title, its
-    /// files in the given order, and its outbox row, in one transaction. Fails with
-    /// [`StoreError::Duplicate`] when the message id is taken, and then nothing is stored.
-    pub async fn create_queued_message(&self, queued: &QueuedMessage) -> Result<(), StoreError> {
-        self.create_queued_messages(&[queued])
-            .await?
-            .pop()
-            .unwrap_or(Ok(()))
-    }
-
-    /// Stores whole outgoing messages as [`Store::create_queued_message`] does, in one
-    /// transaction of one statement per kind of row for them all. For each, in order, `Ok` or
-    /// [`StoreError::Duplicate`] when its message id is taken (by an earlier message or one
-    /// before it in `queued`), and then nothing of it is stored; the whole call fails only
-    /// when the database does, and then nothing is stored.
+    /// files in the given order, and its outbox row, all in one transaction of one statement
+    /// per kind of row. For each, in order, `Ok` or [`StoreError::Duplicate`] when its message
+    /// id is taken (by an earlier message or one before it in `queued`), and then nothing of
+    /// it is stored; the whole call fails only when the database does, and then nothing is
+    /// stored.
     pub async fn create_queued_messages(
         &self,
         queued: &[&QueuedMessage],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let mut seen = HashSet::new();
+        let first = first_of_each(queued, |one| one.message.message_id.as_str());
         let distinct: Vec<&QueuedMessage> = queued
             .iter()
-            .copied()
-            .filter(|one| seen.insert(one.message.message_id.as_str()))
+            .zip(&first)
+            .filter_map(|(one, first)| first.then_some(*one))
             .collect();
         let mut tx = self.begin().await?;
         let messages: Vec<&OutMessage> = distinct.iter().map(|one| &one.message).collect();
@@ -255,17 +268,13 @@ impl Store {
                 (&one.conversation, labels)
             })
             .collect();
-        let conversation_ids = if fresh.is_empty() {
-            Vec::new()
-        } else {
-            insert_conversations(
-                &mut tx,
-                Direction::Outgoing,
-                &conversations,
-                now.unwrap_or_default(),
-            )
-            .await?
-        };
+        let conversation_ids = insert_conversations(
+            &mut tx,
+            Direction::Outgoing,
+            &conversations,
+            now.unwrap_or_default(),
+        )
+        .await?;
         // A message id can be taken by a conversation whose message was sent and removed.
         let (stored, taken): (Vec<_>, Vec<_>) = fresh
             .into_iter()
@@ -275,52 +284,36 @@ impl Store {
             .iter()
             .map(|(one, _)| one.message.message_id.as_str())
             .collect();
-        if !taken.is_empty() {
-            remove_out_messages(&mut tx, &taken).await?;
-        }
+        remove_out_messages(&mut tx, &taken).await?;
         let stored: Vec<&QueuedMessage> = stored.into_iter().map(|(one, _)| one).collect();
         let files: Vec<(&str, &[MessageFile])> = stored
             .iter()
             .map(|one| (one.message.message_id.as_str(), one.files.as_slice()))
             .collect();
         insert_files(&mut tx, &files).await?;
-        if !stored.is_empty() {
-            let rows: Vec<String> = (0..stored.len())
-                .map(|row| {
-                    let first = row * 3 + 1;
-                    format!(
-                        "(${first}, ${}, 0, ${}, ${})",
-                        first + 1,
-                        first + 2,
-                        first + 2
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) \
-                 VALUES {}",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for one in &stored {
-                query = query
-                    .bind(&one.message.message_id)
-                    .bind(&one.message.channel)
-                    .bind(one.message.created);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        let entries: Vec<(&str, &str, Millis)> = stored
+            .iter()
+            .map(|one| {
+                let message = &one.message;
+                (
+                    message.message_id.as_str(),
+                    message.channel.as_str(),
+                    message.created,
+                )
+            })
+            .collect();
+        insert_outbox_rows(&mut tx, &entries).await?;
         tx.commit().await?;
         let stored: HashSet<&str> = stored
             .iter()
             .map(|one| one.message.message_id.as_str())
             .collect();
-        let mut done = HashSet::new();
         Ok(queued
             .iter()
-            .map(|one| {
+            .zip(first)
+            .map(|(one, first)| {
                 let id = one.message.message_id.as_str();
-                if stored.contains(id) && done.insert(id) {
+                if first && stored.contains(id) {
                     Ok(())
                 } else {
                     Err(StoreError::Duplicate(format!(
@@ -475,15 +468,7 @@ impl Store {
             .bind(message_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) \
-             VALUES ($1, $2, 0, $3, $3)",
-        )
-        .bind(message_id)
-        .bind(&channel)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_outbox_rows(&mut tx, &[(message_id, &channel, now)]).await?;
         tx.commit().await?;
         Ok(())
     }

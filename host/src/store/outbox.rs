@@ -7,15 +7,16 @@
 //! (`FOR UPDATE SKIP LOCKED`), so several instances share one outbox without waiting on each
 //! other; SQLite has one writer at a time and needs no such clause.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::conversations::{
-    Registration, StatusEffects, conversation_id_in, parameters, register_all, register_in,
+    Registration, StatusEffects, conversation_id_in, register_all, register_in,
 };
 use super::model::*;
+use super::sql_lists::{first_of_each, parameters};
 use super::{Store, StoreError};
 
 fn entry_from(row: &AnyRow) -> Result<OutboxEntry, sqlx::Error> {
@@ -123,12 +124,16 @@ impl Store {
         &self,
         sends: &[CompletedSend],
     ) -> Result<Vec<Result<Vec<String>, StoreError>>, StoreError> {
+        if sends.is_empty() {
+            return Ok(Vec::new());
+        }
         // A message completed twice in one batch is completed once; the second finds it gone,
         // as it would after the first's commit.
-        let mut seen = HashSet::new();
+        let first = first_of_each(sends, |send| send.message_id.as_str());
         let distinct: Vec<&CompletedSend> = sends
             .iter()
-            .filter(|send| seen.insert(send.message_id.as_str()))
+            .zip(&first)
+            .filter_map(|(send, first)| first.then_some(send))
             .collect();
         let mut tx = self.begin().await?;
         let cases: Vec<String> = (0..distinct.len())
@@ -191,16 +196,16 @@ impl Store {
             blobs.entry(message_id).or_default().push(blob);
         }
         tx.commit().await?;
-        let mut done = HashSet::new();
         Ok(sends
             .iter()
-            .map(|send| {
+            .zip(first)
+            .map(|(send, first)| {
                 if !conversations.contains_key(&send.message_id) {
                     Err(StoreError::NotFound(format!(
                         "no outgoing conversation for message {}",
                         send.message_id
                     )))
-                } else if done.insert(send.message_id.as_str()) {
+                } else if first {
                     Ok(blobs.remove(&send.message_id).unwrap_or_default())
                 } else {
                     Ok(Vec::new())

@@ -1,0 +1,52 @@
+//! What statements over many rows share: numbered parameter lists, and which items of a batch
+//! are written.
+//!
+//! The batched writes (group commit, status rounds) build one statement for many rows: a
+//! `VALUES` list of as many rows as there are items, an `IN` list of as many ids. Both
+//! dialects take `$n` parameters, numbered across the whole statement; these spell them out,
+//! so that no statement builder counts on its own. A batch may name one message twice; only
+//! the first is written.
+
+/// `$first, $first + 1, …`: `count` numbered parameters.
+pub(super) fn parameters(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($1, …, $width), ($width + 1, …)`: the `VALUES` rows of `rows` rows of `width` columns,
+/// bound row by row.
+pub(super) fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", parameters(row * width + 1, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// For each of `items`, whether it is the first with its key: a batch writes each key once,
+/// and what the later ones learn is decided by the first.
+pub(super) fn first_of_each<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    items.iter().map(|item| seen.insert(key(item))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_numbered_across_the_statement() {
+        assert_eq!(parameters(5, 3), "$5, $6, $7");
+        assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(value_rows(1, 1), "($1)");
+    }
+
+    #[test]
+    fn only_the_first_of_a_key_counts() {
+        assert_eq!(
+            first_of_each(&["a", "b", "a", "c", "b"], |s| s),
+            [true, true, false, true, false]
+        );
+    }
+}
