@@ -241,6 +241,12 @@ impl LoopbackPeer {
         self.server.address()
     }
 
+    /// How many messages were accepted so far: what a waiting test polls, without copying
+    /// the messages under the lock the peer's own handlers take.
+    pub fn received_count(&self) -> usize {
+        self.state.book().messages.len()
+    }
+
     /// Every message accepted so far, in the order accepted.
     pub fn received(&self) -> Vec<ReceivedMessage> {
         self.state

@@ -28,6 +28,13 @@
 //!
 //! The ratio pipeline / raw says how much of the provider's capacity an integration point can
 //! use; the targets are a ratio ≥ 0.3 and idle RSS ≤ 60 MB.
+//!
+//! Both rates depend on the file system the run's temporary directory is on: the peer keeps
+//! each package in a file of its own. On an ext4 volume that has freed many files (earlier
+//! runs delete theirs), creating a file can cost the peer far more CPU than the rest of its
+//! work (inode allocation passes over recently freed inodes), and the raw rate falls to a
+//! fifth; both parts of the ratio pay it then. `TMPDIR` on a tmpfs takes the file system out,
+//! for comparing two builds.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -452,7 +459,7 @@ async fn main() {
     wait_until(
         "every message at the peer",
         Duration::from_secs(1800),
-        async || network.peer.received().len() >= messages,
+        async || network.peer.received_count() >= messages,
     )
     .await;
     let last = last_arrival(&client, &network, &credentials).await;

@@ -68,12 +68,12 @@ async fn a_killed_sender_loses_nothing_and_sends_nothing_twice() {
     wait_until(
         "half the messages at the provider",
         Duration::from_secs(300),
-        async || network.peer.received().len() >= MESSAGES / 2,
+        async || network.peer.received_count() >= MESSAGES / 2,
     )
     .await;
     sender.kill().expect("SIGKILL");
     sender.wait().expect("the killed sender is reaped");
-    let at_kill = network.peer.received().len();
+    let at_kill = network.peer.received_count();
     assert!(
         at_kill < MESSAGES,
         "the kill came before the end ({at_kill} sent)"
@@ -84,7 +84,7 @@ async fn a_killed_sender_loses_nothing_and_sends_nothing_twice() {
     wait_until(
         "every message at the provider",
         Duration::from_secs(600),
-        async || network.peer.received().len() >= MESSAGES,
+        async || network.peer.received_count() >= MESSAGES,
     )
     .await;
     let at_provider: Vec<String> = network

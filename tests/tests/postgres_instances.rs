@@ -94,7 +94,7 @@ async fn instances_on_one_postgresql_share_the_outbox_and_the_inbox() {
     wait_until(
         "every message at the provider",
         Duration::from_secs(300),
-        async || network.peer.received().len() >= MESSAGES,
+        async || network.peer.received_count() >= MESSAGES,
     )
     .await;
     let at_provider: Vec<String> = network
