@@ -574,6 +574,21 @@ pub async fn outbox_attempts(home: &Path, message_id: &str) -> Option<i64> {
     attempts
 }
 
+/// Who holds the claim on `message_id`'s outbox row in the SQLite database of the integration
+/// point in `home`: `None` when it has no row, `Some(None)` when the row is unclaimed.
+pub async fn outbox_claimant(home: &Path, message_id: &str) -> Option<Option<String>> {
+    use sqlx::Row as _;
+    let pool = database(home).await;
+    let claimant = sqlx::query("SELECT claimed_by FROM outbox WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_optional(&pool)
+        .await
+        .expect("the outbox")
+        .map(|row| row.get::<Option<String>, _>("claimed_by"));
+    pool.close().await;
+    claimant
+}
+
 /// The `status` of each of a conversation's `messageStatuses`.
 pub fn statuses(conversation: &Value) -> Vec<String> {
     conversation["messageStatuses"]

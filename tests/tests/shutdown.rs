@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::routing::post;
-use ip_tests::network::{IntegrationPoint, Network, outbox_attempts};
+use ip_tests::network::{IntegrationPoint, Network, outbox_attempts, outbox_claimant, wait_until};
 use tokio::sync::Notify;
 
 const SENDER: &str = "910075918";
@@ -119,4 +119,50 @@ async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
     assert_eq!(outbox_attempts(&home, &message_id).await, None);
 
     ip.service.stop().await;
+}
+
+/// The worker claims the next sends ahead, before a permit is free; a stop must hand those
+/// back at once (for another instance on the same PostgreSQL database, or the next start)
+/// rather than leave them claimed until their lease runs out. The send in flight keeps its
+/// claim: the provider may still be taking it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_claimed_ahead_but_not_started_are_released_at_shutdown() {
+    let network = Network::start().await;
+    let provider = HangingProvider::start().await;
+    let home = network.configure(SENDER, "[outbox]\nconcurrency = 1\n");
+    repoint(&home, &network.peer.base_url(), &provider.url);
+    let ip = IntegrationPoint::start(&home).await;
+
+    let arrived = provider.arrived.notified();
+    let in_flight = ip.send_arkivmelding(SENDER, RECEIVER).await;
+    tokio::time::timeout(Duration::from_secs(60), arrived)
+        .await
+        .expect("the first upload reached the provider");
+    let next = ip.send_arkivmelding(SENDER, RECEIVER).await;
+    wait_until(
+        "the next send claimed ahead",
+        Duration::from_secs(30),
+        async || outbox_claimant(&home, &next).await.flatten().is_some(),
+    )
+    .await;
+    assert_eq!(
+        provider.uploads.load(Ordering::SeqCst),
+        1,
+        "one send at a time: the next waits for a permit"
+    );
+
+    tokio::time::timeout(Duration::from_secs(300), ip.service.stop())
+        .await
+        .expect("stop returns while the provider holds its answer");
+    assert_eq!(
+        outbox_claimant(&home, &next).await,
+        Some(None),
+        "the send that never started is unclaimed"
+    );
+    assert!(
+        outbox_claimant(&home, &in_flight)
+            .await
+            .is_some_and(|claimant| claimant.is_some()),
+        "the send in flight keeps its claim"
+    );
 }

@@ -501,6 +501,24 @@ async fn check_add_file(store: &Store) {
         .unwrap();
     assert_eq!(store.files("f-2").await.unwrap()[0].ordinal, 0);
 
+    // What the outbox worker reads for the sends it claimed together: each message with its
+    // own files in order, an unknown id left out.
+    create(store, "f-3").await;
+    let mut together = store
+        .out_messages_with_files(&["f-3", "no-such-message", "f-2", "f-1"])
+        .await
+        .unwrap();
+    assert_eq!(together.len(), 3, "only the messages that exist");
+    for id in ["f-1", "f-2", "f-3"] {
+        let (message, files) = together.remove(id).unwrap();
+        assert_eq!(Some(message), store.out_message(id).await.unwrap());
+        assert_eq!(files, store.files(id).await.unwrap(), "the files of {id}");
+    }
+    assert!(
+        store.out_messages_with_files(&[]).await.unwrap().is_empty(),
+        "no ids, nothing read"
+    );
+
     let error = store
         .add_file(&file("f-1", "a.xml", "blob-other"))
         .await
@@ -697,6 +715,31 @@ async fn check_claim_is_a_lease(store: &Store) {
         .collect();
     all.sort();
     assert_eq!(all, ["c-2", "c-3", "c-4"]);
+
+    // A stopping worker releases the claims it will not start, and only its own.
+    let (mine, theirs) = (&first[0].message_id, &second[0].message_id);
+    assert_eq!(
+        store
+            .release_claims_on("w6", &[mine.as_str(), theirs.as_str(), "no-such-message"])
+            .await
+            .unwrap(),
+        1,
+        "only w6's claim on {mine} is released"
+    );
+    assert_eq!(store.release_claims_on("w6", &[]).await.unwrap(), 0);
+    let again = store
+        .claim_outbox("w8", now, now + 10_000, 10)
+        .await
+        .unwrap();
+    let again: Vec<&str> = again
+        .iter()
+        .map(|entry| entry.message_id.as_str())
+        .collect();
+    assert_eq!(
+        again,
+        [mine.as_str()],
+        "the released row is due at once; w7's is not"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

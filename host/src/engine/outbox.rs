@@ -5,8 +5,9 @@
 //! after 20 s, 60 s, 180 s … up to an hour between attempts, until the give-up time turns the
 //! message into a dead letter with FEIL; `reject` and `too-large` register FEIL at once.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -16,8 +17,8 @@ use super::convert::outgoing;
 use super::{Engine, receipt_status};
 use crate::plugins::bindings::{Capabilities, Failure};
 use crate::store::{
-    BatchWrite, CompletedSend, GroupCommit, Millis, OutboxEntry, ReceiptStatus, StatusUpdate,
-    Store, StoreError, now_millis,
+    BatchWrite, CompletedSend, GroupCommit, MessageFile, Millis, OutMessage, OutboxEntry,
+    ReceiptStatus, StatusUpdate, Store, StoreError, now_millis,
 };
 
 /// How often the worker looks for due messages when nobody wakes it.
@@ -31,44 +32,67 @@ pub(crate) fn backoff(initial: Duration, max: Duration, attempts: i64) -> Durati
 
 pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let (completions, recording) = GroupCommit::start(CompleteSends(engine.store.clone()));
-    let permits = Arc::new(Semaphore::new(engine.settings.concurrency.max(1)));
+    let concurrency = engine.settings.concurrency.max(1);
+    let permits = Arc::new(Semaphore::new(concurrency));
     let mut in_flight = JoinSet::new();
+    // Claimed ahead and read, waiting for a permit: entries are claimed and their messages
+    // read in batches, two queries for up to `concurrency` sends instead of two per send
+    // (the claim is a write, and SQLite has one writer).
+    let mut waiting: VecDeque<Claimed> = VecDeque::new();
+    // Whether the outbox may hold due entries not claimed yet: set by a wake-up from the API
+    // and every IDLE_POLL (retries fall due unannounced), cleared by a claim that comes back
+    // short.
+    let mut may_have_more = true;
+    let mut last_claim = Instant::now();
     loop {
         while in_flight.try_join_next().is_some() {}
-        let free = permits.available_permits();
-        if free > 0 {
-            let now = now_millis();
-            let lease = now + engine.settings.claim_lease.as_millis() as Millis;
-            match engine
-                .store
-                .claim_outbox(&engine.worker, now, lease, free as i64)
-                .await
-            {
-                Ok(entries) => {
-                    for entry in entries {
-                        let permit = permits
-                            .clone()
-                            .acquire_owned()
-                            .await
-                            .expect("the semaphore is never closed");
-                        let engine = engine.clone();
-                        let completions = completions.clone();
-                        in_flight.spawn(async move {
-                            send(&engine, &completions, entry).await;
-                            drop(permit);
-                        });
-                    }
+        if last_claim.elapsed() >= IDLE_POLL {
+            may_have_more = true;
+        }
+        if may_have_more && waiting.len() <= concurrency / 2 {
+            let wanted = concurrency - waiting.len();
+            last_claim = Instant::now();
+            match claim(&engine, wanted).await {
+                Ok(claimed) => {
+                    may_have_more = claimed.len() == wanted;
+                    waiting.extend(claimed);
                 }
                 Err(error) => tracing::error!(%error, "the outbox could not be read"),
             }
         }
-        let more = permits.available_permits() > 0;
+        while !waiting.is_empty() {
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                break;
+            };
+            let Some(claimed) = waiting.pop_front() else {
+                break;
+            };
+            let engine = engine.clone();
+            let completions = completions.clone();
+            in_flight.spawn(async move {
+                send(&engine, &completions, claimed).await;
+                drop(permit);
+            });
+        }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = engine.outbox_wake.notified(), if more => {}
+            _ = engine.outbox_wake.notified(), if !may_have_more => may_have_more = true,
             _ = in_flight.join_next(), if !in_flight.is_empty() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
         }
+    }
+    // What was claimed but not started is due again at once, for the next start or another
+    // instance, instead of when its lease runs out.
+    let unstarted: Vec<&str> = waiting
+        .iter()
+        .map(|claimed| claimed.entry.message_id.as_str())
+        .collect();
+    if let Err(error) = engine
+        .store
+        .release_claims_on(&engine.worker, &unstarted)
+        .await
+    {
+        tracing::warn!(%error, "claims on unstarted sends could not be released; their leases will run out");
     }
     let grace = engine.settings.shutdown_grace;
     let finished = tokio::time::timeout(grace, async {
@@ -85,6 +109,42 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     // The completions handed over are recorded before the worker ends.
     drop(completions);
     let _ = recording.await;
+}
+
+/// A claimed outbox entry with what sending it needs, read when it was claimed: its message
+/// and files, `None` when the message was deleted meanwhile, or why they could not be read.
+struct Claimed {
+    entry: OutboxEntry,
+    message: Result<Option<(OutMessage, Vec<MessageFile>)>, String>,
+}
+
+/// Claims up to `wanted` due entries and reads their messages, one query each for them all.
+async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreError> {
+    let now = now_millis();
+    let lease = now + engine.settings.claim_lease.as_millis() as Millis;
+    let entries = engine
+        .store
+        .claim_outbox(&engine.worker, now, lease, wanted as i64)
+        .await?;
+    let ids: Vec<&str> = entries
+        .iter()
+        .map(|entry| entry.message_id.as_str())
+        .collect();
+    let mut messages = engine
+        .store
+        .out_messages_with_files(&ids)
+        .await
+        .map_err(|error| format!("the store failed: {error}"));
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let message = match &mut messages {
+                Ok(found) => Ok(found.remove(&entry.message_id)),
+                Err(reason) => Err(reason.clone()),
+            };
+            Claimed { entry, message }
+        })
+        .collect())
 }
 
 /// Completed sends, recorded together: each completion writes the same rows (SENDT, the
@@ -108,9 +168,14 @@ impl BatchWrite for CompleteSends {
 type Completions = GroupCommit<CompleteSends>;
 
 /// One attempt at sending `entry`.
-async fn send(engine: &Engine, completions: &Completions, entry: OutboxEntry) {
+async fn send(engine: &Engine, completions: &Completions, claimed: Claimed) {
+    let Claimed { entry, message } = claimed;
     let message_id = entry.message_id.clone();
-    let outcome = attempt(engine, completions, &entry).await;
+    let outcome = match message {
+        Ok(Some((message, files))) => attempt(engine, completions, &entry, message, files).await,
+        Ok(None) => Attempt::Sent, // deleted meanwhile; nothing to send
+        Err(reason) => Attempt::Retry(reason),
+    };
     match outcome {
         Attempt::Sent => {}
         Attempt::Retry(reason) => retry(engine, &entry, &reason).await,
@@ -155,12 +220,13 @@ enum Attempt {
     Expired,
 }
 
-async fn attempt(engine: &Engine, completions: &Completions, entry: &OutboxEntry) -> Attempt {
-    let (message, files) = match engine.store.out_message_with_files(&entry.message_id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return Attempt::Sent, // deleted meanwhile; nothing to send
-        Err(error) => return Attempt::Retry(format!("the store failed: {error}")),
-    };
+async fn attempt(
+    engine: &Engine,
+    completions: &Completions,
+    entry: &OutboxEntry,
+    message: OutMessage,
+    files: Vec<MessageFile>,
+) -> Attempt {
     if message.expiry.is_some_and(|expiry| expiry <= now_millis()) {
         return Attempt::Expired;
     }

@@ -4,7 +4,8 @@
 //! outbox row in the same transaction that marks the message queued, so a message is either
 //! waiting for its files or certain to be sent, never in between.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use sqlx::Row as _;
@@ -14,7 +15,7 @@ use super::conversations::{Labels, insert_conversation, insert_conversations};
 use super::filter::{MessageQuery, PageRequest, page_of};
 use super::model::*;
 use super::outbox::{remove_out_message, remove_out_messages};
-use super::sql_lists::{first_of_each, value_rows};
+use super::sql_lists::{first_of_each, parameters, value_rows};
 use super::{Store, StoreError, flag};
 
 const OUT_COLUMNS: &str = "message_id, conversation_id, process_identifier, document_type, \
@@ -24,9 +25,9 @@ const OUT_COLUMNS: &str = "message_id, conversation_id, process_identifier, docu
 const FILE_COLUMNS: &str =
     "message_id, ordinal, filename, title, mime_type, primary_document, size, blob_id, data";
 
-/// A message's columns and its files' (the message's id once), one row per file: the query
-/// of every send, spelled out once.
-static MESSAGE_WITH_FILES: LazyLock<String> = LazyLock::new(|| {
+/// Messages' columns and their files' (each message's id once), one row per file, for the
+/// messages whose ids follow as `IN (…)` parameters: the query of every send, spelled out once.
+static MESSAGES_WITH_FILES: LazyLock<String> = LazyLock::new(|| {
     let files: Vec<String> = FILE_COLUMNS
         .split(", ")
         .filter(|column| *column != "message_id")
@@ -35,7 +36,7 @@ static MESSAGE_WITH_FILES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT m.{}, {} FROM out_message m \
          LEFT JOIN message_file f ON f.message_id = m.message_id \
-         WHERE m.message_id = $1 ORDER BY f.ordinal",
+         WHERE m.message_id IN",
         OUT_COLUMNS.replace(", ", ", m."),
         files.join(", "),
     )
@@ -341,22 +342,43 @@ impl Store {
         &self,
         message_id: &str,
     ) -> Result<Option<(OutMessage, Vec<MessageFile>)>, StoreError> {
-        let rows = sqlx::query(&MESSAGE_WITH_FILES)
-            .bind(message_id)
-            .fetch_all(self.pool())
-            .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let message = out_from(first)?;
-        let mut files = Vec::with_capacity(rows.len());
-        for row in &rows {
+        Ok(self
+            .out_messages_with_files(&[message_id])
+            .await?
+            .remove(message_id))
+    }
+
+    /// The outgoing messages `message_ids` that exist, each with its files in upload order,
+    /// all read in one query: what the outbox worker needs for the sends it claimed together.
+    pub async fn out_messages_with_files(
+        &self,
+        message_ids: &[&str],
+    ) -> Result<HashMap<String, (OutMessage, Vec<MessageFile>)>, StoreError> {
+        let mut found: HashMap<String, (OutMessage, Vec<MessageFile>)> = HashMap::new();
+        if message_ids.is_empty() {
+            return Ok(found);
+        }
+        let sql = format!(
+            "{} ({}) ORDER BY m.message_id, f.ordinal",
+            *MESSAGES_WITH_FILES,
+            parameters(1, message_ids.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in message_ids {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(self.pool()).await? {
+            let message_id: String = row.try_get("message_id")?;
+            let (_, files) = match found.entry(message_id) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => new.insert((out_from(&row)?, Vec::new())),
+            };
             // A message without files is one row of NULL file columns.
             if row.try_get::<Option<i64>, _>("ordinal")?.is_some() {
-                files.push(file_from(row)?);
+                files.push(file_from(&row)?);
             }
         }
-        Ok(Some((message, files)))
+        Ok(found)
     }
 
     /// A page of outgoing messages.

@@ -62,6 +62,28 @@ impl Store {
         Ok(released.rows_affected())
     }
 
+    /// Releases `worker`'s claims on `message_ids`, claimed but not started (the worker is
+    /// stopping): they are due again at once, for another instance or the next start.
+    pub async fn release_claims_on(
+        &self,
+        worker: &str,
+        message_ids: &[&str],
+    ) -> Result<u64, StoreError> {
+        if message_ids.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL \
+             WHERE claimed_by = $1 AND message_id IN ({})",
+            parameters(2, message_ids.len())
+        );
+        let mut query = sqlx::query(&sql).bind(worker);
+        for id in message_ids {
+            query = query.bind(*id);
+        }
+        Ok(query.execute(self.writer()).await?.rows_affected())
+    }
+
     /// Releases every claim, whoever holds it: an SQLite database has one instance, so at its
     /// start no claim can belong to a live worker.
     pub async fn release_all_claims(&self) -> Result<u64, StoreError> {
