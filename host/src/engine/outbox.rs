@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -69,13 +69,13 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
             };
             let engine = engine.clone();
             let completions = completions.clone();
-            in_flight.spawn(async move {
-                send(&engine, &completions, claimed).await;
-                drop(permit);
-            });
+            in_flight.spawn(async move { send(&engine, &completions, claimed, permit).await });
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            // A send gives its permit back when its channel answers, before its task ends;
+            // the permit is taken again at the top, for the next claimed entry.
+            _ = permits.acquire(), if !waiting.is_empty() => {}
             _ = engine.outbox_wake.notified(), if !may_have_more => may_have_more = true,
             _ = in_flight.join_next(), if !in_flight.is_empty() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -167,12 +167,20 @@ impl BatchWrite for CompleteSends {
 
 type Completions = GroupCommit<CompleteSends>;
 
-/// One attempt at sending `entry`.
-async fn send(engine: &Engine, completions: &Completions, claimed: Claimed) {
+/// One attempt at sending `claimed`, holding one of the worker's `permit`s while the channel
+/// has it.
+async fn send(
+    engine: &Engine,
+    completions: &Completions,
+    claimed: Claimed,
+    permit: OwnedSemaphorePermit,
+) {
     let Claimed { entry, message } = claimed;
     let message_id = entry.message_id.clone();
     let outcome = match message {
-        Ok(Some((message, files))) => attempt(engine, completions, &entry, message, files).await,
+        Ok(Some((message, files))) => {
+            attempt(engine, completions, &entry, (message, files), permit).await
+        }
         Ok(None) => Attempt::Sent, // deleted meanwhile; nothing to send
         Err(reason) => Attempt::Retry(reason),
     };
@@ -220,12 +228,15 @@ enum Attempt {
     Expired,
 }
 
+/// The permit goes back as soon as the channel has answered: recording the outcome is the
+/// database's work, and the next send need not wait for it (a completion waits for the
+/// writer's next batch).
 async fn attempt(
     engine: &Engine,
     completions: &Completions,
     entry: &OutboxEntry,
-    message: OutMessage,
-    files: Vec<MessageFile>,
+    (message, files): (OutMessage, Vec<MessageFile>),
+    permit: OwnedSemaphorePermit,
 ) -> Attempt {
     if message.expiry.is_some_and(|expiry| expiry <= now_millis()) {
         return Attempt::Expired;
@@ -240,7 +251,9 @@ async fn attempt(
     let span =
         tracing::info_span!("send", message_id = %message.message_id, channel = %entry.channel);
     let _enter = span.enter();
-    match plugin.send(&value).await {
+    let answer = plugin.send(&value).await;
+    drop(permit);
+    match answer {
         Ok(Ok(sent)) => {
             let polls = plugin
                 .description()
