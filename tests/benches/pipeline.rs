@@ -32,8 +32,8 @@
 //! Both rates depend on the file system the run's temporary directory is on: the peer keeps
 //! each package in a file of its own. On an ext4 volume that has freed many files (earlier
 //! runs delete theirs), creating a file can cost the peer far more CPU than the rest of its
-//! work (inode allocation passes over recently freed inodes), and the raw rate falls to a
-//! fifth; both parts of the ratio pay it then. `TMPDIR` on a tmpfs takes the file system out,
+//! work (inode allocation passes over recently freed inodes), and the raw rate falls several
+//! times over; both parts of the ratio pay it then. `TMPDIR` on a tmpfs takes the file system out,
 //! for comparing two builds.
 
 use std::collections::HashMap;

@@ -60,11 +60,9 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                 Err(error) => tracing::error!(%error, "the outbox could not be read"),
             }
         }
-        while !waiting.is_empty() {
+        while let Some(claimed) = waiting.pop_front() {
             let Ok(permit) = permits.clone().try_acquire_owned() else {
-                break;
-            };
-            let Some(claimed) = waiting.pop_front() else {
+                waiting.push_front(claimed);
                 break;
             };
             let engine = engine.clone();
