@@ -562,31 +562,33 @@ async fn database(home: &Path) -> sqlx::AnyPool {
 /// The attempts on `message_id`'s outbox row in the SQLite database of the integration point
 /// in `home`; none when it has no row.
 pub async fn outbox_attempts(home: &Path, message_id: &str) -> Option<i64> {
-    use sqlx::Row as _;
-    let pool = database(home).await;
-    let attempts = sqlx::query("SELECT attempts FROM outbox WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_optional(&pool)
-        .await
-        .expect("the outbox")
-        .map(|row| row.get::<i64, _>("attempts"));
-    pool.close().await;
-    attempts
+    outbox_column(home, message_id, "attempts").await
 }
 
 /// Who holds the claim on `message_id`'s outbox row in the SQLite database of the integration
 /// point in `home`: `None` when it has no row, `Some(None)` when the row is unclaimed.
 pub async fn outbox_claimant(home: &Path, message_id: &str) -> Option<Option<String>> {
+    outbox_column(home, message_id, "claimed_by").await
+}
+
+/// `column` of `message_id`'s outbox row in the SQLite database of the integration point in
+/// `home`; none when it has no row.
+async fn outbox_column<T>(home: &Path, message_id: &str, column: &str) -> Option<T>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
     use sqlx::Row as _;
     let pool = database(home).await;
-    let claimant = sqlx::query("SELECT claimed_by FROM outbox WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_optional(&pool)
-        .await
-        .expect("the outbox")
-        .map(|row| row.get::<Option<String>, _>("claimed_by"));
+    let value = sqlx::query(&format!(
+        "SELECT {column} FROM outbox WHERE message_id = $1"
+    ))
+    .bind(message_id)
+    .fetch_optional(&pool)
+    .await
+    .expect("the outbox")
+    .map(|row| row.get::<T, _>(column));
     pool.close().await;
-    claimant
+    value
 }
 
 /// The `status` of each of a conversation's `messageStatuses`.

@@ -8,6 +8,7 @@
 //! provider here takes every request and never answers; after the restart the configuration
 //! points at the real peer again.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -69,21 +70,38 @@ fn repoint(home: &std::path::Path, from: &str, to: &str) {
     std::fs::write(&path, text.replace(from, to)).expect("the environment file");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
+/// The sender's integration point, on the operator configuration `operator_extra` adds to,
+/// with its loopback channel pointing at a [`HangingProvider`]; with the network, the
+/// provider and the configuration's home.
+async fn start_held_sender(
+    operator_extra: &str,
+) -> (Network, HangingProvider, PathBuf, IntegrationPoint) {
     let network = Network::start().await;
     let provider = HangingProvider::start().await;
-    let home = network.configure(SENDER, "");
+    let home = network.configure(SENDER, operator_extra);
     repoint(&home, &network.peer.base_url(), &provider.url);
     let ip = IntegrationPoint::start(&home).await;
-    let url = ip.url.clone();
+    (network, provider, home, ip)
+}
 
-    // The send reaches the provider, which never answers.
+/// Sends an arkivmelding through `ip` and waits until its upload reaches `provider`, which
+/// never answers; its message id.
+async fn send_until_held(ip: &IntegrationPoint, provider: &HangingProvider) -> String {
     let arrived = provider.arrived.notified();
     let message_id = ip.send_arkivmelding(SENDER, RECEIVER).await;
     tokio::time::timeout(Duration::from_secs(60), arrived)
         .await
         .expect("the upload reached the provider");
+    message_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
+    let (network, provider, home, ip) = start_held_sender("").await;
+    let url = ip.url.clone();
+
+    // The send reaches the provider, which never answers.
+    let message_id = send_until_held(&ip, &provider).await;
     assert_eq!(ip.outgoing_statuses(&message_id).await, ["OPPRETTET"]);
 
     // Stop: it returns although the provider still holds the send.
@@ -127,17 +145,9 @@ async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
 /// claim: the provider may still be taking it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_claimed_ahead_but_not_started_are_released_at_shutdown() {
-    let network = Network::start().await;
-    let provider = HangingProvider::start().await;
-    let home = network.configure(SENDER, "[outbox]\nconcurrency = 1\n");
-    repoint(&home, &network.peer.base_url(), &provider.url);
-    let ip = IntegrationPoint::start(&home).await;
+    let (_network, provider, home, ip) = start_held_sender("[outbox]\nconcurrency = 1\n").await;
 
-    let arrived = provider.arrived.notified();
-    let in_flight = ip.send_arkivmelding(SENDER, RECEIVER).await;
-    tokio::time::timeout(Duration::from_secs(60), arrived)
-        .await
-        .expect("the first upload reached the provider");
+    let in_flight = send_until_held(&ip, &provider).await;
     let next = ip.send_arkivmelding(SENDER, RECEIVER).await;
     wait_until(
         "the next send claimed ahead",

@@ -179,6 +179,18 @@ async fn create(store: &Store, message_id: &str) {
         .unwrap_or_else(|error| panic!("create {message_id}: {error}"));
 }
 
+/// What the outbox worker reads to send `message_id`: the message with its files.
+async fn read_for_sending(
+    store: &Store,
+    message_id: &str,
+) -> Option<(OutMessage, Vec<MessageFile>)> {
+    store
+        .out_messages_with_files(&[message_id])
+        .await
+        .unwrap()
+        .remove(message_id)
+}
+
 async fn create_and_queue(store: &Store, message_id: &str) {
     create(store, message_id).await;
     store
@@ -477,7 +489,7 @@ async fn check_add_file(store: &Store) {
         "files are numbered in upload order, an inline one with its bytes"
     );
     // What sending reads: the message and its files in one query.
-    let (message, with_files) = store.out_message_with_files("f-1").await.unwrap().unwrap();
+    let (message, with_files) = read_for_sending(store, "f-1").await.unwrap();
     assert_eq!(Some(message), store.out_message("f-1").await.unwrap());
     assert_eq!(with_files, files);
     assert!(files[0].primary_document && !files[1].primary_document);
@@ -486,15 +498,9 @@ async fn check_add_file(store: &Store) {
 
     // A second message numbers its files from 0 again.
     create(store, "f-2").await;
-    let (_, none_yet) = store.out_message_with_files("f-2").await.unwrap().unwrap();
+    let (_, none_yet) = read_for_sending(store, "f-2").await.unwrap();
     assert!(none_yet.is_empty(), "a message without files has none");
-    assert!(
-        store
-            .out_message_with_files("no-such-message")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(read_for_sending(store, "no-such-message").await.is_none());
     store
         .add_file(&file("f-2", "z.pdf", "blob-2z"))
         .await

@@ -109,12 +109,15 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
     let _ = recording.await;
 }
 
-/// A claimed outbox entry with what sending it needs, read when it was claimed: its message
-/// and files, `None` when the message was deleted meanwhile, or why they could not be read.
+/// A claimed outbox entry with what sending it needs, read when it was claimed.
 struct Claimed {
     entry: OutboxEntry,
-    message: Result<Option<(OutMessage, Vec<MessageFile>)>, String>,
+    message: ReadForSending,
 }
+
+/// A claimed message and its files; `None` when the message was deleted meanwhile, or why
+/// they could not be read.
+type ReadForSending = Result<Option<(OutMessage, Vec<MessageFile>)>, String>;
 
 /// Claims up to `wanted` due entries and reads their messages, one query each for them all.
 async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreError> {
@@ -135,12 +138,12 @@ async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreErro
         .map_err(|error| format!("the store failed: {error}"));
     Ok(entries
         .into_iter()
-        .map(|entry| {
-            let message = match &mut messages {
-                Ok(found) => Ok(found.remove(&entry.message_id)),
-                Err(reason) => Err(reason.clone()),
-            };
-            Claimed { entry, message }
+        .map(|entry| Claimed {
+            message: messages
+                .as_mut()
+                .map(|found| found.remove(&entry.message_id))
+                .map_err(|reason| reason.clone()),
+            entry,
         })
         .collect())
 }
@@ -175,13 +178,7 @@ async fn send(
 ) {
     let Claimed { entry, message } = claimed;
     let message_id = entry.message_id.clone();
-    let outcome = match message {
-        Ok(Some((message, files))) => {
-            attempt(engine, completions, &entry, (message, files), permit).await
-        }
-        Ok(None) => Attempt::Sent, // deleted meanwhile; nothing to send
-        Err(reason) => Attempt::Retry(reason),
-    };
+    let outcome = attempt(engine, completions, &entry, message, permit).await;
     match outcome {
         Attempt::Sent => {}
         Attempt::Retry(reason) => retry(engine, &entry, &reason).await,
@@ -233,9 +230,14 @@ async fn attempt(
     engine: &Engine,
     completions: &Completions,
     entry: &OutboxEntry,
-    (message, files): (OutMessage, Vec<MessageFile>),
+    message: ReadForSending,
     permit: OwnedSemaphorePermit,
 ) -> Attempt {
+    let (message, files) = match message {
+        Ok(Some(found)) => found,
+        Ok(None) => return Attempt::Sent, // deleted meanwhile; nothing to send
+        Err(reason) => return Attempt::Retry(reason),
+    };
     if message.expiry.is_some_and(|expiry| expiry <= now_millis()) {
         return Attempt::Expired;
     }

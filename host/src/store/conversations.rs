@@ -13,7 +13,7 @@ use sqlx::{Any, Row as _, Transaction};
 
 use super::filter::{ConversationQuery, PageRequest, StatusQuery, page_of};
 use super::model::*;
-use super::sql_lists::{parameters, value_rows};
+use super::sql_lists::{ROWS_PER_STATEMENT, parameters, value_rows};
 use super::webhooks::enqueue_events;
 use super::{Store, StoreError, flag};
 
@@ -224,10 +224,6 @@ async fn insert_statuses(
         })
         .collect())
 }
-
-/// The most registrations (or messages looked up) one statement takes: five parameters each
-/// stays far below SQLite's 32,766 and PostgreSQL's 65,535.
-const REGISTRATIONS_PER_STATEMENT: usize = 1000;
 
 /// A status to register on a conversation, and what it does there beyond the status rules.
 pub(super) struct Registration<'a> {
@@ -498,7 +494,7 @@ impl Store {
         message_ids.sort_unstable();
         message_ids.dedup();
         let mut conversations: HashMap<String, i64> = HashMap::new();
-        for chunk in message_ids.chunks(REGISTRATIONS_PER_STATEMENT) {
+        for chunk in message_ids.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT id, message_id FROM conversation \
                  WHERE direction = 'OUTGOING' AND message_id IN ({})",
@@ -531,7 +527,7 @@ impl Store {
             *round += 1;
         }
         for round in &rounds {
-            for chunk in round.chunks(REGISTRATIONS_PER_STATEMENT) {
+            for chunk in round.chunks(ROWS_PER_STATEMENT) {
                 register_all(&mut tx, chunk).await?;
             }
         }

@@ -15,7 +15,7 @@ use super::conversations::{Labels, insert_conversation, insert_conversations};
 use super::filter::{MessageQuery, PageRequest, page_of};
 use super::model::*;
 use super::outbox::{remove_out_message, remove_out_messages};
-use super::sql_lists::{first_of_each, parameters, value_rows};
+use super::sql_lists::{ROWS_PER_STATEMENT, first_of_each, parameters, value_rows};
 use super::{Store, StoreError, flag};
 
 const OUT_COLUMNS: &str = "message_id, conversation_id, process_identifier, document_type, \
@@ -336,46 +336,34 @@ impl Store {
         Ok(row.as_ref().map(out_from).transpose()?)
     }
 
-    /// The outgoing message `message_id` with its files in upload order, read together: what
-    /// sending it needs, in one query.
-    pub async fn out_message_with_files(
-        &self,
-        message_id: &str,
-    ) -> Result<Option<(OutMessage, Vec<MessageFile>)>, StoreError> {
-        Ok(self
-            .out_messages_with_files(&[message_id])
-            .await?
-            .remove(message_id))
-    }
-
     /// The outgoing messages `message_ids` that exist, each with its files in upload order,
-    /// all read in one query: what the outbox worker needs for the sends it claimed together.
+    /// read together: what the outbox worker needs for the sends it claimed together, in one
+    /// query per [`ROWS_PER_STATEMENT`] messages.
     pub async fn out_messages_with_files(
         &self,
         message_ids: &[&str],
     ) -> Result<HashMap<String, (OutMessage, Vec<MessageFile>)>, StoreError> {
         let mut found: HashMap<String, (OutMessage, Vec<MessageFile>)> = HashMap::new();
-        if message_ids.is_empty() {
-            return Ok(found);
-        }
-        let sql = format!(
-            "{} ({}) ORDER BY m.message_id, f.ordinal",
-            *MESSAGES_WITH_FILES,
-            parameters(1, message_ids.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for id in message_ids {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(self.pool()).await? {
-            let message_id: String = row.try_get("message_id")?;
-            let (_, files) = match found.entry(message_id) {
-                Entry::Occupied(known) => known.into_mut(),
-                Entry::Vacant(new) => new.insert((out_from(&row)?, Vec::new())),
-            };
-            // A message without files is one row of NULL file columns.
-            if row.try_get::<Option<i64>, _>("ordinal")?.is_some() {
-                files.push(file_from(&row)?);
+        for chunk in message_ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "{} ({}) ORDER BY m.message_id, f.ordinal",
+                *MESSAGES_WITH_FILES,
+                parameters(1, chunk.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let message_id: String = row.try_get("message_id")?;
+                let (_, files) = match found.entry(message_id) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(new) => new.insert((out_from(&row)?, Vec::new())),
+                };
+                // A message without files is one row of NULL file columns.
+                if row.try_get::<Option<i64>, _>("ordinal")?.is_some() {
+                    files.push(file_from(&row)?);
+                }
             }
         }
         Ok(found)

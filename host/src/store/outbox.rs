@@ -16,7 +16,7 @@ use super::conversations::{
     Registration, StatusEffects, conversation_id_in, register_all, register_in,
 };
 use super::model::*;
-use super::sql_lists::{first_of_each, parameters};
+use super::sql_lists::{ROWS_PER_STATEMENT, first_of_each, parameters};
 use super::{Store, StoreError};
 
 fn entry_from(row: &AnyRow) -> Result<OutboxEntry, sqlx::Error> {
@@ -69,19 +69,20 @@ impl Store {
         worker: &str,
         message_ids: &[&str],
     ) -> Result<u64, StoreError> {
-        if message_ids.is_empty() {
-            return Ok(0);
+        let mut released = 0;
+        for chunk in message_ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL \
+                 WHERE claimed_by = $1 AND message_id IN ({})",
+                parameters(2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(worker);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            released += query.execute(self.writer()).await?.rows_affected();
         }
-        let sql = format!(
-            "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL \
-             WHERE claimed_by = $1 AND message_id IN ({})",
-            parameters(2, message_ids.len())
-        );
-        let mut query = sqlx::query(&sql).bind(worker);
-        for id in message_ids {
-            query = query.bind(*id);
-        }
-        Ok(query.execute(self.writer()).await?.rows_affected())
+        Ok(released)
     }
 
     /// Releases every claim, whoever holds it: an SQLite database has one instance, so at its

@@ -7,6 +7,11 @@
 //! so that no statement builder counts on its own. A batch may name one message twice; only
 //! the first is written.
 
+/// The most rows (or ids) one statement lists: at five parameters a row this stays far below
+/// SQLite's 32,766 bound parameters and PostgreSQL's 65,535, whatever size a batch grows to
+/// (`outbox.concurrency` has no upper bound).
+pub(super) const ROWS_PER_STATEMENT: usize = 1000;
+
 /// `$first, $first + 1, …`: `count` numbered parameters.
 pub(super) fn parameters(first: usize, count: usize) -> String {
     (first..first + count)
