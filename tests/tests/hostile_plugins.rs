@@ -336,3 +336,30 @@ async fn the_sandbox_has_no_files_environment_or_sockets() {
     assert!(listening.received().is_empty());
     healthy(&host).await;
 }
+
+#[tokio::test]
+async fn a_call_finds_nothing_an_earlier_call_left_in_memory() {
+    let host = host();
+    host.load(vec![("sandbox", spec(artifacts::HOSTILE_SANDBOX))])
+        .await
+        .unwrap();
+    let plugin = host.plugins.plugin("sandbox").unwrap();
+    // One after another, so that the pool hands the same memory slot back, then several at once.
+    let mut texts = Vec::new();
+    for _ in 0..5 {
+        texts.push(rejected(plugin.send(&outgoing(vec![])).await.unwrap()));
+    }
+    let message = outgoing(vec![]);
+    let together = futures::future::join_all((0..8).map(|_| plugin.send(&message))).await;
+    texts.extend(together.into_iter().map(|answer| rejected(answer.unwrap())));
+    for text in &texts {
+        let counted = text
+            .lines()
+            .find(|line| line.starts_with("calls-before:"))
+            .unwrap_or_else(|| panic!("no calls-before line in {text}"));
+        assert_eq!(
+            counted, "calls-before: 0",
+            "a call saw the memory of an earlier one"
+        );
+    }
+}

@@ -10,8 +10,9 @@ use crate::plugins::{Document, OutgoingMessage};
 use crate::registry::ServiceRecord;
 use crate::store::{FileContent, MessageFile, OutMessage};
 
-/// The registry's record as the contract carries it.
-pub(crate) fn wit_record(record: &ServiceRecord) -> WitRecord {
+/// The registry's record as the contract carries it; `json` is the record as JSON, which the
+/// contract carries too.
+fn wit_record(record: &ServiceRecord, json: &str) -> WitRecord {
     let mailbox = match (&record.postkasse_adresse, &record.orgnr_postkasse) {
         (Some(address), Some(provider)) => Some(Mailbox {
             address: address.clone(),
@@ -32,9 +33,7 @@ pub(crate) fn wit_record(record: &ServiceRecord) -> WitRecord {
     if let Some(her_id) = &record.her_id {
         extra.push(("herId".to_owned(), her_id.clone()));
     }
-    if let Ok(json) = serde_json::to_string(record) {
-        extra.push(("record".to_owned(), json));
-    }
+    extra.push(("record".to_owned(), json.to_owned()));
     WitRecord {
         service: record.service.identifier.clone(),
         process: record.process.clone(),
@@ -112,7 +111,7 @@ pub(crate) fn outgoing(
                 })
             })
             .collect::<Result<_, String>>()?,
-        service: wit_record(&record),
+        service: wit_record(&record, &message.service_record),
         expires_at: message.expiry.and_then(|at| u64::try_from(at).ok()),
     })
 }

@@ -34,6 +34,16 @@ pub const MAX_BUFFERED_BODY: usize = 16 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SAS_VALIDITY: Duration = Duration::from_secs(3600);
 
+/// A fresh random boundary for a multipart body, so that no content can foresee it: from
+/// OpenSSL's generator, which runs in the process, rather than a system call per request.
+fn multipart_boundary() -> String {
+    let mut random = [0u8; 16];
+    if openssl::rand::rand_bytes(&mut random).is_err() {
+        random = *uuid::Uuid::new_v4().as_bytes();
+    }
+    format!("ip-{}", hex::encode(random))
+}
+
 /// What one plugin may do on the network.
 #[derive(Clone, Debug)]
 pub struct EgressPolicy {
@@ -480,7 +490,7 @@ impl Egress {
                 parameters,
                 parts,
             } => {
-                let boundary = format!("ip-{}", uuid::Uuid::new_v4().simple());
+                let boundary = multipart_boundary();
                 let mut content_type =
                     format!("multipart/{}; boundary=\"{boundary}\"", token(&subtype)?);
                 for (name, value) in &parameters {

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::spec::MAX_MEMORY_MIB;
 
@@ -19,13 +19,28 @@ use super::spec::MAX_MEMORY_MIB;
 /// also the granularity of call timeouts.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Bytes of a pooled linear memory the allocator zeroes in place when its instance ends, instead
-/// of handing them back to the kernel. Every memory slot a call ever used keeps this much
-/// resident for as long as the process runs: 1 MiB held 11 MiB more at idle with the six channels
-/// loaded than 64 KiB does (47 against 36 MiB), with no difference in CPU per message or in
-/// throughput the pipeline benchmark could measure side by side. What a call touches beyond it
-/// goes back to the kernel and returns as fresh zero pages.
-const KEEP_RESIDENT_BYTES: usize = 64 << 10;
+/// How much of a pooled linear memory is zeroed in place when its instance ends, rather than
+/// handed back to the kernel, where the kernel can tell which pages a call touched
+/// (`PAGEMAP_SCAN`, Linux 6.7 and later): that many bytes of the pages the call touched,
+/// wherever in the memory they are.
+///
+/// A call gets a fresh instance, and what it touched must be reset before the slot serves the
+/// next. Handed back (`madvise`), every page the next call touches faults in again, and each
+/// hand-back and fault flushes the TLB of every core the process runs on: that cost the
+/// pipeline benchmark's sender about a tenth of its CPU. Zeroed in place, the pages stay, and a
+/// slot holds no more than its calls touched: idle RSS does not change. A call of the loopback
+/// plugin touches less than 256 KiB.
+const KEEP_TOUCHED_BYTES: usize = 512 << 10;
+
+/// Where the kernel cannot tell touched pages, only a prefix of each memory can be zeroed in
+/// place, and a Rust guest's stack fills the first MiB (its top, where calls run, at 1 MiB):
+/// a larger prefix would be zeroed whole after every call for little gain, and each memory slot
+/// ever used would hold all of it.
+const KEEP_PREFIX_BYTES: usize = 64 << 10;
+
+/// Bytes of a pooled table zeroed in place rather than handed back, for the same reason; a
+/// plugin's tables are a few KiB.
+const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
 
 /// Instances the pool holds at once, across all plugins.
 const POOLED_INSTANCES: u32 = 256;
@@ -129,6 +144,7 @@ fn base_config() -> Config {
 }
 
 fn pooling_config() -> Config {
+    let touched_pages_known = PoolingAllocationConfig::is_pagemap_scan_available();
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(POOLED_INSTANCES)
         .total_core_instances(POOLED_INSTANCES * 4)
@@ -136,9 +152,19 @@ fn pooling_config() -> Config {
         .total_tables(POOLED_INSTANCES * 4)
         .max_memories_per_component(4)
         .max_memory_size(usize::try_from(MAX_MEMORY_MIB << 20).unwrap_or(usize::MAX))
-        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
+        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES);
+    if touched_pages_known {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(KEEP_TOUCHED_BYTES);
+    } else {
+        pool.linear_memory_keep_resident(KEEP_PREFIX_BYTES);
+    }
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // Where touched pages are zeroed in place, a memory's initial data is copied in at
+    // instantiation rather than mapped copy-on-write: a mapped image is mapped afresh after every
+    // call, so each call would fault its data pages in again. A plugin's data is some tens of KiB.
+    config.memory_init_cow(!touched_pages_known);
     config
 }
 

@@ -34,10 +34,41 @@ impl CallState {
     }
 }
 
+/// The most bytes a host function works on in place, on the thread that runs the plugin call,
+/// when they are all in memory: for so few, a hand-over to the blocking pool (a thread woken,
+/// then the call's thread woken again) costs more than the copy, zip or slice itself.
+const IN_PLACE_BYTES: u64 = 16 * 1024;
+
+/// Whether work on `blobs` and `bytes` more can run in place: the blobs are all held in memory
+/// and, with the bytes, come to at most [`IN_PLACE_BYTES`]. Anything else may read or write
+/// files, so it goes to the blocking pool.
+fn small_in_memory<'a>(blobs: impl IntoIterator<Item = &'a Blob>, bytes: u64) -> bool {
+    let mut total = bytes;
+    for blob in blobs {
+        total = total.saturating_add(blob.size());
+        if total > IN_PLACE_BYTES || blob.held().is_none() {
+            return false;
+        }
+    }
+    total <= IN_PLACE_BYTES
+}
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> wasmtime::Result<T> {
     Ok(tokio::task::spawn_blocking(work).await?)
+}
+
+/// Runs `work` in place when `in_place` ([`small_in_memory`]), else on the blocking pool.
+async fn in_place_or_blocking<T: Send + 'static>(
+    in_place: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> wasmtime::Result<T> {
+    if in_place {
+        Ok(work())
+    } else {
+        blocking(work).await
+    }
 }
 
 impl types::Host for CallState {}
@@ -51,7 +82,9 @@ impl types::HostBlob for CallState {
             );
         }
         let store = self.plugin.services.blobs.clone();
-        let blob = blocking(move || Blob::from_bytes(&store, &data)).await??;
+        let in_place = small_in_memory([], data.len() as u64);
+        let blob =
+            in_place_or_blocking(in_place, move || Blob::from_bytes(&store, &data)).await??;
         self.push_blob(blob)
     }
 
@@ -67,7 +100,8 @@ impl types::HostBlob for CallState {
     ) -> wasmtime::Result<Vec<u8>> {
         let blob = self.blob(&handle)?;
         let length = (length as usize).min(MAX_INLINE_BLOB);
-        Ok(blocking(move || blob.read_at(offset, length)).await??)
+        let in_place = small_in_memory([&blob], 0);
+        Ok(in_place_or_blocking(in_place, move || blob.read_at(offset, length)).await??)
     }
 
     async fn slice(
@@ -77,7 +111,8 @@ impl types::HostBlob for CallState {
         length: u64,
     ) -> wasmtime::Result<Resource<Blob>> {
         let blob = self.blob(&handle)?;
-        let sliced = blocking(move || blob.slice(offset, length)).await??;
+        let in_place = small_in_memory([&blob], 0);
+        let sliced = in_place_or_blocking(in_place, move || blob.slice(offset, length)).await??;
         self.push_blob(sliced)
     }
 
@@ -89,7 +124,12 @@ impl types::HostBlob for CallState {
         rounds: u8,
     ) -> wasmtime::Result<Result<Resource<Blob>, String>> {
         let blob = self.blob(&handle)?;
-        match blocking(move || base64_stream::decode_range(&blob, offset, length, rounds)).await? {
+        let in_place = small_in_memory([&blob], 0);
+        match in_place_or_blocking(in_place, move || {
+            base64_stream::decode_range(&blob, offset, length, rounds)
+        })
+        .await?
+        {
             Ok(decoded) => Ok(Ok(self.push_blob(decoded)?)),
             Err(error) => Ok(Err(error)),
         }
@@ -279,8 +319,21 @@ impl archive::Host for CallState {
                 })
             })
             .collect::<wasmtime::Result<Vec<_>>>()?;
+        let in_place = small_in_memory(
+            entries.iter().filter_map(|entry| match &entry.source {
+                EntrySource::Blob(blob) => Some(blob),
+                EntrySource::Bytes(_) => None,
+            }),
+            entries
+                .iter()
+                .map(|entry| match &entry.source {
+                    EntrySource::Bytes(bytes) => bytes.len() as u64,
+                    EntrySource::Blob(_) => 0,
+                })
+                .sum(),
+        );
         let store = self.plugin.services.blobs.clone();
-        match blocking(move || zip_archive::zip(&store, entries)).await? {
+        match in_place_or_blocking(in_place, move || zip_archive::zip(&store, entries)).await? {
             Ok(blob) => Ok(Ok(self.push_blob(blob)?)),
             Err(error) => Ok(Err(archive_error(error))),
         }
@@ -291,18 +344,21 @@ impl archive::Host for CallState {
         handle: Resource<Blob>,
     ) -> wasmtime::Result<Result<Vec<archive::EntryInfo>, archive::Error>> {
         let blob = self.blob(&handle)?;
-        Ok(blocking(move || zip_archive::list(&blob))
-            .await?
-            .map_err(archive_error)
-            .map(|entries| {
-                entries
-                    .into_iter()
-                    .map(|entry| archive::EntryInfo {
-                        name: entry.name,
-                        size: entry.size,
-                    })
-                    .collect()
-            }))
+        let in_place = small_in_memory([&blob], 0);
+        Ok(
+            in_place_or_blocking(in_place, move || zip_archive::list(&blob))
+                .await?
+                .map_err(archive_error)
+                .map(|entries| {
+                    entries
+                        .into_iter()
+                        .map(|entry| archive::EntryInfo {
+                            name: entry.name,
+                            size: entry.size,
+                        })
+                        .collect()
+                }),
+        )
     }
 
     async fn open(
@@ -312,7 +368,10 @@ impl archive::Host for CallState {
     ) -> wasmtime::Result<Result<Resource<Blob>, archive::Error>> {
         let blob = self.blob(&handle)?;
         let store = self.plugin.services.blobs.clone();
-        match blocking(move || zip_archive::open(&store, &blob, &name)).await? {
+        let in_place = small_in_memory([&blob], 0);
+        match in_place_or_blocking(in_place, move || zip_archive::open(&store, &blob, &name))
+            .await?
+        {
             Ok(entry) => Ok(Ok(self.push_blob(entry)?)),
             Err(error) => Ok(Err(archive_error(error))),
         }
@@ -346,5 +405,35 @@ impl log::Host for CallState {
             log::Level::Error => tracing::error!(target: "plugin", plugin, "{message}"),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::blobs::{BlobStore, FileBlobStore, ScratchBlobStore};
+
+    #[test]
+    fn only_small_work_on_blobs_in_memory_runs_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let durable: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
+        let scratch: Arc<dyn BlobStore> = Arc::new(ScratchBlobStore::new(durable.clone()));
+        let half = IN_PLACE_BYTES as usize / 2;
+        let held = Blob::from_bytes(&scratch, &vec![1; half]).unwrap();
+        let on_disk = Blob::from_bytes(&durable, b"small, but in a file").unwrap();
+
+        assert!(small_in_memory([], IN_PLACE_BYTES));
+        assert!(small_in_memory([&held, &held], 0));
+        assert!(
+            !small_in_memory([&held, &held], 1),
+            "together over the bound"
+        );
+        assert!(!small_in_memory([], IN_PLACE_BYTES + 1));
+        assert!(
+            !small_in_memory([&held, &on_disk], 0),
+            "a blob in a file is read on the blocking pool"
+        );
     }
 }

@@ -5,12 +5,17 @@
 //! text has one line per attempt (`fs-read-dir:`, `fs-read:`, `fs-write:`, `env:`,
 //! `env-home:`, `tcp:`, `udp:`) with what std returned, for the test to assert on. The TCP
 //! port comes from the setting `port` (default 80), so a test can point it at a listener that
-//! would accept.
+//! would accept. A last line, `calls-before:`, counts the calls this instance's memory saw
+//! before: a fresh instance per call must always say 0, however the host recycles memory.
 
 use eformidling_sdk::transport::{Capabilities, Description};
 use eformidling_sdk::types::{Failure, Incoming, Outgoing, Pending, Sent, StatusEvent};
 use eformidling_sdk::{Guest, settings};
 use std::net::{TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Calls this memory has served: zero-initialised, so it is 0 only in memory that was reset.
+static CALLS: AtomicU32 = AtomicU32::new(0);
 
 struct Prying;
 
@@ -46,9 +51,11 @@ impl Guest for Prying {
         let home = std::env::var("HOME");
         let tcp = TcpStream::connect(("127.0.0.1", port)).map(|stream| stream.peer_addr());
         let udp = UdpSocket::bind(("0.0.0.0", 0)).map(|socket| socket.local_addr());
+        let calls_before = CALLS.fetch_add(1, Ordering::Relaxed);
         Err(Failure::Reject(format!(
             "fs-read-dir: {read_dir:?}\nfs-read: {read:?}\nfs-write: {write:?}\n\
-             env: {vars} vars\nenv-home: {home:?}\ntcp: {tcp:?}\nudp: {udp:?}"
+             env: {vars} vars\nenv-home: {home:?}\ntcp: {tcp:?}\nudp: {udp:?}\n\
+             calls-before: {calls_before}"
         )))
     }
 }
