@@ -45,7 +45,8 @@ pub mod artifacts {
 
     /// `send` tries the filesystem, the environment, TCP (to setting `port`, default 80) and
     /// UDP; rejects with lines `fs-read-dir:`, `fs-read:`, `fs-write:`, `env: N vars`,
-    /// `env-home:`, `tcp:`, `udp:` (`tests/hostile/sandbox`).
+    /// `env-home:`, `tcp:`, `udp:`, and `calls-before: N`, the calls its memory served before
+    /// (`tests/hostile/sandbox`).
     pub const HOSTILE_SANDBOX: &str = env!("PLUGIN_HOSTILE_SANDBOX");
 
     /// A component importing `acme:spy/exfiltrate@1.0.0`, which no host provides

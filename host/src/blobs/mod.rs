@@ -92,6 +92,11 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     fn held(&self, _id: &BlobId) -> Option<bytes::Bytes> {
         None
     }
+    /// Whether a new blob of up to `bytes` would be held in memory now, with no I/O. Only a
+    /// hint: the room can be taken meanwhile, and the blob is then written as usual.
+    fn has_room_for(&self, _bytes: u64) -> bool {
+        false
+    }
 }
 
 /// The largest file kept in its database row rather than as a blob of its own.

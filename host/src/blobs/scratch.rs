@@ -67,6 +67,10 @@ impl Held {
         Ok(id)
     }
 
+    fn has_room_for(&self, bytes: u64) -> bool {
+        (self.lock().total as u64).saturating_add(bytes) <= HELD_TOTAL as u64
+    }
+
     fn release(&self, id: &BlobId) {
         let mut held = self.lock();
         if let Some(bytes) = held.by_id.remove(id) {
@@ -168,6 +172,10 @@ impl BlobStore for ScratchBlobStore {
         } else {
             None
         }
+    }
+
+    fn has_room_for(&self, bytes: u64) -> bool {
+        bytes <= HELD_BLOB as u64 && self.held.has_room_for(bytes)
     }
 }
 
@@ -372,5 +380,27 @@ mod tests {
 
         let refused = store.hold(vec![0; HELD_BLOB + 1]).unwrap_err();
         assert_eq!(refused.len(), HELD_BLOB + 1, "the bytes come back");
+    }
+
+    #[test]
+    fn room_is_reported_as_holding_would_find_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let durable: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
+        let store = ScratchBlobStore::new(durable);
+        assert!(store.has_room_for(HELD_BLOB as u64));
+        assert!(
+            !store.has_room_for(HELD_BLOB as u64 + 1),
+            "too large to hold at all"
+        );
+        let filling: Vec<BlobId> = (0..HELD_TOTAL / HELD_BLOB)
+            .map(|_| store.hold(vec![0; HELD_BLOB]).unwrap())
+            .collect();
+        assert!(!store.has_room_for(1), "the total is reached");
+        assert!(store.hold(vec![0]).is_err(), "and holding agrees");
+        store.remove(&filling[0]).unwrap();
+        assert!(
+            store.has_room_for(HELD_BLOB as u64),
+            "room again once one goes"
+        );
     }
 }

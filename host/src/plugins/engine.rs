@@ -19,17 +19,17 @@ use super::spec::MAX_MEMORY_MIB;
 /// also the granularity of call timeouts.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// How much of a pooled linear memory is zeroed in place when its instance ends, rather than
+/// How much of a pooled linear memory is reset in place when its instance ends, rather than
 /// handed back to the kernel, where the kernel can tell which pages a call touched
-/// (`PAGEMAP_SCAN`, Linux 6.7 and later): that many bytes of the pages the call touched,
-/// wherever in the memory they are.
+/// (`PAGEMAP_SCAN`, Linux 6.7 and later): up to that many bytes of the pages the call touched,
+/// wherever in the memory they are, are zeroed or copied back from the module's image.
 ///
 /// A call gets a fresh instance, and what it touched must be reset before the slot serves the
 /// next. Handed back (`madvise`), every page the next call touches faults in again, and each
-/// hand-back and fault flushes the TLB of every core the process runs on: that cost the
-/// pipeline benchmark's sender about a tenth of its CPU. Zeroed in place, the pages stay, and a
-/// slot holds no more than its calls touched: idle RSS does not change. A call of the loopback
-/// plugin touches less than 256 KiB.
+/// hand-back flushes the TLB of every core the process runs on: that cost the pipeline
+/// benchmark's sender about a tenth of its CPU. Reset in place, the pages stay. A slot keeps
+/// what its calls touched, up to this bound (a call of the loopback plugin touches less than
+/// 256 KiB); what lies beyond it, or beyond the scan's 32 runs of pages, is handed back.
 const KEEP_TOUCHED_BYTES: usize = 512 << 10;
 
 /// Where the kernel cannot tell touched pages, only a prefix of each memory can be zeroed in
@@ -161,10 +161,6 @@ fn pooling_config() -> Config {
     }
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    // Where touched pages are zeroed in place, a memory's initial data is copied in at
-    // instantiation rather than mapped copy-on-write: a mapped image is mapped afresh after every
-    // call, so each call would fault its data pages in again. A plugin's data is some tens of KiB.
-    config.memory_init_cow(!touched_pages_known);
     config
 }
 

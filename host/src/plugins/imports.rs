@@ -16,7 +16,7 @@ use super::bindings::eformidling::transport::{archive, config, http, log, types}
 use super::egress::{self, EgressError, ResponseBody, ResponseTarget};
 use super::sandbox::CallState;
 use crate::archive::{self as zip_archive, ArchiveError, EntrySource, NewEntry};
-use crate::blobs::Blob;
+use crate::blobs::{Blob, BlobStore};
 use crate::logmask::mask_identity_numbers;
 
 mod crypto_imports;
@@ -39,10 +39,21 @@ impl CallState {
 /// then the call's thread woken again) costs more than the copy, zip or slice itself.
 const IN_PLACE_BYTES: u64 = 16 * 1024;
 
-/// Whether work on `blobs` and `bytes` more can run in place: the blobs are all held in memory
-/// and, with the bytes, come to at most [`IN_PLACE_BYTES`]. Anything else may read or write
-/// files, so it goes to the blocking pool.
-fn small_in_memory<'a>(blobs: impl IntoIterator<Item = &'a Blob>, bytes: u64) -> bool {
+/// A zip's local and central directory headers for one entry, its name aside, at most.
+const ZIP_HEADERS_PER_ENTRY: u64 = 128;
+
+/// Whether work on `blobs` and `bytes` more from the guest can run in place: the blobs are all
+/// held in memory and, with the bytes, come to at most [`IN_PLACE_BYTES`], and a new blob that
+/// large would be held too ([`BlobStore::has_room_for`]). Only for work whose result is no
+/// larger than what it is given (a copy, slice, decoding, listing or zip of it; not inflating
+/// a zip's entry). Other work may read or write files, or take long, so it goes to the
+/// blocking pool. Should the room be taken meanwhile, the result, of at most
+/// [`IN_PLACE_BYTES`], is written to the durable store in place: rare, and small.
+fn small_in_memory<'a>(
+    store: &dyn BlobStore,
+    blobs: impl IntoIterator<Item = &'a Blob>,
+    bytes: u64,
+) -> bool {
     let mut total = bytes;
     for blob in blobs {
         total = total.saturating_add(blob.size());
@@ -50,7 +61,7 @@ fn small_in_memory<'a>(blobs: impl IntoIterator<Item = &'a Blob>, bytes: u64) ->
             return false;
         }
     }
-    total <= IN_PLACE_BYTES
+    total <= IN_PLACE_BYTES && store.has_room_for(total)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -82,7 +93,7 @@ impl types::HostBlob for CallState {
             );
         }
         let store = self.plugin.services.blobs.clone();
-        let in_place = small_in_memory([], data.len() as u64);
+        let in_place = small_in_memory(&*store, [], data.len() as u64);
         let blob =
             in_place_or_blocking(in_place, move || Blob::from_bytes(&store, &data)).await??;
         self.push_blob(blob)
@@ -100,7 +111,7 @@ impl types::HostBlob for CallState {
     ) -> wasmtime::Result<Vec<u8>> {
         let blob = self.blob(&handle)?;
         let length = (length as usize).min(MAX_INLINE_BLOB);
-        let in_place = small_in_memory([&blob], 0);
+        let in_place = small_in_memory(&*self.plugin.services.blobs, [&blob], 0);
         Ok(in_place_or_blocking(in_place, move || blob.read_at(offset, length)).await??)
     }
 
@@ -111,7 +122,7 @@ impl types::HostBlob for CallState {
         length: u64,
     ) -> wasmtime::Result<Resource<Blob>> {
         let blob = self.blob(&handle)?;
-        let in_place = small_in_memory([&blob], 0);
+        let in_place = small_in_memory(&*self.plugin.services.blobs, [&blob], 0);
         let sliced = in_place_or_blocking(in_place, move || blob.slice(offset, length)).await??;
         self.push_blob(sliced)
     }
@@ -124,7 +135,7 @@ impl types::HostBlob for CallState {
         rounds: u8,
     ) -> wasmtime::Result<Result<Resource<Blob>, String>> {
         let blob = self.blob(&handle)?;
-        let in_place = small_in_memory([&blob], 0);
+        let in_place = small_in_memory(&*self.plugin.services.blobs, [&blob], 0);
         match in_place_or_blocking(in_place, move || {
             base64_stream::decode_range(&blob, offset, length, rounds)
         })
@@ -319,20 +330,27 @@ impl archive::Host for CallState {
                 })
             })
             .collect::<wasmtime::Result<Vec<_>>>()?;
+        let store = self.plugin.services.blobs.clone();
+        // The archive holds the guest's bytes, each name twice (entry and directory) and a
+        // header of each kind per entry.
+        let guest_bytes = entries
+            .iter()
+            .map(|entry| {
+                let content = match &entry.source {
+                    EntrySource::Bytes(bytes) => bytes.len() as u64,
+                    EntrySource::Blob(_) => 0,
+                };
+                content + 2 * entry.name.len() as u64 + ZIP_HEADERS_PER_ENTRY
+            })
+            .sum();
         let in_place = small_in_memory(
+            &*store,
             entries.iter().filter_map(|entry| match &entry.source {
                 EntrySource::Blob(blob) => Some(blob),
                 EntrySource::Bytes(_) => None,
             }),
-            entries
-                .iter()
-                .map(|entry| match &entry.source {
-                    EntrySource::Bytes(bytes) => bytes.len() as u64,
-                    EntrySource::Blob(_) => 0,
-                })
-                .sum(),
+            guest_bytes,
         );
-        let store = self.plugin.services.blobs.clone();
         match in_place_or_blocking(in_place, move || zip_archive::zip(&store, entries)).await? {
             Ok(blob) => Ok(Ok(self.push_blob(blob)?)),
             Err(error) => Ok(Err(archive_error(error))),
@@ -344,7 +362,7 @@ impl archive::Host for CallState {
         handle: Resource<Blob>,
     ) -> wasmtime::Result<Result<Vec<archive::EntryInfo>, archive::Error>> {
         let blob = self.blob(&handle)?;
-        let in_place = small_in_memory([&blob], 0);
+        let in_place = small_in_memory(&*self.plugin.services.blobs, [&blob], 0);
         Ok(
             in_place_or_blocking(in_place, move || zip_archive::list(&blob))
                 .await?
@@ -368,10 +386,8 @@ impl archive::Host for CallState {
     ) -> wasmtime::Result<Result<Resource<Blob>, archive::Error>> {
         let blob = self.blob(&handle)?;
         let store = self.plugin.services.blobs.clone();
-        let in_place = small_in_memory([&blob], 0);
-        match in_place_or_blocking(in_place, move || zip_archive::open(&store, &blob, &name))
-            .await?
-        {
+        // Inflating an entry can make far more than the archive: never in place.
+        match blocking(move || zip_archive::open(&store, &blob, &name)).await? {
             Ok(entry) => Ok(Ok(self.push_blob(entry)?)),
             Err(error) => Ok(Err(archive_error(error))),
         }
@@ -413,7 +429,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::blobs::{BlobStore, FileBlobStore, ScratchBlobStore};
+    use crate::blobs::{FileBlobStore, ScratchBlobStore};
 
     #[test]
     fn only_small_work_on_blobs_in_memory_runs_in_place() {
@@ -424,16 +440,20 @@ mod tests {
         let held = Blob::from_bytes(&scratch, &vec![1; half]).unwrap();
         let on_disk = Blob::from_bytes(&durable, b"small, but in a file").unwrap();
 
-        assert!(small_in_memory([], IN_PLACE_BYTES));
-        assert!(small_in_memory([&held, &held], 0));
+        assert!(small_in_memory(&*scratch, [], IN_PLACE_BYTES));
+        assert!(small_in_memory(&*scratch, [&held, &held], 0));
         assert!(
-            !small_in_memory([&held, &held], 1),
+            !small_in_memory(&*scratch, [&held, &held], 1),
             "together over the bound"
         );
-        assert!(!small_in_memory([], IN_PLACE_BYTES + 1));
+        assert!(!small_in_memory(&*scratch, [], IN_PLACE_BYTES + 1));
         assert!(
-            !small_in_memory([&held, &on_disk], 0),
+            !small_in_memory(&*scratch, [&held, &on_disk], 0),
             "a blob in a file is read on the blocking pool"
+        );
+        assert!(
+            !small_in_memory(&*durable, [], 1),
+            "a store that holds nothing in memory would write the result"
         );
     }
 }
