@@ -36,6 +36,24 @@ pub enum EntrySource {
     Blob(Blob),
 }
 
+impl EntrySource {
+    /// The content's length in bytes.
+    pub fn size(&self) -> u64 {
+        match self {
+            Self::Bytes(bytes) => bytes.len() as u64,
+            Self::Blob(blob) => blob.size(),
+        }
+    }
+
+    /// The blob, when the content is one.
+    pub fn blob(&self) -> Option<&Blob> {
+        match self {
+            Self::Bytes(_) => None,
+            Self::Blob(blob) => Some(blob),
+        }
+    }
+}
+
 /// One entry to write.
 pub struct NewEntry {
     /// Its name inside the archive.
@@ -84,10 +102,7 @@ pub fn zip(store: &Arc<dyn BlobStore>, entries: Vec<NewEntry>) -> Result<Blob, A
     }
     let mut zip = ZipWriter::new_stream(store.create()?);
     for entry in entries {
-        let size = match &entry.source {
-            EntrySource::Bytes(bytes) => bytes.len() as u64,
-            EntrySource::Blob(blob) => blob.size(),
-        };
+        let size = entry.source.size();
         let method = if entry.compress {
             CompressionMethod::Deflated
         } else {

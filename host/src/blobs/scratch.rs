@@ -49,6 +49,12 @@ struct HeldBlobs {
     last: u64,
 }
 
+impl HeldBlobs {
+    fn has_room_for(&self, bytes: u64) -> bool {
+        (self.total as u64).saturating_add(bytes) <= HELD_TOTAL as u64
+    }
+}
+
 impl Held {
     fn get(&self, id: &BlobId) -> Option<Bytes> {
         self.lock().by_id.get(id).cloned()
@@ -57,7 +63,7 @@ impl Held {
     /// Holds `bytes` when the total allows, returning its identity.
     fn hold(&self, bytes: Vec<u8>) -> Result<BlobId, Vec<u8>> {
         let mut held = self.lock();
-        if held.total + bytes.len() > HELD_TOTAL {
+        if !held.has_room_for(bytes.len() as u64) {
             return Err(bytes);
         }
         held.last += 1;
@@ -68,7 +74,7 @@ impl Held {
     }
 
     fn has_room_for(&self, bytes: u64) -> bool {
-        (self.lock().total as u64).saturating_add(bytes) <= HELD_TOTAL as u64
+        self.lock().has_room_for(bytes)
     }
 
     fn release(&self, id: &BlobId) {

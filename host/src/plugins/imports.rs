@@ -32,6 +32,12 @@ impl CallState {
     fn push_blob(&mut self, blob: Blob) -> wasmtime::Result<Resource<Blob>> {
         Ok(self.table.push(blob)?)
     }
+
+    /// Whether work on `blob` alone, making at most its size, can run in place
+    /// ([`small_in_memory`]).
+    fn in_place_on(&self, blob: &Blob) -> bool {
+        small_in_memory(&*self.plugin.services.blobs, [blob], 0)
+    }
 }
 
 /// The most bytes a host function works on in place, on the thread that runs the plugin call,
@@ -111,7 +117,7 @@ impl types::HostBlob for CallState {
     ) -> wasmtime::Result<Vec<u8>> {
         let blob = self.blob(&handle)?;
         let length = (length as usize).min(MAX_INLINE_BLOB);
-        let in_place = small_in_memory(&*self.plugin.services.blobs, [&blob], 0);
+        let in_place = self.in_place_on(&blob);
         Ok(in_place_or_blocking(in_place, move || blob.read_at(offset, length)).await??)
     }
 
@@ -122,7 +128,7 @@ impl types::HostBlob for CallState {
         length: u64,
     ) -> wasmtime::Result<Resource<Blob>> {
         let blob = self.blob(&handle)?;
-        let in_place = small_in_memory(&*self.plugin.services.blobs, [&blob], 0);
+        let in_place = self.in_place_on(&blob);
         let sliced = in_place_or_blocking(in_place, move || blob.slice(offset, length)).await??;
         self.push_blob(sliced)
     }
@@ -135,7 +141,7 @@ impl types::HostBlob for CallState {
         rounds: u8,
     ) -> wasmtime::Result<Result<Resource<Blob>, String>> {
         let blob = self.blob(&handle)?;
-        let in_place = small_in_memory(&*self.plugin.services.blobs, [&blob], 0);
+        let in_place = self.in_place_on(&blob);
         match in_place_or_blocking(in_place, move || {
             base64_stream::decode_range(&blob, offset, length, rounds)
         })
@@ -331,26 +337,18 @@ impl archive::Host for CallState {
             })
             .collect::<wasmtime::Result<Vec<_>>>()?;
         let store = self.plugin.services.blobs.clone();
-        // The archive holds the guest's bytes, each name twice (entry and directory) and a
-        // header of each kind per entry.
-        let guest_bytes = entries
+        // The archive holds every entry's content, its name twice (entry and directory) and a
+        // header of each kind; beyond the blobs, that much more.
+        let archive_size: u64 = entries
             .iter()
-            .map(|entry| {
-                let content = match &entry.source {
-                    EntrySource::Bytes(bytes) => bytes.len() as u64,
-                    EntrySource::Blob(_) => 0,
-                };
-                content + 2 * entry.name.len() as u64 + ZIP_HEADERS_PER_ENTRY
-            })
+            .map(|entry| entry.source.size() + 2 * entry.name.len() as u64 + ZIP_HEADERS_PER_ENTRY)
             .sum();
-        let in_place = small_in_memory(
-            &*store,
-            entries.iter().filter_map(|entry| match &entry.source {
-                EntrySource::Blob(blob) => Some(blob),
-                EntrySource::Bytes(_) => None,
-            }),
-            guest_bytes,
-        );
+        let blobs: Vec<&Blob> = entries
+            .iter()
+            .filter_map(|entry| entry.source.blob())
+            .collect();
+        let beyond_blobs = archive_size - blobs.iter().map(|blob| blob.size()).sum::<u64>();
+        let in_place = small_in_memory(&*store, blobs, beyond_blobs);
         match in_place_or_blocking(in_place, move || zip_archive::zip(&store, entries)).await? {
             Ok(blob) => Ok(Ok(self.push_blob(blob)?)),
             Err(error) => Ok(Err(archive_error(error))),
@@ -362,7 +360,7 @@ impl archive::Host for CallState {
         handle: Resource<Blob>,
     ) -> wasmtime::Result<Result<Vec<archive::EntryInfo>, archive::Error>> {
         let blob = self.blob(&handle)?;
-        let in_place = small_in_memory(&*self.plugin.services.blobs, [&blob], 0);
+        let in_place = self.in_place_on(&blob);
         Ok(
             in_place_or_blocking(in_place, move || zip_archive::list(&blob))
                 .await?
