@@ -9,6 +9,7 @@
 //! fields the host acts on and writes back the defaults, leaving everything else as the archive
 //! system sent it.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -255,16 +256,41 @@ fn party(header: &Value, key: &str) -> Option<String> {
     text(parties.first()?.pointer("/identifier/value")).map(str::to_owned)
 }
 
+/// The first sender's and receiver's identifiers as a stored SBD names them (`value`, not
+/// qualified), read without building the document's tree: every send needs them, and the
+/// rest of the document is only passed on.
+pub fn stored_parties(text: &str) -> Result<(Option<String>, Option<String>), String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Document {
+        standard_business_document_header: Option<Header>,
+    }
+    #[derive(Deserialize)]
+    struct Header {
+        sender: Option<Value>,
+        receiver: Option<Value>,
+    }
+    let document: Document = serde_json::from_str(text)
+        .map_err(|error| format!("the stored SBD is unreadable: {error}"))?;
+    let first = |parties: Option<Value>| {
+        parties?
+            .pointer("/0/identifier/value")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    Ok(match document.standard_business_document_header {
+        Some(header) => (first(header.sender), first(header.receiver)),
+        None => (None, None),
+    })
+}
+
 /// Reads the fields; violations are reported together, as bean validation does.
 fn read(json: Value) -> Result<Sbd, SbdError> {
+    static ABSENT: Value = Value::Null;
     let header = json
         .get("standardBusinessDocumentHeader")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let identification = header
-        .get("documentIdentification")
-        .cloned()
-        .unwrap_or(Value::Null);
+        .unwrap_or(&ABSENT);
+    let identification = header.get("documentIdentification").unwrap_or(&ABSENT);
     let mut errors = Vec::new();
     let field = |name: &str| format!("standardBusinessDocumentHeader.{name}");
 
@@ -324,9 +350,8 @@ fn read(json: Value) -> Result<Sbd, SbdError> {
     let scope = header
         .pointer("/businessScope/scope")
         .and_then(Value::as_array)
-        .and_then(|scopes| scopes.iter().find(|s| is_conversation_scope(s)))
-        .cloned();
-    let (conversation_id, process, expected) = match &scope {
+        .and_then(|scopes| scopes.iter().find(|s| is_conversation_scope(s)));
+    let (conversation_id, process, expected) = match scope {
         Some(scope) => (
             text(scope.get("instanceIdentifier"))
                 .unwrap_or_default()
@@ -367,8 +392,8 @@ fn read(json: Value) -> Result<Sbd, SbdError> {
             Value::Null,
         ));
     }
-    let sender = party(&header, "sender").unwrap_or_default();
-    let receiver = party(&header, "receiver");
+    let sender = party(header, "sender").unwrap_or_default();
+    let receiver = party(header, "receiver");
     let print_without_receiver = message_type == "print";
     if receiver.is_none() && !print_without_receiver {
         errors.push(Violation::new(
@@ -438,5 +463,41 @@ pub fn primary_identifier(qualified: &str) -> String {
     match qualified.split(':').collect::<Vec<_>>().as_slice() {
         [_icd, organisation, ..] => (*organisation).to_owned(),
         _ => qualified.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_sbd_names_its_first_sender_and_receiver_as_given() {
+        let sbd = json!({
+            "standardBusinessDocumentHeader": {
+                "headerVersion": "1.0",
+                "sender": [{"identifier": {"authority": "iso6523-actorid-upis", "value": "0192:910075918"}}],
+                "receiver": [
+                    {"identifier": {"value": "910076787"}},
+                    {"identifier": {"value": "0192:987654321"}}
+                ],
+                "documentIdentification": {"type": "arkivmelding"}
+            },
+            "arkivmelding": {"sikkerhetsnivaa": 3, "hoveddokument": "a.pdf"}
+        });
+        assert_eq!(
+            stored_parties(&sbd.to_string()),
+            Ok((
+                Some("0192:910075918".to_owned()),
+                Some("910076787".to_owned())
+            ))
+        );
+        let without = json!({"standardBusinessDocumentHeader": {"sender": [], "receiver": [{"identifier": {"value": 7}}]}});
+        assert_eq!(stored_parties(&without.to_string()), Ok((None, None)));
+        assert_eq!(stored_parties("{}"), Ok((None, None)));
+        let unreadable = stored_parties("{\"standardBusinessDocumentHeader\": ").unwrap_err();
+        assert!(
+            unreadable.starts_with("the stored SBD is unreadable"),
+            "{unreadable}"
+        );
     }
 }

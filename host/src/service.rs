@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +17,7 @@ use crate::api::{self, AcceptMessages, ApiSettings, ApiState, Users};
 use crate::blobs::{BlobStore, DbBlobStore, FileBlobStore, ScratchBlobStore};
 use crate::config::{Config, LoadOptions};
 use crate::crypto::at_rest::EncryptedBlobStore;
-use crate::engine::{Engine, EngineSettings, Retention};
+use crate::engine::{Engine, EngineSettings, Handoff, Retention};
 use crate::manage::{self, Reloader};
 use crate::plugins::egress::Egress;
 use crate::plugins::{Compiler, HostServices, PluginEngine, PluginHost};
@@ -182,7 +181,7 @@ pub async fn start(
     api_settings.status_queue_includes = settings.api.status_queue_includes.clone();
     api_settings.webhook_timeout = Duration::from_millis(settings.webhooks.connect_timeout_ms);
     api_settings.max_json_bytes = (settings.api.max_request_mib as usize) << 20;
-    let outbox_wake = Arc::new(Notify::new());
+    let handoff = Arc::new(Handoff::default());
     let engine_settings = EngineSettings {
         concurrency: settings.outbox.concurrency,
         retry_initial: Duration::from_secs(settings.retry.initial_seconds),
@@ -206,7 +205,7 @@ pub async fn start(
         blobs.clone(),
         plugins.clone(),
         engine_settings,
-        outbox_wake.clone(),
+        handoff.clone(),
     );
     let state = Arc::new(ApiState {
         store: store.clone(),
@@ -214,11 +213,15 @@ pub async fn start(
         registry,
         plugins: plugins.clone(),
         certificate: Some(config.certificate.clone()),
-        outbox_wake,
+        handoff: handoff.clone(),
         users,
         settings: api_settings,
         http: reqwest::Client::new(),
-        accepted: GroupCommit::start(AcceptMessages(store.clone())).0,
+        accepted: GroupCommit::start(AcceptMessages {
+            store: store.clone(),
+            handoff,
+        })
+        .0,
     });
     let reloader = Arc::new(Reloader { options, plugins });
     let monitor =

@@ -862,7 +862,7 @@ async fn check_create_queued_messages(store: &Store) {
         .complete_send("sent-before", "ext", &[], false, false)
         .await
         .unwrap();
-    let first = queued_message(
+    let mut first = queued_message(
         "q-1",
         "2026/1",
         vec![
@@ -870,6 +870,8 @@ async fn check_create_queued_messages(store: &Store) {
             inline_file("q-1", "arkivmelding.xml", b"sealed xml"),
         ],
     );
+    // As the API brings it: not queued yet, its files not numbered.
+    first.message.queued = false;
     let second = queued_message("q-2", "2026/2", vec![file("q-2", "b.pdf", "blob-q2")]);
     let taken = queued_message("taken", "2026/3", vec![file("taken", "t.pdf", "blob-t")]);
     let sent_before = queued_message(
@@ -921,6 +923,14 @@ async fn check_create_queued_messages(store: &Store) {
         let created = conversation(store, message_id, Direction::Outgoing).await;
         assert_eq!(status_names(&created), [ReceiptStatus::Opprettet]);
         assert_eq!(created.message_reference.as_deref(), Some(reference));
+    }
+    // What the API hands the outbox worker for each is what the worker would read back.
+    let read = store
+        .out_messages_with_files(&["q-1", "q-2"])
+        .await
+        .unwrap();
+    for one in [&first, &second] {
+        assert_eq!(read[&one.message.message_id], one.as_stored());
     }
     // The refused ones left nothing: the taken message as it was, the sent one still gone.
     assert!(!store.out_message("taken").await.unwrap().unwrap().queued);

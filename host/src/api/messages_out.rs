@@ -21,6 +21,7 @@ use super::page::{PageParams, page_json};
 use super::query::ApiQuery;
 use super::render::{party_columns, stored_sbd};
 use crate::blobs::{Blob, KeptFile, keep_files, read_all, write_stream};
+use crate::engine::Handoff;
 use crate::registry::{LookupOptions, RegistryError, ServiceRecord};
 use crate::sbd::{Sbd, primary_identifier};
 use crate::store::{
@@ -491,7 +492,7 @@ async fn send_message(state: &ApiState, message: &OutMessage, sbd: &Sbd) -> ApiR
     };
     send_rules(message, sbd, &files, arkivmelding.as_ref())?;
     state.store.queue_for_sending(&message.message_id).await?;
-    state.outbox_wake.notify_one();
+    state.handoff.wake();
     Ok(())
 }
 
@@ -668,7 +669,7 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
         .write(Accepted { queued, blobs })
         .await
         .map_err(creation_error)?;
-    state.outbox_wake.notify_one();
+    state.handoff.wake();
     Ok(sbd.json)
 }
 
@@ -680,8 +681,14 @@ pub struct Accepted {
 }
 
 /// Whole messages stored together (see [`GroupCommit`](crate::store::GroupCommit)); each
-/// one's blobs are kept once its rows are committed, whether or not its caller still waits.
-pub struct AcceptMessages(pub Store);
+/// one's blobs are kept once its rows are committed, whether or not its caller still waits,
+/// and the message, as stored, is handed to the outbox worker.
+pub struct AcceptMessages {
+    /// Where they are stored.
+    pub store: Store,
+    /// Where the stored ones are handed over.
+    pub handoff: Arc<Handoff>,
+}
 
 impl BatchWrite for AcceptMessages {
     type Item = Accepted;
@@ -692,14 +699,17 @@ impl BatchWrite for AcceptMessages {
         accepted: &[Accepted],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let queued: Vec<&QueuedMessage> = accepted.iter().map(|one| &one.queued).collect();
-        let outcomes = self.0.create_queued_messages(&queued).await?;
+        let outcomes = self.store.create_queued_messages(&queued).await?;
+        let mut stored = Vec::with_capacity(accepted.len());
         for (one, outcome) in accepted.iter().zip(&outcomes) {
             if outcome.is_ok() {
                 for blob in &one.blobs {
                     blob.persist();
                 }
+                stored.push(one.queued.as_stored());
             }
         }
+        self.handoff.hand_over(stored);
         Ok(outcomes)
     }
 }

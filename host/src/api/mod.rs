@@ -26,7 +26,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{delete, get, post};
-use tokio::sync::Notify;
 
 pub use auth::{Users, hash_password};
 pub use error::{ApiError, FieldError};
@@ -34,6 +33,7 @@ pub use messages_out::AcceptMessages;
 
 use crate::blobs::BlobStore;
 use crate::crypto::BusinessCertificate;
+use crate::engine::Handoff;
 use crate::plugins::PluginHost;
 use crate::registry::ServiceRegistry;
 use crate::store::{GroupCommit, Store};
@@ -88,7 +88,7 @@ pub struct ApiState {
     /// The organisation's certificate, to open received packages.
     pub certificate: Option<BusinessCertificate>,
     /// Woken when a message enters the outbox.
-    pub outbox_wake: Arc<Notify>,
+    pub handoff: Arc<Handoff>,
     /// HTTP Basic users.
     pub users: Users,
     /// Settings.

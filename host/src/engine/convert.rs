@@ -8,6 +8,7 @@ use crate::blobs::{Blob, BlobId, BlobStore};
 use crate::plugins::bindings::{Mailbox, Party, ServiceRecord as WitRecord};
 use crate::plugins::{Document, OutgoingMessage};
 use crate::registry::ServiceRecord;
+use crate::sbd::stored_parties;
 use crate::store::{FileContent, MessageFile, OutMessage};
 
 /// The registry's record as the contract carries it; `json` is the record as JSON, which the
@@ -77,16 +78,9 @@ pub(crate) fn outgoing(
         identifier: identifier.to_owned(),
         name: None,
     };
-    let sbd: serde_json::Value = serde_json::from_str(&message.sbd)
-        .map_err(|error| format!("the stored SBD is unreadable: {error}"))?;
-    let qualified = |pointer: &str| {
-        sbd.pointer(pointer)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-    };
-    let sender = qualified("/standardBusinessDocumentHeader/sender/0/identifier/value")
-        .unwrap_or_else(|| message.sender_identifier.clone());
-    let receiver = qualified("/standardBusinessDocumentHeader/receiver/0/identifier/value")
+    let (sender, receiver) = stored_parties(&message.sbd)?;
+    let sender = sender.unwrap_or_else(|| message.sender_identifier.clone());
+    let receiver = receiver
         .or_else(|| message.receiver_identifier.clone())
         .unwrap_or_default();
     Ok(OutgoingMessage {

@@ -8,6 +8,7 @@
 //! not finish stays in the outbox for the next start.
 
 mod convert;
+mod handoff;
 mod inbound;
 mod leader;
 mod lifetime;
@@ -20,7 +21,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +29,7 @@ use crate::plugins::PluginHost;
 use crate::store::{ReceiptStatus, StatusEffects, Store};
 
 pub(crate) use convert::file_blob;
+pub use handoff::Handoff;
 pub use leader::Leadership;
 
 /// When the statuses of each (channel, message id) were last asked for.
@@ -103,7 +104,7 @@ pub struct Engine {
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) plugins: Arc<PluginHost>,
     pub(crate) settings: EngineSettings,
-    pub(crate) outbox_wake: Arc<Notify>,
+    pub(crate) handoff: Arc<Handoff>,
     pub(crate) leadership: Leadership,
     pub(crate) worker: String,
     pub(crate) http: reqwest::Client,
@@ -113,13 +114,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine over `store`; the API wakes the outbox worker through `outbox_wake`.
+    /// An engine over `store`; the API wakes the outbox worker and hands it the messages it
+    /// accepts through `handoff`.
     pub fn new(
         store: Store,
         blobs: Arc<dyn BlobStore>,
         plugins: Arc<PluginHost>,
         settings: EngineSettings,
-        outbox_wake: Arc<Notify>,
+        handoff: Arc<Handoff>,
     ) -> Arc<Self> {
         let worker = format!(
             "{}-{}-{}",
@@ -137,7 +139,7 @@ impl Engine {
             blobs,
             plugins,
             settings,
-            outbox_wake,
+            handoff,
             worker,
             http,
             polled: Default::default(),

@@ -5,7 +5,7 @@
 //! after 20 s, 60 s, 180 s … up to an hour between attempts, until the give-up time turns the
 //! message into a dead letter with FEIL; `reject` and `too-large` register FEIL at once.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,7 +74,7 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
             // A send gives its permit back when its channel answers, before its task ends;
             // the permit is taken again at the top, for the next claimed entry.
             _ = permits.acquire(), if !waiting.is_empty() => {}
-            _ = engine.outbox_wake.notified(), if !may_have_more => may_have_more = true,
+            _ = engine.handoff.woken(), if !may_have_more => may_have_more = true,
             _ = in_flight.join_next(), if !in_flight.is_empty() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
         }
@@ -131,18 +131,32 @@ async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreErro
         .iter()
         .map(|entry| entry.message_id.as_str())
         .collect();
-    let mut messages = engine
-        .store
-        .out_messages_with_files(&ids)
-        .await
-        .map_err(|error| format!("the store failed: {error}"));
+    // What this process accepted a moment ago is handed over as stored; the rest is read.
+    let mut ready = engine.handoff.take(&ids);
+    let unread: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| !ready.contains_key(*id))
+        .collect();
+    let mut read = if unread.is_empty() {
+        Ok(HashMap::new())
+    } else {
+        engine
+            .store
+            .out_messages_with_files(&unread)
+            .await
+            .map_err(|error| format!("the store failed: {error}"))
+    };
     Ok(entries
         .into_iter()
         .map(|entry| Claimed {
-            message: messages
-                .as_mut()
-                .map(|found| found.remove(&entry.message_id))
-                .map_err(|reason| reason.clone()),
+            message: match ready.remove(&entry.message_id) {
+                Some(message) => Ok(Some(message)),
+                None => read
+                    .as_mut()
+                    .map(|found| found.remove(&entry.message_id))
+                    .map_err(|reason| reason.clone()),
+            },
             entry,
         })
         .collect())
