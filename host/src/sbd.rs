@@ -258,7 +258,8 @@ fn party(header: &Value, key: &str) -> Option<String> {
 
 /// The first sender's and receiver's identifiers as a stored SBD names them (`value`, not
 /// qualified), read without building the document's tree: every send needs them, and the
-/// rest of the document is only passed on.
+/// rest of the document is only passed on. A stored SBD is the checked object the API wrote;
+/// text that is not such an object is unreadable.
 pub fn stored_parties(text: &str) -> Result<(Option<String>, Option<String>), String> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]

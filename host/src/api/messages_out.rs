@@ -800,6 +800,7 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     match state.store.delete_out_message(&message_id).await? {
         Some(blobs) => {
+            state.handoff.forget(&message_id);
             remove_blobs(&state, blobs).await;
             Ok(StatusCode::OK)
         }

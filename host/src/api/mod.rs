@@ -87,7 +87,8 @@ pub struct ApiState {
     pub plugins: Arc<PluginHost>,
     /// The organisation's certificate, to open received packages.
     pub certificate: Option<BusinessCertificate>,
-    /// Woken when a message enters the outbox.
+    /// Wakes the outbox worker when a message enters the outbox, and hands it the messages
+    /// stored whole.
     pub handoff: Arc<Handoff>,
     /// HTTP Basic users.
     pub users: Users,

@@ -4,22 +4,29 @@
 //!
 //! The store stays the one truth. A message is handed over only once its rows are committed,
 //! exactly as they were written, and the worker still claims it in the store before it sends;
-//! the handoff only spares the read that follows the claim. What the worker claims and finds
-//! here it takes out; what it does not find (another instance accepted it, this process
-//! restarted, or it fell out) it reads from the store as before. It holds at most
-//! [`READY_MESSAGES`]; beyond that the oldest fall out, so a message that is never claimed here
-//! (deleted before its send, or claimed by another instance) costs nothing lasting.
+//! the handoff only spares the read that follows the claim. A message taken out must match its
+//! claimed outbox entry (the time it entered the outbox and its channel), so one whose id was
+//! freed and taken again by a later message is never sent in its place. What the worker does
+//! not find here (another instance accepted it, this process restarted, it fell out, it was
+//! too large to hold) it reads from the store as before. The handoff holds at most
+//! [`READY_MESSAGES`] messages and [`READY_BYTES`]; beyond that the oldest fall out, so a
+//! message that is never claimed here (claimed by another instance, or ended by the lifetime
+//! sweep) stays only until newer ones push it out.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-use crate::store::{MessageFile, OutMessage};
+use crate::store::{FileContent, MessageFile, OutMessage, OutboxEntry};
 
 /// The most messages held ready. A message is claimed within moments of its accept unless the
 /// outbox has a backlog, and then the store has it.
 pub const READY_MESSAGES: usize = 256;
+
+/// The most bytes held ready (SBDs, service records and files kept in their rows); a message
+/// of more than a sixteenth of it is not held at all.
+pub const READY_BYTES: usize = 4 << 20;
 
 /// A message with its files, as the store holds it.
 pub type ReadyMessage = (OutMessage, Vec<MessageFile>);
@@ -37,6 +44,39 @@ struct Ready {
     /// Message ids oldest first; an id taken out stays until it reaches the front or the
     /// queue is compacted.
     order: VecDeque<String>,
+    /// The bytes of the messages in `by_id`.
+    bytes: usize,
+}
+
+impl Ready {
+    fn remove(&mut self, message_id: &str) -> Option<ReadyMessage> {
+        let message = self.by_id.remove(message_id)?;
+        self.bytes -= bytes_of(&message);
+        Some(message)
+    }
+
+    /// Drops ids of messages no longer held from the front of the queue.
+    fn trim(&mut self) {
+        while self
+            .order
+            .front()
+            .is_some_and(|id| !self.by_id.contains_key(id))
+        {
+            self.order.pop_front();
+        }
+    }
+}
+
+/// The bytes a held message keeps in memory.
+fn bytes_of((message, files): &ReadyMessage) -> usize {
+    let contents: usize = files
+        .iter()
+        .map(|file| match &file.content {
+            FileContent::Inline(sealed) => sealed.len(),
+            FileContent::Blob(id) => id.len(),
+        })
+        .sum();
+    message.sbd.len() + message.service_record.len() + contents
 }
 
 impl Handoff {
@@ -56,44 +96,65 @@ impl Handoff {
             .ready
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Ready { by_id, order } = &mut *ready;
         for message in messages {
-            while by_id.len() >= READY_MESSAGES {
-                match order.pop_front() {
-                    Some(oldest) => by_id.remove(&oldest),
-                    None => break,
-                };
+            let bytes = bytes_of(&message);
+            if bytes > READY_BYTES / 16 {
+                continue;
             }
-            order.push_back(message.0.message_id.clone());
-            by_id.insert(message.0.message_id.clone(), message);
+            while ready.by_id.len() >= READY_MESSAGES || ready.bytes + bytes > READY_BYTES {
+                let Some(oldest) = ready.order.pop_front() else {
+                    break;
+                };
+                ready.remove(&oldest);
+            }
+            let id = message.0.message_id.clone();
+            ready.order.push_back(id.clone());
+            ready.bytes += bytes;
+            if let Some(replaced) = ready.by_id.insert(id, message) {
+                ready.bytes -= bytes_of(&replaced);
+            }
         }
-        if order.len() > 2 * READY_MESSAGES {
+        if ready.order.len() > 2 * READY_MESSAGES {
+            let Ready { by_id, order, .. } = &mut *ready;
             order.retain(|id| by_id.contains_key(id));
         }
     }
 
-    /// Takes out those of `message_ids` that are held: the rest must be read from the store.
-    pub fn take(&self, message_ids: &[&str]) -> HashMap<String, ReadyMessage> {
+    /// Takes out the messages of `claimed` entries that are held and match their entry; the
+    /// rest must be read from the store.
+    pub fn take(&self, claimed: &[OutboxEntry]) -> HashMap<String, ReadyMessage> {
         let mut ready = self
             .ready
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Ready { by_id, order } = &mut *ready;
-        let taken: HashMap<String, ReadyMessage> = message_ids
+        let taken = claimed
             .iter()
-            .filter_map(|id| by_id.remove_entry(*id))
+            .filter_map(|entry| {
+                let message = ready.remove(&entry.message_id)?;
+                let stored = &message.0;
+                (stored.created == entry.created && stored.channel == entry.channel)
+                    .then(|| (entry.message_id.clone(), message))
+            })
             .collect();
-        while order.front().is_some_and(|id| !by_id.contains_key(id)) {
-            order.pop_front();
-        }
+        ready.trim();
         taken
+    }
+
+    /// Drops `message_id`, deleted before it was sent.
+    pub fn forget(&self, message_id: &str) {
+        let mut ready = self
+            .ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        ready.remove(message_id);
+        ready.trim();
     }
 
     /// How many messages are held, for tests.
     #[cfg(test)]
-    fn held(&self) -> (usize, usize) {
+    fn held(&self) -> (usize, usize, usize) {
         let ready = self.ready.lock().unwrap();
-        (ready.by_id.len(), ready.order.len())
+        (ready.by_id.len(), ready.order.len(), ready.bytes)
     }
 }
 
@@ -101,7 +162,7 @@ impl Handoff {
 mod tests {
     use super::*;
 
-    fn message(id: &str) -> ReadyMessage {
+    fn message(id: &str, created: i64) -> ReadyMessage {
         let message = OutMessage {
             message_id: id.to_owned(),
             conversation_id: "c".to_owned(),
@@ -115,44 +176,104 @@ mod tests {
             service_record: "{}".to_owned(),
             expiry: None,
             queued: true,
-            created: 0,
+            created,
         };
         (message, Vec::new())
+    }
+
+    fn claimed(id: &str, created: i64) -> OutboxEntry {
+        OutboxEntry {
+            message_id: id.to_owned(),
+            channel: "loopback".to_owned(),
+            attempts: 0,
+            created,
+        }
     }
 
     #[test]
     fn a_message_is_taken_out_once_and_only_if_it_was_handed_over() {
         let handoff = Handoff::default();
-        handoff.hand_over([message("a"), message("b")]);
-        let taken = handoff.take(&["b", "x"]);
+        handoff.hand_over([message("a", 1), message("b", 1)]);
+        let taken = handoff.take(&[claimed("b", 1), claimed("x", 1)]);
         assert_eq!(taken.keys().collect::<Vec<_>>(), ["b"]);
-        assert_eq!(taken["b"], message("b"));
-        assert!(handoff.take(&["b"]).is_empty(), "taken out once");
-        assert_eq!(handoff.take(&["a"]).len(), 1);
-        assert_eq!(handoff.held(), (0, 0), "nothing left behind");
+        assert_eq!(taken["b"], message("b", 1));
+        assert!(
+            handoff.take(&[claimed("b", 1)]).is_empty(),
+            "taken out once"
+        );
+        assert_eq!(handoff.take(&[claimed("a", 1)]).len(), 1);
+        assert_eq!(handoff.held(), (0, 0, 0), "nothing left behind");
+    }
+
+    #[test]
+    fn a_message_whose_id_was_taken_again_is_not_sent_in_the_new_ones_place() {
+        let handoff = Handoff::default();
+        handoff.hand_over([message("a", 1), message("b", 1)]);
+        // `a` was deleted and its id used again by a message queued later; `b`'s channel changed.
+        let mut other_channel = claimed("b", 1);
+        other_channel.channel = "dpo".to_owned();
+        assert!(handoff.take(&[claimed("a", 2), other_channel]).is_empty());
+        assert_eq!(handoff.held(), (0, 0, 0), "the stale ones are dropped");
+        handoff.hand_over([message("c", 1)]);
+        handoff.forget("c");
+        assert!(handoff.take(&[claimed("c", 1)]).is_empty(), "forgotten");
     }
 
     #[test]
     fn the_oldest_fall_out_and_ids_taken_out_of_order_do_not_pile_up() {
         let handoff = Handoff::default();
         let ids: Vec<String> = (0..READY_MESSAGES + 10).map(|n| n.to_string()).collect();
-        handoff.hand_over(ids.iter().map(|id| message(id)));
-        assert_eq!(handoff.held(), (READY_MESSAGES, READY_MESSAGES));
+        handoff.hand_over(ids.iter().map(|id| message(id, 1)));
+        assert_eq!(handoff.held().0, READY_MESSAGES);
+        assert_eq!(handoff.held().1, READY_MESSAGES);
         assert!(
-            handoff.take(&["0", "9"]).is_empty(),
+            handoff.take(&[claimed("0", 1), claimed("9", 1)]).is_empty(),
             "the ten oldest fell out"
         );
-        assert_eq!(handoff.take(&["10"]).len(), 1);
-        // One message is never taken (deleted before its send); everything after it is taken
-        // out as it comes, for many times the bound.
-        handoff.hand_over([message("stuck")]);
+        assert_eq!(handoff.take(&[claimed("10", 1)]).len(), 1);
+        // One message is never taken (claimed elsewhere); everything after it is taken out as
+        // it comes, for many times the bound.
+        handoff.hand_over([message("stuck", 1)]);
         for n in 0..10 * READY_MESSAGES {
             let id = format!("m{n}");
-            handoff.hand_over([message(&id)]);
-            assert_eq!(handoff.take(&[id.as_str()]).len(), 1);
+            handoff.hand_over([message(&id, 1)]);
+            assert_eq!(handoff.take(&[claimed(&id, 1)]).len(), 1);
         }
-        let (held, order) = handoff.held();
+        let (held, order, _) = handoff.held();
         assert!(held <= READY_MESSAGES, "{held} held");
         assert!(order <= 2 * READY_MESSAGES + 1, "{order} ids queued");
+    }
+
+    #[test]
+    fn the_bytes_held_are_bounded_and_a_large_message_is_left_to_the_store() {
+        let handoff = Handoff::default();
+        let with_file = |id: &str, bytes: usize| {
+            let (message, _) = message(id, 1);
+            let file = MessageFile {
+                message_id: id.to_owned(),
+                ordinal: 0,
+                filename: "a.pdf".to_owned(),
+                title: None,
+                mime_type: "application/pdf".to_owned(),
+                primary_document: true,
+                size: bytes as i64,
+                content: FileContent::Inline(vec![0; bytes]),
+            };
+            (message, vec![file])
+        };
+        handoff.hand_over([with_file("large", READY_BYTES / 16 + 1)]);
+        assert_eq!(handoff.held(), (0, 0, 0), "too large to hold");
+        let each = READY_BYTES / 16;
+        handoff.hand_over((0..20).map(|n| with_file(&n.to_string(), each - 4)));
+        let (held, _, bytes) = handoff.held();
+        assert!(bytes <= READY_BYTES, "{bytes} bytes held");
+        assert_eq!(held, 16, "the four oldest fell out");
+        assert!(handoff.take(&[claimed("3", 1)]).is_empty());
+        assert_eq!(handoff.take(&[claimed("4", 1)]).len(), 1);
+        assert_eq!(
+            handoff.held().2,
+            bytes - each,
+            "what is taken out is no longer counted"
+        );
     }
 }

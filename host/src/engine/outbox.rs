@@ -14,11 +14,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::convert::outgoing;
+use super::handoff::ReadyMessage;
 use super::{Engine, receipt_status};
 use crate::plugins::bindings::{Capabilities, Failure};
 use crate::store::{
-    BatchWrite, CompletedSend, GroupCommit, MessageFile, Millis, OutMessage, OutboxEntry,
-    ReceiptStatus, StatusUpdate, Store, StoreError, now_millis,
+    BatchWrite, CompletedSend, GroupCommit, Millis, OutboxEntry, ReceiptStatus, StatusUpdate,
+    Store, StoreError, now_millis,
 };
 
 /// How often the worker looks for due messages when nobody wakes it.
@@ -117,7 +118,7 @@ struct Claimed {
 
 /// A claimed message and its files; `None` when the message was deleted meanwhile, or why
 /// they could not be read.
-type ReadForSending = Result<Option<(OutMessage, Vec<MessageFile>)>, String>;
+type ReadForSending = Result<Option<ReadyMessage>, String>;
 
 /// Claims up to `wanted` due entries and reads their messages, one query each for them all.
 async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreError> {
@@ -132,7 +133,7 @@ async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreErro
         .map(|entry| entry.message_id.as_str())
         .collect();
     // What this process accepted a moment ago is handed over as stored; the rest is read.
-    let mut ready = engine.handoff.take(&ids);
+    let mut ready = engine.handoff.take(&entries);
     let unread: Vec<&str> = ids
         .iter()
         .copied()
