@@ -80,6 +80,14 @@ fn bytes_of((message, files): &ReadyMessage) -> usize {
 }
 
 impl Handoff {
+    /// The messages held; a panic elsewhere while holding them leaves them consistent, since
+    /// every change is made whole under the lock.
+    fn ready(&self) -> std::sync::MutexGuard<'_, Ready> {
+        self.ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Tells the worker that the outbox has a new entry.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -92,10 +100,7 @@ impl Handoff {
 
     /// Hands over messages whose rows have just been committed, exactly as written.
     pub fn hand_over(&self, messages: impl IntoIterator<Item = ReadyMessage>) {
-        let mut ready = self
-            .ready
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ready = self.ready();
         for message in messages {
             let bytes = bytes_of(&message);
             if bytes > READY_BYTES / 16 {
@@ -123,10 +128,7 @@ impl Handoff {
     /// Takes out the messages of `claimed` entries that are held and match their entry; the
     /// rest must be read from the store.
     pub fn take(&self, claimed: &[OutboxEntry]) -> HashMap<String, ReadyMessage> {
-        let mut ready = self
-            .ready
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ready = self.ready();
         let taken = claimed
             .iter()
             .filter_map(|entry| {
@@ -142,10 +144,7 @@ impl Handoff {
 
     /// Drops `message_id`, deleted before it was sent.
     pub fn forget(&self, message_id: &str) {
-        let mut ready = self
-            .ready
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ready = self.ready();
         ready.remove(message_id);
         ready.trim();
     }
@@ -153,7 +152,7 @@ impl Handoff {
     /// How many messages are held, for tests.
     #[cfg(test)]
     fn held(&self) -> (usize, usize, usize) {
-        let ready = self.ready.lock().unwrap();
+        let ready = self.ready();
         (ready.by_id.len(), ready.order.len(), ready.bytes)
     }
 }

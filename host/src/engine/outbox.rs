@@ -5,7 +5,7 @@
 //! after 20 s, 60 s, 180 s … up to an hour between attempts, until the give-up time turns the
 //! message into a dead letter with FEIL; `reject` and `too-large` register FEIL at once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -128,26 +128,19 @@ async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreErro
         .store
         .claim_outbox(&engine.worker, now, lease, wanted as i64)
         .await?;
-    let ids: Vec<&str> = entries
+    // What this process accepted a moment ago is handed over as stored; the rest is read
+    // (no query at all when nothing is left).
+    let mut ready = engine.handoff.take(&entries);
+    let unread: Vec<&str> = entries
         .iter()
         .map(|entry| entry.message_id.as_str())
-        .collect();
-    // What this process accepted a moment ago is handed over as stored; the rest is read.
-    let mut ready = engine.handoff.take(&entries);
-    let unread: Vec<&str> = ids
-        .iter()
-        .copied()
         .filter(|id| !ready.contains_key(*id))
         .collect();
-    let mut read = if unread.is_empty() {
-        Ok(HashMap::new())
-    } else {
-        engine
-            .store
-            .out_messages_with_files(&unread)
-            .await
-            .map_err(|error| format!("the store failed: {error}"))
-    };
+    let mut read = engine
+        .store
+        .out_messages_with_files(&unread)
+        .await
+        .map_err(|error| format!("the store failed: {error}"));
     Ok(entries
         .into_iter()
         .map(|entry| Claimed {

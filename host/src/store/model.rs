@@ -280,29 +280,6 @@ pub struct QueuedMessage {
     pub title: Option<String>,
 }
 
-impl QueuedMessage {
-    /// The message and its files as [`Store::create_queued_messages`](super::Store) stores
-    /// them, and [`Store::out_messages_with_files`](super::Store) reads them back.
-    /// It is queued, and its files are numbered in their order.
-    pub fn as_stored(&self) -> (OutMessage, Vec<MessageFile>) {
-        let message = OutMessage {
-            queued: true,
-            ..self.message.clone()
-        };
-        let files = self
-            .files
-            .iter()
-            .enumerate()
-            .map(|(ordinal, file)| MessageFile {
-                message_id: message.message_id.clone(),
-                ordinal: i64::try_from(ordinal).unwrap_or(i64::MAX),
-                ..file.clone()
-            })
-            .collect();
-        (message, files)
-    }
-}
-
 /// A send the provider accepted, to record.
 #[derive(Clone, Debug)]
 pub struct CompletedSend {

@@ -194,6 +194,29 @@ async fn insert_files(
     Ok(())
 }
 
+impl QueuedMessage {
+    /// The message and its files as [`Store::create_queued_messages`] stores them (queued,
+    /// its files numbered in their order as `insert_files` numbers them), and
+    /// [`Store::out_messages_with_files`] reads them back.
+    pub fn as_stored(&self) -> (OutMessage, Vec<MessageFile>) {
+        let message = OutMessage {
+            queued: true,
+            ..self.message.clone()
+        };
+        let files = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(ordinal, file)| MessageFile {
+                message_id: message.message_id.clone(),
+                ordinal: i64::try_from(ordinal).unwrap_or(i64::MAX),
+                ..file.clone()
+            })
+            .collect();
+        (message, files)
+    }
+}
+
 /// Puts messages in the outbox, each (message id, channel, time) due at its time, in one
 /// statement.
 async fn insert_outbox_rows(
