@@ -16,6 +16,30 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 
+/// mimalloc instead of the C library's allocator: a send allocates and frees many small
+/// buffers on several threads (HTTP, JSON, the store, the plugin call), and the pipeline
+/// benchmark measured about an eighth less CPU per message with it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Where the kernel backs every anonymous mapping with transparent huge pages when it can
+/// (`always`), each 2 MiB region the allocator touches becomes resident whole: idle RSS rose
+/// from about 35 to about 60 MiB. Small pages for this process (and the compile child it
+/// starts) keep it within a few MiB of the C allocator's; the allocator asks the same of the
+/// kernel when told not to use huge pages, but only from its environment, before `main`.
+#[cfg(target_os = "linux")]
+fn without_transparent_huge_pages() {
+    let (on, unused): (libc::c_ulong, libc::c_ulong) = (1, 0);
+    // SAFETY: PR_SET_THP_DISABLE takes one integer flag and touches no memory of ours.
+    let refused = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, unused, unused, unused) } != 0;
+    if refused {
+        eprintln!(
+            "integrasjonspunkt: transparent huge pages could not be turned off ({}); idle memory may be higher",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 /// Adds the central log layer once the configuration is known.
 type ShipHandle = reload::Handle<Option<ShipLayer>, Registry>;
 
@@ -70,8 +94,19 @@ enum ConfigCommand {
     Check,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    #[cfg(target_os = "linux")]
+    without_transparent_huge_pages();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(command()),
+        Err(error) => {
+            eprintln!("integrasjonspunkt: the async runtime could not start: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn command() -> ExitCode {
     // The central log service's layer is added once the configuration says where it is.
     let (shipping, ship_handle) = reload::Layer::new(None::<ShipLayer>);
     tracing_subscriber::registry()

@@ -34,11 +34,10 @@ pub const MAX_BUFFERED_BODY: usize = 16 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const SAS_VALIDITY: Duration = Duration::from_secs(3600);
 
-/// A fresh random boundary for a multipart body, so that no content can foresee it: from
-/// OpenSSL's generator, which runs in the process, rather than a system call per request.
+/// A fresh random boundary for a multipart body, so that no content can foresee it.
 fn multipart_boundary() -> String {
     let mut random = [0u8; 16];
-    if openssl::rand::rand_bytes(&mut random).is_err() {
+    if crate::crypto::random(&mut random).is_err() {
         random = *uuid::Uuid::new_v4().as_bytes();
     }
     format!("ip-{}", hex::encode(random))

@@ -157,7 +157,10 @@ impl PluginHost {
 /// done, and glibc keeps freed pages for reuse instead of returning them: without this, a start
 /// that compiles six plugins (the first after an install or upgrade) idles about 28 MiB above
 /// every later start. The service compiles in a child process, but falls back to compiling here.
-/// Loading a set is rare, so the trim's few milliseconds do not matter.
+/// Loading a set is rare, so the trim's few milliseconds do not matter. The service binary
+/// allocates with mimalloc, which returns freed pages by itself; this trim then releases only
+/// what the C libraries (OpenSSL, SQLite) freed, and matters to hosts embedded with the C
+/// allocator, as in the tests.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only returns free pages of the allocator's own heaps to the system;

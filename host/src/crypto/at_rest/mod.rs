@@ -16,9 +16,11 @@ use std::io::{self, Read as _, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openssl::symm::{Cipher, Crypter, Mode};
+use openssl::cipher_ctx::CipherCtx;
+use openssl::symm::{Cipher, Mode};
 
 use super::BusinessCertificate;
+use super::aes_cbc;
 use super::cms::{CmsError, KeyTransport, recipient_info};
 use super::der::{self, oid, tag};
 use crate::blobs::{BlobId, BlobReader, BlobStore, BlobWriter};
@@ -95,7 +97,7 @@ impl EncryptedBlobStore {
             return Ok(key.clone());
         }
         let mut key = [0; 32];
-        openssl::rand::rand_bytes(&mut key)?;
+        crate::crypto::random(&mut key)?;
         let recipient = recipient_info(
             self.certificate.certificate(),
             KeyTransport::RsaOaepSha256,
@@ -174,7 +176,7 @@ fn io_error(error: CmsError) -> io::Error {
 /// Encrypts into `inner` as it is written; the plaintext length is known only at the end.
 struct EncryptingWriter<W> {
     inner: W,
-    crypter: Crypter,
+    crypter: CipherCtx,
     pending: Vec<u8>,
     scratch: Vec<u8>,
     plain_length: u64,
@@ -186,7 +188,7 @@ impl<W: Write> EncryptingWriter<W> {
     /// chunk's worth.
     fn start(mut inner: W, key: &SealingKey, expected: usize) -> Result<Self, CmsError> {
         let mut iv = [0; 16];
-        openssl::rand::rand_bytes(&mut iv)?;
+        crate::crypto::random(&mut iv)?;
         let recipient_infos = &key.recipient_infos;
         let algorithm = der::constructed(
             tag::SEQUENCE,
@@ -212,7 +214,7 @@ impl<W: Write> EncryptingWriter<W> {
         inner.write_all(&header)?;
         Ok(Self {
             inner,
-            crypter: Crypter::new(Cipher::aes_256_cbc(), Mode::Encrypt, &key.key, Some(&iv))?,
+            crypter: aes_cbc::context(Cipher::aes_256_cbc(), Mode::Encrypt, &key.key, &iv)?,
             pending: Vec::with_capacity(expected.min(CHUNK) * 2 + 16),
             scratch: vec![0; expected.clamp(16, CHUNK) + 16],
             plain_length: 0,
@@ -235,7 +237,7 @@ impl<W: Write> Write for EncryptingWriter<W> {
         let take = buffer.len().min(self.scratch.len() - 16);
         let produced = self
             .crypter
-            .update(&buffer[..take], &mut self.scratch)
+            .cipher_update(&buffer[..take], Some(&mut self.scratch))
             .map_err(io::Error::other)?;
         self.pending.extend_from_slice(&self.scratch[..produced]);
         self.plain_length += take as u64;
@@ -253,7 +255,7 @@ impl<W: Write> EncryptingWriter<W> {
     fn finish(mut self) -> io::Result<(W, u64)> {
         let produced = self
             .crypter
-            .finalize(&mut self.scratch)
+            .cipher_final(&mut self.scratch)
             .map_err(io::Error::other)?;
         self.pending.extend_from_slice(&self.scratch[..produced]);
         self.write_full_chunks()?;

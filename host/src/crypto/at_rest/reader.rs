@@ -2,10 +2,11 @@
 
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
-use openssl::symm::{Crypter, Mode};
+use openssl::symm::Mode;
 
 use super::{CHUNK, FULL_CHUNK_HEADER, TRAILER};
 use crate::crypto::BusinessCertificate;
+use crate::crypto::aes_cbc;
 use crate::crypto::cms::{CmsError, ContentKey, open};
 use crate::crypto::der::{decode_header, tag};
 
@@ -122,12 +123,12 @@ impl<R: Read + Seek> DecryptingReader<R> {
         }
         let mut cipher = vec![0; (end - start) as usize];
         self.read_file(self.file_offset(start), &mut cipher)?;
-        let mut crypter = Crypter::new(self.key.cipher, Mode::Decrypt, &self.key.key, Some(&iv))
+        let mut crypter = aes_cbc::context(self.key.cipher, Mode::Decrypt, &self.key.key, &iv)
             .map_err(io::Error::other)?;
-        crypter.pad(false);
+        crypter.set_padding(false);
         let mut plain = vec![0; cipher.len() + BLOCK as usize];
         let produced = crypter
-            .update(&cipher, &mut plain)
+            .cipher_update(&cipher, Some(&mut plain))
             .map_err(io::Error::other)?;
         plain.truncate(produced);
         Ok(plain)

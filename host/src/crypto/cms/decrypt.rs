@@ -6,14 +6,16 @@ use std::cmp::Ordering;
 use std::io::{self, Read};
 
 use openssl::bn::BigNum;
+use openssl::cipher_ctx::CipherCtx;
 use openssl::encrypt::Decrypter;
 use openssl::hash::MessageDigest;
 use openssl::rsa::Padding;
-use openssl::symm::{Cipher, Crypter, Mode};
+use openssl::symm::{Cipher, Mode};
 use openssl::x509::{X509Name, X509NameRef};
 
 use super::CmsError;
 use crate::crypto::BusinessCertificate;
+use crate::crypto::aes_cbc;
 use crate::crypto::ber_stream::{BerReader, OctetStream, invalid};
 use crate::crypto::der::{Element, Header, Parser, oid, tag};
 
@@ -30,7 +32,7 @@ const CHUNK: usize = 64 * 1024;
 /// as [`super::decrypt_blob`] does.
 pub struct Decryptor<R> {
     content: OctetStream<R>,
-    crypter: Crypter,
+    crypter: CipherCtx,
     input: Vec<u8>,
     output: Vec<u8>,
     start: usize,
@@ -43,7 +45,7 @@ impl<R: Read> Decryptor<R> {
     /// `certificate`'s private key.
     pub fn new(reader: R, certificate: &BusinessCertificate) -> Result<Self, CmsError> {
         let Opened { ber, content, key } = open(reader, certificate)?;
-        let crypter = Crypter::new(key.cipher, Mode::Decrypt, &key.key, Some(&key.iv))?;
+        let crypter = aes_cbc::context(key.cipher, Mode::Decrypt, &key.key, &key.iv)?;
         Ok(Self {
             content: ber.octet_stream(content)?,
             crypter,
@@ -142,12 +144,12 @@ impl<R: Read> Read for Decryptor<R> {
             self.start = 0;
             self.end = if read == 0 {
                 self.finished = true;
-                self.crypter.finalize(&mut self.output).map_err(|_| {
+                self.crypter.cipher_final(&mut self.output).map_err(|_| {
                     invalid("cannot decrypt: wrong key or corrupted content (bad padding)".into())
                 })?
             } else {
                 self.crypter
-                    .update(&self.input[..read], &mut self.output)
+                    .cipher_update(&self.input[..read], Some(&mut self.output))
                     .map_err(|error| invalid(format!("cannot decrypt: {error}")))?
             };
         }
@@ -367,7 +369,7 @@ fn content_cipher(algorithm: &[u8], key: Vec<u8>) -> Result<ContentKey, CmsError
         key
     } else {
         let mut random = vec![0; cipher.key_len()];
-        openssl::rand::rand_bytes(&mut random)?;
+        crate::crypto::random(&mut random)?;
         random
     };
     Ok(ContentKey { cipher, key, iv })

@@ -7,10 +7,11 @@ use openssl::encrypt::Encrypter;
 use openssl::hash::MessageDigest;
 use openssl::pkey::Id;
 use openssl::rsa::Padding;
-use openssl::symm::{Cipher, Crypter, Mode};
+use openssl::symm::{Cipher, Mode};
 use openssl::x509::X509Ref;
 
 use super::{CmsError, KeyTransport};
+use crate::crypto::aes_cbc;
 use crate::crypto::der::{self, oid, tag};
 
 /// Plaintext is read and encrypted in pieces of this size.
@@ -28,15 +29,15 @@ pub fn encrypt(
 ) -> Result<u64, CmsError> {
     let mut key = [0; 32];
     let mut iv = [0; 16];
-    openssl::rand::rand_bytes(&mut key)?;
-    openssl::rand::rand_bytes(&mut iv)?;
+    crate::crypto::random(&mut key)?;
+    crate::crypto::random(&mut iv)?;
     let recipient_info = recipient_info(recipient, transport, &key)?;
     // PKCS#7 padding always adds 1..=16 bytes.
     let ciphertext_length = (length / AES_BLOCK + 1) * AES_BLOCK;
     let header = header(&recipient_info, &iv, ciphertext_length);
     output.write_all(&header)?;
 
-    let mut crypter = Crypter::new(Cipher::aes_256_cbc(), Mode::Encrypt, &key, Some(&iv))?;
+    let mut crypter = aes_cbc::context(Cipher::aes_256_cbc(), Mode::Encrypt, &key, &iv)?;
     let mut plain = vec![0; CHUNK];
     let mut cipher = vec![0; CHUNK + AES_BLOCK as usize];
     let mut read_total = 0u64;
@@ -51,7 +52,7 @@ pub fn encrypt(
         if read_total > length {
             break;
         }
-        let produced = crypter.update(&plain[..read], &mut cipher)?;
+        let produced = crypter.cipher_update(&plain[..read], Some(&mut cipher))?;
         output.write_all(&cipher[..produced])?;
     }
     if read_total != length {
@@ -60,7 +61,7 @@ pub fn encrypt(
             if read_total > length { " or more" } else { "" }
         ))));
     }
-    let produced = crypter.finalize(&mut cipher)?;
+    let produced = crypter.cipher_final(&mut cipher)?;
     output.write_all(&cipher[..produced])?;
     output.flush()?;
     Ok(header.len() as u64 + ciphertext_length)

@@ -69,6 +69,12 @@ impl From<DerError> for CmsError {
     }
 }
 
+impl From<getrandom::Error> for CmsError {
+    fn from(error: getrandom::Error) -> Self {
+        CmsError::Invalid(format!("no random bytes: {error}"))
+    }
+}
+
 impl From<openssl::error::ErrorStack> for CmsError {
     fn from(error: openssl::error::ErrorStack) -> Self {
         CmsError::Invalid(format!("OpenSSL: {error}"))
