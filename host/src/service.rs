@@ -13,11 +13,11 @@ use anyhow::Context as _;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AcceptMessages, ApiSettings, ApiState, Users};
+use crate::api::{self, ApiSettings, ApiState, Users};
 use crate::blobs::{BlobStore, DbBlobStore, FileBlobStore, ScratchBlobStore};
 use crate::config::{Config, LoadOptions};
 use crate::crypto::at_rest::EncryptedBlobStore;
-use crate::engine::{Engine, EngineSettings, Handoff, Retention};
+use crate::engine::{Engine, EngineSettings, Handoff, Retention, SendWrites};
 use crate::manage::{self, Reloader};
 use crate::plugins::egress::Egress;
 use crate::plugins::{Compiler, HostServices, PluginEngine, PluginHost};
@@ -28,12 +28,18 @@ use crate::tokens::{
     TokenSource,
 };
 
+/// How long a stopping service waits for the send path's last writes.
+const WRITES_DRAIN: Duration = Duration::from_secs(30);
+
 /// A started service.
 pub struct RunningService {
     address: SocketAddr,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
     engine: JoinHandle<()>,
+    /// The send path's writer; it ends once the API and the engine have let go of it, after
+    /// writing what they handed it.
+    writing: JoinHandle<()>,
     /// The plugin host, for `/manage` and SIGHUP reloads.
     pub reloader: Arc<Reloader>,
     /// The store, for inspection.
@@ -55,6 +61,14 @@ impl RunningService {
     pub async fn stopped(self) {
         let _ = self.server.await;
         let _ = self.engine.await;
+        // Sends cut off at the end of the grace may have handed their completions over; they
+        // are recorded before the store closes.
+        if tokio::time::timeout(WRITES_DRAIN, self.writing)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the send path's last writes did not finish before the store closed");
+        }
         self.store.close().await;
     }
 
@@ -182,6 +196,10 @@ pub async fn start(
     api_settings.webhook_timeout = Duration::from_millis(settings.webhooks.connect_timeout_ms);
     api_settings.max_json_bytes = (settings.api.max_request_mib as usize) << 20;
     let handoff = Arc::new(Handoff::default());
+    let (writes, writing) = GroupCommit::start(SendWrites {
+        store: store.clone(),
+        handoff: handoff.clone(),
+    });
     let engine_settings = EngineSettings {
         concurrency: settings.outbox.concurrency,
         retry_initial: Duration::from_secs(settings.retry.initial_seconds),
@@ -206,6 +224,7 @@ pub async fn start(
         plugins.clone(),
         engine_settings,
         handoff.clone(),
+        writes.clone(),
     );
     let state = Arc::new(ApiState {
         store: store.clone(),
@@ -217,11 +236,7 @@ pub async fn start(
         users,
         settings: api_settings,
         http: reqwest::Client::new(),
-        accepted: GroupCommit::start(AcceptMessages {
-            store: store.clone(),
-            handoff,
-        })
-        .0,
+        writes,
     });
     let reloader = Arc::new(Reloader { options, plugins });
     let monitor =
@@ -263,6 +278,7 @@ pub async fn start(
         shutdown,
         server,
         engine,
+        writing,
         reloader,
         store,
     })

@@ -122,6 +122,7 @@ on_both_dialects! {
     complete_send_registers_sendt_and_removes_the_message => check_complete_send,
     completions_in_one_batch_each_get_their_own_outcome => check_complete_sends,
     whole_messages_in_one_batch_each_get_their_own_outcome => check_create_queued_messages,
+    accepts_and_completions_share_one_transaction => check_accept_and_complete,
     register_status_is_idempotent_and_finishes => check_register_status,
     a_round_of_polled_statuses_keeps_each_conversations_order => check_polled_round,
     dead_letter_and_finish_unsent_end_the_message => check_dead_letter,
@@ -937,16 +938,95 @@ async fn check_create_queued_messages(store: &Store) {
     assert!(store.files("taken").await.unwrap().is_empty());
     assert!(store.out_message("sent-before").await.unwrap().is_none());
     assert!(store.files("sent-before").await.unwrap().is_empty());
+    assert_eq!(
+        claim_all(store).await,
+        ["q-1", "q-2"],
+        "one outbox row per stored message"
+    );
+}
+
+/// The ids of every due outbox entry, claimed, in order.
+async fn claim_all(store: &Store) -> Vec<String> {
     let now = now_millis();
     let mut claimed: Vec<String> = store
-        .claim_outbox("w", now, now + 10_000, 10)
+        .claim_outbox("w", now, now + 10_000, 100)
         .await
         .unwrap()
         .into_iter()
         .map(|entry| entry.message_id)
         .collect();
     claimed.sort();
-    assert_eq!(claimed, ["q-1", "q-2"], "one outbox row per stored message");
+    claimed
+}
+
+/// A send of `id` the provider accepted as `ext-{id}`, implying `statuses`.
+fn completed_send(id: &str, statuses: Vec<StatusUpdate>, polls: bool) -> CompletedSend {
+    CompletedSend {
+        message_id: id.to_owned(),
+        reference: format!("ext-{id}"),
+        statuses,
+        polls_statuses: polls,
+        queue: false,
+    }
+}
+
+/// Messages accepted and sends completed in one call each get their own outcome, as the two
+/// calls alone give them, and a refused one leaves the rest written.
+async fn check_accept_and_complete(store: &Store) {
+    let sent = queued_message(
+        "sent",
+        "2026/7",
+        vec![file("sent", "main.pdf", "blob-sent")],
+    );
+    let outcomes = store.create_queued_messages(&[&sent]).await.unwrap();
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    create(store, "taken").await;
+    let fresh = queued_message("fresh", "2026/9", vec![file("fresh", "f.pdf", "blob-f")]);
+    let taken = queued_message("taken", "2026/8", vec![file("taken", "t.pdf", "blob-t")]);
+    let (accepted, recorded) = store
+        .accept_and_complete(
+            &[&fresh, &taken],
+            &[
+                completed_send("sent", vec![], false),
+                completed_send("missing", vec![], false),
+            ],
+        )
+        .await
+        .expect("the batch is written");
+    assert!(accepted[0].is_ok(), "{:?}", accepted[0]);
+    assert!(
+        matches!(accepted[1], Err(StoreError::Duplicate(_))),
+        "{:?}",
+        accepted[1]
+    );
+    assert_eq!(
+        recorded[0].as_ref().ok(),
+        Some(&vec!["blob-sent".to_owned()])
+    );
+    assert!(
+        matches!(recorded[1], Err(StoreError::NotFound(_))),
+        "{:?}",
+        recorded[1]
+    );
+
+    let stored = store.out_message("fresh").await.unwrap().expect("stored");
+    assert!(stored.queued);
+    let created = conversation(store, "fresh", Direction::Outgoing).await;
+    assert_eq!(status_names(&created), [ReceiptStatus::Opprettet]);
+    let sent = conversation(store, "sent", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&sent),
+        [ReceiptStatus::Opprettet, ReceiptStatus::Sendt]
+    );
+    assert_eq!(sent.external_system_reference.as_deref(), Some("ext-sent"));
+    assert!(store.out_message("sent").await.unwrap().is_none());
+    assert!(store.files("sent").await.unwrap().is_empty());
+    assert!(!store.out_message("taken").await.unwrap().unwrap().queued);
+    assert_eq!(
+        claim_all(store).await,
+        ["fresh"],
+        "the sent message left the outbox"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -961,13 +1041,7 @@ async fn check_complete_sends(store: &Store) {
             .unwrap();
         store.queue_for_sending(id).await.unwrap();
     }
-    let send = |id: &str, statuses: Vec<StatusUpdate>, polls: bool| CompletedSend {
-        message_id: id.to_owned(),
-        reference: format!("ext-{id}"),
-        statuses,
-        polls_statuses: polls,
-        queue: false,
-    };
+    let send = completed_send;
     let outcomes = store
         .complete_sends(&[
             send("b-1", vec![], true),

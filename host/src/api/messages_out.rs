@@ -21,12 +21,12 @@ use super::page::{PageParams, page_json};
 use super::query::ApiQuery;
 use super::render::{party_columns, stored_sbd};
 use crate::blobs::{Blob, KeptFile, keep_files, read_all, write_stream};
-use crate::engine::Handoff;
+use crate::engine::{Accepted, SendWrite};
 use crate::registry::{LookupOptions, RegistryError, ServiceRecord};
 use crate::sbd::{Sbd, primary_identifier};
 use crate::store::{
-    BatchWrite, FileContent, MessageFile, MessageQuery, NewConversation, OutMessage, QueuedMessage,
-    ReceiptStatus, Store, StoreError, now_millis,
+    FileContent, MessageFile, MessageQuery, NewConversation, OutMessage, QueuedMessage,
+    ReceiptStatus, StoreError, now_millis,
 };
 
 /// The file the arkivmelding of a message must be uploaded as.
@@ -665,53 +665,12 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
         title,
     };
     state
-        .accepted
-        .write(Accepted { queued, blobs })
+        .writes
+        .write(SendWrite::Accept(Box::new(Accepted { queued, blobs })))
         .await
         .map_err(creation_error)?;
     state.handoff.wake();
     Ok(sbd.json)
-}
-
-/// A whole message a multipart send brings, with the blobs of its files that are not in
-/// its rows.
-pub struct Accepted {
-    queued: QueuedMessage,
-    blobs: Vec<Blob>,
-}
-
-/// Whole messages stored together (see [`GroupCommit`](crate::store::GroupCommit)); each
-/// one's blobs are kept once its rows are committed, whether or not its caller still waits,
-/// and the message, as stored, is handed to the outbox worker.
-pub struct AcceptMessages {
-    /// Where they are stored.
-    pub store: Store,
-    /// Where the stored ones are handed over.
-    pub handoff: Arc<Handoff>,
-}
-
-impl BatchWrite for AcceptMessages {
-    type Item = Accepted;
-    type Output = ();
-
-    async fn write(
-        &self,
-        accepted: &[Accepted],
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let queued: Vec<&QueuedMessage> = accepted.iter().map(|one| &one.queued).collect();
-        let outcomes = self.store.create_queued_messages(&queued).await?;
-        let mut stored = Vec::with_capacity(accepted.len());
-        for (one, outcome) in accepted.iter().zip(&outcomes) {
-            if outcome.is_ok() {
-                for blob in &one.blobs {
-                    blob.persist();
-                }
-                stored.push(one.queued.as_stored());
-            }
-        }
-        self.handoff.hand_over(stored);
-        Ok(outcomes)
-    }
 }
 
 /// How much of a refused request body is read and discarded, so that the client, still

@@ -29,14 +29,13 @@ use axum::routing::{delete, get, post};
 
 pub use auth::{Users, hash_password};
 pub use error::{ApiError, FieldError};
-pub use messages_out::AcceptMessages;
 
 use crate::blobs::BlobStore;
 use crate::crypto::BusinessCertificate;
-use crate::engine::Handoff;
+use crate::engine::{Handoff, SendWriter};
 use crate::plugins::PluginHost;
 use crate::registry::ServiceRegistry;
-use crate::store::{GroupCommit, Store};
+use crate::store::Store;
 
 /// What the API needs to know beyond its collaborators.
 #[derive(Clone, Debug)]
@@ -96,8 +95,9 @@ pub struct ApiState {
     pub settings: ApiSettings,
     /// For webhook pings.
     pub http: reqwest::Client,
-    /// Whole messages (multipart sends) stored together.
-    pub accepted: GroupCommit<AcceptMessages>,
+    /// Where whole messages (multipart sends) are stored, together with each other and with
+    /// the outbox worker's completed sends.
+    pub writes: SendWriter,
 }
 
 /// The API's routes, with HTTP Basic and the real error body over them and over `extra`

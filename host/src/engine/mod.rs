@@ -13,6 +13,7 @@ mod inbound;
 mod leader;
 mod lifetime;
 mod outbox;
+mod send_writes;
 pub(crate) mod status_messages;
 mod statuses;
 mod webhooks;
@@ -31,6 +32,7 @@ use crate::store::{ReceiptStatus, StatusEffects, Store};
 pub(crate) use convert::file_blob;
 pub use handoff::Handoff;
 pub use leader::Leadership;
+pub use send_writes::{Accepted, SendWrite, SendWriter, SendWrites};
 
 /// When the statuses of each (channel, message id) were last asked for.
 type PollTimes = HashMap<(String, String), crate::store::Millis>;
@@ -105,6 +107,8 @@ pub struct Engine {
     pub(crate) plugins: Arc<PluginHost>,
     pub(crate) settings: EngineSettings,
     pub(crate) handoff: Arc<Handoff>,
+    /// Where completed sends are recorded, with the messages the API accepts.
+    pub(crate) writes: SendWriter,
     pub(crate) leadership: Leadership,
     pub(crate) worker: String,
     pub(crate) http: reqwest::Client,
@@ -115,13 +119,14 @@ pub struct Engine {
 
 impl Engine {
     /// An engine over `store`; the API wakes the outbox worker and hands it the messages it
-    /// accepts through `handoff`.
+    /// accepts through `handoff`, and `writes` records the sends with what the API accepts.
     pub fn new(
         store: Store,
         blobs: Arc<dyn BlobStore>,
         plugins: Arc<PluginHost>,
         settings: EngineSettings,
         handoff: Arc<Handoff>,
+        writes: SendWriter,
     ) -> Arc<Self> {
         let worker = format!(
             "{}-{}-{}",
@@ -140,6 +145,7 @@ impl Engine {
             plugins,
             settings,
             handoff,
+            writes,
             worker,
             http,
             polled: Default::default(),

@@ -15,11 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::convert::outgoing;
 use super::handoff::ReadyMessage;
+use super::send_writes::SendWrite;
 use super::{Engine, receipt_status};
 use crate::plugins::bindings::{Capabilities, Failure};
 use crate::store::{
-    BatchWrite, CompletedSend, GroupCommit, Millis, OutboxEntry, ReceiptStatus, StatusUpdate,
-    Store, StoreError, now_millis,
+    CompletedSend, Millis, OutboxEntry, ReceiptStatus, StatusUpdate, StoreError, now_millis,
 };
 
 /// How often the worker looks for due messages when nobody wakes it.
@@ -32,7 +32,6 @@ pub(crate) fn backoff(initial: Duration, max: Duration, attempts: i64) -> Durati
 }
 
 pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
-    let (completions, recording) = GroupCommit::start(CompleteSends(engine.store.clone()));
     let concurrency = engine.settings.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut in_flight = JoinSet::new();
@@ -67,8 +66,7 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                 break;
             };
             let engine = engine.clone();
-            let completions = completions.clone();
-            in_flight.spawn(async move { send(&engine, &completions, claimed, permit).await });
+            in_flight.spawn(async move { send(&engine, claimed, permit).await });
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -105,9 +103,6 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         );
         in_flight.abort_all();
     }
-    // The completions handed over are recorded before the worker ends.
-    drop(completions);
-    let _ = recording.await;
 }
 
 /// A claimed outbox entry with what sending it needs, read when it was claimed.
@@ -156,37 +151,12 @@ async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreErro
         .collect())
 }
 
-/// Completed sends, recorded together: each completion writes the same rows (SENDT, the
-/// provider's reference, the message and its files gone), so a batch of them shares one
-/// transaction (see [`GroupCommit`]).
-struct CompleteSends(Store);
-
-impl BatchWrite for CompleteSends {
-    type Item = CompletedSend;
-    /// The blobs to remove.
-    type Output = Vec<String>;
-
-    async fn write(
-        &self,
-        sends: &[CompletedSend],
-    ) -> Result<Vec<Result<Vec<String>, StoreError>>, StoreError> {
-        self.0.complete_sends(sends).await
-    }
-}
-
-type Completions = GroupCommit<CompleteSends>;
-
 /// One attempt at sending `claimed`, holding one of the worker's `permit`s while the channel
 /// has it.
-async fn send(
-    engine: &Engine,
-    completions: &Completions,
-    claimed: Claimed,
-    permit: OwnedSemaphorePermit,
-) {
+async fn send(engine: &Engine, claimed: Claimed, permit: OwnedSemaphorePermit) {
     let Claimed { entry, message } = claimed;
     let message_id = entry.message_id.clone();
-    let outcome = attempt(engine, completions, &entry, message, permit).await;
+    let outcome = attempt(engine, &entry, message, permit).await;
     match outcome {
         Attempt::Sent => {}
         Attempt::Retry(reason) => retry(engine, &entry, &reason).await,
@@ -236,7 +206,6 @@ enum Attempt {
 /// writer's next batch).
 async fn attempt(
     engine: &Engine,
-    completions: &Completions,
     entry: &OutboxEntry,
     message: ReadForSending,
     permit: OwnedSemaphorePermit,
@@ -284,7 +253,7 @@ async fn attempt(
                 polls_statuses: polls,
                 queue: engine.queues(Some(&message.service_identifier)),
             };
-            match completions.write(completed).await {
+            match engine.writes.write(SendWrite::Complete(completed)).await {
                 Ok(blobs) => {
                     engine.remove_blobs(blobs).await;
                     tracing::info!(reference = %sent.reference, "sent");

@@ -2,9 +2,9 @@
 //!
 //! Accepting a message and completing its send each write the same few rows for every
 //! message. One transaction each, they queue for SQLite's one writer with a round trip per
-//! statement, and that writer, not the CPU, is what bounds the pipeline. So one task per kind
-//! of write takes every request that arrived while it wrote the previous batch and writes them
-//! together, one statement per kind of row. A lone request waits for nobody; under load the
+//! statement, and that writer, not the CPU, is what bounds the pipeline. So one task takes every
+//! request that arrived while it wrote the previous batch and writes them together, one
+//! statement per kind of row. A lone request waits for nobody; under load the
 //! writer's time per message falls as the batches grow. A caller learns its own outcome only
 //! once the batch is committed, so an answer still means the row is stored.
 

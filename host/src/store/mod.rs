@@ -33,6 +33,7 @@ pub use filter::{ConversationQuery, MessageQuery, PageRequest, StatusQuery};
 pub use group_commit::{BatchWrite, GroupCommit};
 pub use metrics::MessageCount;
 pub use model::*;
+pub use out_messages::AcceptedAndCompleted;
 pub use status_outbox::{StatusReply, StatusReplyEntry};
 pub use webhooks::{EventFilter, status_event_payload};
 

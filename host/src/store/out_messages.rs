@@ -243,6 +243,12 @@ async fn insert_outbox_rows(
     Ok(())
 }
 
+/// What [`Store::accept_and_complete`] tells of each message stored and each send recorded.
+pub type AcceptedAndCompleted = (
+    Vec<Result<(), StoreError>>,
+    Vec<Result<Vec<String>, StoreError>>,
+);
+
 impl Store {
     /// Stores a new outgoing message and its OPPRETTET conversation; fails with
     /// [`StoreError::Duplicate`] when the message id is taken.
@@ -268,84 +274,26 @@ impl Store {
         &self,
         queued: &[&QueuedMessage],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let first = first_of_each(queued, |one| one.message.message_id.as_str());
-        let distinct: Vec<&QueuedMessage> = queued
-            .iter()
-            .zip(&first)
-            .filter_map(|(one, first)| first.then_some(*one))
-            .collect();
         let mut tx = self.begin().await?;
-        let messages: Vec<&OutMessage> = distinct.iter().map(|one| &one.message).collect();
-        let inserted = insert_out_messages(&mut tx, &messages, true).await?;
-        let fresh: Vec<&QueuedMessage> = distinct
-            .into_iter()
-            .filter(|one| inserted.contains(&one.message.message_id))
-            .collect();
-        let now = fresh.iter().map(|one| one.message.created).max();
-        let conversations: Vec<(&NewConversation, Labels<'_>)> = fresh
-            .iter()
-            .map(|one| {
-                let labels = Labels {
-                    reference: one.reference.as_deref(),
-                    title: one.title.as_deref(),
-                };
-                (&one.conversation, labels)
-            })
-            .collect();
-        let conversation_ids = insert_conversations(
-            &mut tx,
-            Direction::Outgoing,
-            &conversations,
-            now.unwrap_or_default(),
-        )
-        .await?;
-        // A message id can be taken by a conversation whose message was sent and removed.
-        let (stored, taken): (Vec<_>, Vec<_>) = fresh
-            .into_iter()
-            .zip(conversation_ids)
-            .partition(|(_, id)| id.is_some());
-        let taken: Vec<&str> = taken
-            .iter()
-            .map(|(one, _)| one.message.message_id.as_str())
-            .collect();
-        remove_out_messages(&mut tx, &taken).await?;
-        let stored: Vec<&QueuedMessage> = stored.into_iter().map(|(one, _)| one).collect();
-        let files: Vec<(&str, &[MessageFile])> = stored
-            .iter()
-            .map(|one| (one.message.message_id.as_str(), one.files.as_slice()))
-            .collect();
-        insert_files(&mut tx, &files).await?;
-        let entries: Vec<(&str, &str, Millis)> = stored
-            .iter()
-            .map(|one| {
-                let message = &one.message;
-                (
-                    message.message_id.as_str(),
-                    message.channel.as_str(),
-                    message.created,
-                )
-            })
-            .collect();
-        insert_outbox_rows(&mut tx, &entries).await?;
+        let outcomes = create_queued_in(&mut tx, queued).await?;
         tx.commit().await?;
-        let stored: HashSet<&str> = stored
-            .iter()
-            .map(|one| one.message.message_id.as_str())
-            .collect();
-        Ok(queued
-            .iter()
-            .zip(first)
-            .map(|(one, first)| {
-                let id = one.message.message_id.as_str();
-                if first && stored.contains(id) {
-                    Ok(())
-                } else {
-                    Err(StoreError::Duplicate(format!(
-                        "Message with id {id} already exists"
-                    )))
-                }
-            })
-            .collect())
+        Ok(outcomes)
+    }
+
+    /// Stores `queued` as [`Store::create_queued_messages`] does and records `sends` as
+    /// [`Store::complete_sends`] does, in one transaction: the send path's two writes share a
+    /// commit instead of taking the writer in turn. Each one's outcomes, in order; the whole
+    /// call fails only when the database does, and then nothing is written.
+    pub async fn accept_and_complete(
+        &self,
+        queued: &[&QueuedMessage],
+        sends: &[CompletedSend],
+    ) -> Result<AcceptedAndCompleted, StoreError> {
+        let mut tx = self.begin().await?;
+        let accepted = create_queued_in(&mut tx, queued).await?;
+        let completed = super::outbox::complete_sends_in(&mut tx, sends).await?;
+        tx.commit().await?;
+        Ok((accepted, completed))
     }
 
     /// The outgoing message `message_id`.
@@ -525,4 +473,86 @@ impl Store {
         tx.commit().await?;
         Ok(Some(blobs))
     }
+}
+
+async fn create_queued_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    queued: &[&QueuedMessage],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let first = first_of_each(queued, |one| one.message.message_id.as_str());
+    let distinct: Vec<&QueuedMessage> = queued
+        .iter()
+        .zip(&first)
+        .filter_map(|(one, first)| first.then_some(*one))
+        .collect();
+    let messages: Vec<&OutMessage> = distinct.iter().map(|one| &one.message).collect();
+    let inserted = insert_out_messages(tx, &messages, true).await?;
+    let fresh: Vec<&QueuedMessage> = distinct
+        .into_iter()
+        .filter(|one| inserted.contains(&one.message.message_id))
+        .collect();
+    let now = fresh.iter().map(|one| one.message.created).max();
+    let conversations: Vec<(&NewConversation, Labels<'_>)> = fresh
+        .iter()
+        .map(|one| {
+            let labels = Labels {
+                reference: one.reference.as_deref(),
+                title: one.title.as_deref(),
+            };
+            (&one.conversation, labels)
+        })
+        .collect();
+    let conversation_ids = insert_conversations(
+        tx,
+        Direction::Outgoing,
+        &conversations,
+        now.unwrap_or_default(),
+    )
+    .await?;
+    // A message id can be taken by a conversation whose message was sent and removed.
+    let (stored, taken): (Vec<_>, Vec<_>) = fresh
+        .into_iter()
+        .zip(conversation_ids)
+        .partition(|(_, id)| id.is_some());
+    let taken: Vec<&str> = taken
+        .iter()
+        .map(|(one, _)| one.message.message_id.as_str())
+        .collect();
+    remove_out_messages(tx, &taken).await?;
+    let stored: Vec<&QueuedMessage> = stored.into_iter().map(|(one, _)| one).collect();
+    let files: Vec<(&str, &[MessageFile])> = stored
+        .iter()
+        .map(|one| (one.message.message_id.as_str(), one.files.as_slice()))
+        .collect();
+    insert_files(tx, &files).await?;
+    let entries: Vec<(&str, &str, Millis)> = stored
+        .iter()
+        .map(|one| {
+            let message = &one.message;
+            (
+                message.message_id.as_str(),
+                message.channel.as_str(),
+                message.created,
+            )
+        })
+        .collect();
+    insert_outbox_rows(tx, &entries).await?;
+    let stored: HashSet<&str> = stored
+        .iter()
+        .map(|one| one.message.message_id.as_str())
+        .collect();
+    Ok(queued
+        .iter()
+        .zip(first)
+        .map(|(one, first)| {
+            let id = one.message.message_id.as_str();
+            if first && stored.contains(id) {
+                Ok(())
+            } else {
+                Err(StoreError::Duplicate(format!(
+                    "Message with id {id} already exists"
+                )))
+            }
+        })
+        .collect())
 }

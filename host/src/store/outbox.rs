@@ -147,94 +147,10 @@ impl Store {
         &self,
         sends: &[CompletedSend],
     ) -> Result<Vec<Result<Vec<String>, StoreError>>, StoreError> {
-        if sends.is_empty() {
-            return Ok(Vec::new());
-        }
-        // A message completed twice in one batch is completed once; the second finds it gone,
-        // as it would after the first's commit.
-        let first = first_of_each(sends, |send| send.message_id.as_str());
-        let distinct: Vec<&CompletedSend> = sends
-            .iter()
-            .zip(&first)
-            .filter_map(|(send, first)| first.then_some(send))
-            .collect();
         let mut tx = self.begin().await?;
-        let cases: Vec<String> = (0..distinct.len())
-            .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
-            .collect();
-        let ids: Vec<String> = (0..distinct.len())
-            .map(|i| format!("${}", 2 * i + 1))
-            .collect();
-        let sql = format!(
-            "UPDATE conversation SET external_system_reference = CASE message_id {} END \
-             WHERE direction = 'OUTGOING' AND message_id IN ({}) RETURNING id, message_id",
-            cases.join(" "),
-            ids.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for send in &distinct {
-            query = query.bind(&send.message_id).bind(&send.reference);
-        }
-        let mut conversations: HashMap<String, i64> = HashMap::new();
-        for row in query.fetch_all(&mut *tx).await? {
-            conversations.insert(row.try_get("message_id")?, row.try_get("id")?);
-        }
-        let found: Vec<(&CompletedSend, i64)> = distinct
-            .iter()
-            .filter_map(|send| Some((*send, *conversations.get(&send.message_id)?)))
-            .collect();
-        let sendt = StatusUpdate::new(ReceiptStatus::Sendt);
-        let registrations: Vec<Registration<'_>> = found
-            .iter()
-            .map(|(send, conv_id)| Registration {
-                conv_id: *conv_id,
-                update: &sendt,
-                starts_polling: send.polls_statuses,
-                queue: send.queue,
-            })
-            .collect();
-        register_all(&mut tx, &registrations).await?;
-        // The provider's further statuses, in their order: the nth of every send together.
-        let rounds = found.iter().map(|(send, _)| send.statuses.len()).max();
-        for round in 0..rounds.unwrap_or(0) {
-            let registrations: Vec<Registration<'_>> = found
-                .iter()
-                .filter_map(|(send, conv_id)| {
-                    Some(Registration {
-                        conv_id: *conv_id,
-                        update: send.statuses.get(round)?,
-                        starts_polling: false,
-                        queue: send.queue,
-                    })
-                })
-                .collect();
-            register_all(&mut tx, &registrations).await?;
-        }
-        let removed: Vec<&str> = found
-            .iter()
-            .map(|(send, _)| send.message_id.as_str())
-            .collect();
-        let mut blobs: HashMap<String, Vec<String>> = HashMap::new();
-        for (message_id, blob) in remove_out_messages(&mut tx, &removed).await? {
-            blobs.entry(message_id).or_default().push(blob);
-        }
+        let outcomes = complete_sends_in(&mut tx, sends).await?;
         tx.commit().await?;
-        Ok(sends
-            .iter()
-            .zip(first)
-            .map(|(send, first)| {
-                if !conversations.contains_key(&send.message_id) {
-                    Err(StoreError::NotFound(format!(
-                        "no outgoing conversation for message {}",
-                        send.message_id
-                    )))
-                } else if first {
-                    Ok(blobs.remove(&send.message_id).unwrap_or_default())
-                } else {
-                    Ok(Vec::new())
-                }
-            })
-            .collect())
+        Ok(outcomes)
     }
 
     /// Gives up on a message: keeps it as a dead letter, registers FEIL with `reason`, and
@@ -367,4 +283,96 @@ pub(super) async fn remove_out_messages(
     }
     query.execute(&mut **tx).await?;
     Ok(blobs)
+}
+
+pub(super) async fn complete_sends_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sends: &[CompletedSend],
+) -> Result<Vec<Result<Vec<String>, StoreError>>, StoreError> {
+    if sends.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A message completed twice in one batch is completed once; the second finds it gone,
+    // as it would after the first's commit.
+    let first = first_of_each(sends, |send| send.message_id.as_str());
+    let distinct: Vec<&CompletedSend> = sends
+        .iter()
+        .zip(&first)
+        .filter_map(|(send, first)| first.then_some(send))
+        .collect();
+    let cases: Vec<String> = (0..distinct.len())
+        .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
+        .collect();
+    let ids: Vec<String> = (0..distinct.len())
+        .map(|i| format!("${}", 2 * i + 1))
+        .collect();
+    let sql = format!(
+        "UPDATE conversation SET external_system_reference = CASE message_id {} END \
+         WHERE direction = 'OUTGOING' AND message_id IN ({}) RETURNING id, message_id",
+        cases.join(" "),
+        ids.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for send in &distinct {
+        query = query.bind(&send.message_id).bind(&send.reference);
+    }
+    let mut conversations: HashMap<String, i64> = HashMap::new();
+    for row in query.fetch_all(&mut **tx).await? {
+        conversations.insert(row.try_get("message_id")?, row.try_get("id")?);
+    }
+    let found: Vec<(&CompletedSend, i64)> = distinct
+        .iter()
+        .filter_map(|send| Some((*send, *conversations.get(&send.message_id)?)))
+        .collect();
+    let sendt = StatusUpdate::new(ReceiptStatus::Sendt);
+    let registrations: Vec<Registration<'_>> = found
+        .iter()
+        .map(|(send, conv_id)| Registration {
+            conv_id: *conv_id,
+            update: &sendt,
+            starts_polling: send.polls_statuses,
+            queue: send.queue,
+        })
+        .collect();
+    register_all(tx, &registrations).await?;
+    // The provider's further statuses, in their order: the nth of every send together.
+    let rounds = found.iter().map(|(send, _)| send.statuses.len()).max();
+    for round in 0..rounds.unwrap_or(0) {
+        let registrations: Vec<Registration<'_>> = found
+            .iter()
+            .filter_map(|(send, conv_id)| {
+                Some(Registration {
+                    conv_id: *conv_id,
+                    update: send.statuses.get(round)?,
+                    starts_polling: false,
+                    queue: send.queue,
+                })
+            })
+            .collect();
+        register_all(tx, &registrations).await?;
+    }
+    let removed: Vec<&str> = found
+        .iter()
+        .map(|(send, _)| send.message_id.as_str())
+        .collect();
+    let mut blobs: HashMap<String, Vec<String>> = HashMap::new();
+    for (message_id, blob) in remove_out_messages(tx, &removed).await? {
+        blobs.entry(message_id).or_default().push(blob);
+    }
+    Ok(sends
+        .iter()
+        .zip(first)
+        .map(|(send, first)| {
+            if !conversations.contains_key(&send.message_id) {
+                Err(StoreError::NotFound(format!(
+                    "no outgoing conversation for message {}",
+                    send.message_id
+                )))
+            } else if first {
+                Ok(blobs.remove(&send.message_id).unwrap_or_default())
+            } else {
+                Ok(Vec::new())
+            }
+        })
+        .collect())
 }
