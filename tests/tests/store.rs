@@ -987,8 +987,8 @@ async fn check_accept_and_complete(store: &Store) {
         .accept_and_complete(
             &[&fresh, &taken],
             &[
-                completed_send("sent", vec![], false),
-                completed_send("missing", vec![], false),
+                &completed_send("sent", vec![], false),
+                &completed_send("missing", vec![], false),
             ],
         )
         .await
@@ -1041,14 +1041,13 @@ async fn check_complete_sends(store: &Store) {
             .unwrap();
         store.queue_for_sending(id).await.unwrap();
     }
-    let send = completed_send;
     let outcomes = store
         .complete_sends(&[
-            send("b-1", vec![], true),
-            send("missing", vec![], false),
-            send("b-2", vec![StatusUpdate::new(ReceiptStatus::Levert)], false),
-            send("b-1", vec![], true),
-            send("b-3", vec![], false),
+            completed_send("b-1", vec![], true),
+            completed_send("missing", vec![], false),
+            completed_send("b-2", vec![StatusUpdate::new(ReceiptStatus::Levert)], false),
+            completed_send("b-1", vec![], true),
+            completed_send("b-3", vec![], false),
         ])
         .await
         .expect("the batch is written");

@@ -287,7 +287,7 @@ impl Store {
     pub async fn accept_and_complete(
         &self,
         queued: &[&QueuedMessage],
-        sends: &[CompletedSend],
+        sends: &[&CompletedSend],
     ) -> Result<AcceptedAndCompleted, StoreError> {
         let mut tx = self.begin().await?;
         let accepted = create_queued_in(&mut tx, queued).await?;
@@ -475,8 +475,10 @@ impl Store {
     }
 }
 
+/// What [`Store::create_queued_messages`] does, inside `tx`; the caller commits (and nothing
+/// is stored when it drops `tx` after an error instead).
 async fn create_queued_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     queued: &[&QueuedMessage],
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     let first = first_of_each(queued, |one| one.message.message_id.as_str());

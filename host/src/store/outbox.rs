@@ -147,8 +147,9 @@ impl Store {
         &self,
         sends: &[CompletedSend],
     ) -> Result<Vec<Result<Vec<String>, StoreError>>, StoreError> {
+        let sends: Vec<&CompletedSend> = sends.iter().collect();
         let mut tx = self.begin().await?;
-        let outcomes = complete_sends_in(&mut tx, sends).await?;
+        let outcomes = complete_sends_in(&mut tx, &sends).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -285,9 +286,11 @@ pub(super) async fn remove_out_messages(
     Ok(blobs)
 }
 
+/// What [`Store::complete_sends`] does, inside `tx`; the caller commits (and nothing is
+/// recorded when it drops `tx` after an error instead).
 pub(super) async fn complete_sends_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    sends: &[CompletedSend],
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    sends: &[&CompletedSend],
 ) -> Result<Vec<Result<Vec<String>, StoreError>>, StoreError> {
     if sends.is_empty() {
         return Ok(Vec::new());
@@ -298,7 +301,7 @@ pub(super) async fn complete_sends_in(
     let distinct: Vec<&CompletedSend> = sends
         .iter()
         .zip(&first)
-        .filter_map(|(send, first)| first.then_some(send))
+        .filter_map(|(send, first)| first.then_some(*send))
         .collect();
     let cases: Vec<String> = (0..distinct.len())
         .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
