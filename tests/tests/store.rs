@@ -886,9 +886,10 @@ async fn check_create_queued_messages(store: &Store) {
         vec![file("q-1", "other.pdf", "blob-again")],
     );
     let outcomes = store
-        .create_queued_messages(&[&first, &taken, &second, &sent_before, &again])
+        .accept_and_complete(&[&first, &taken, &second, &sent_before, &again], &[])
         .await
-        .expect("the batch is written");
+        .expect("the batch is written")
+        .0;
     let kinds: Vec<&str> = outcomes
         .iter()
         .map(|outcome| match outcome {
@@ -978,7 +979,7 @@ async fn check_accept_and_complete(store: &Store) {
         "2026/7",
         vec![file("sent", "main.pdf", "blob-sent")],
     );
-    let outcomes = store.create_queued_messages(&[&sent]).await.unwrap();
+    let (outcomes, _) = store.accept_and_complete(&[&sent], &[]).await.unwrap();
     assert!(outcomes[0].is_ok(), "{outcomes:?}");
     create(store, "taken").await;
     let fresh = queued_message("fresh", "2026/9", vec![file("fresh", "f.pdf", "blob-f")]);
@@ -1042,15 +1043,19 @@ async fn check_complete_sends(store: &Store) {
         store.queue_for_sending(id).await.unwrap();
     }
     let outcomes = store
-        .complete_sends(&[
-            completed_send("b-1", vec![], true),
-            completed_send("missing", vec![], false),
-            completed_send("b-2", vec![StatusUpdate::new(ReceiptStatus::Levert)], false),
-            completed_send("b-1", vec![], true),
-            completed_send("b-3", vec![], false),
-        ])
+        .accept_and_complete(
+            &[],
+            &[
+                &completed_send("b-1", vec![], true),
+                &completed_send("missing", vec![], false),
+                &completed_send("b-2", vec![StatusUpdate::new(ReceiptStatus::Levert)], false),
+                &completed_send("b-1", vec![], true),
+                &completed_send("b-3", vec![], false),
+            ],
+        )
         .await
-        .expect("the batch is written");
+        .expect("the batch is written")
+        .1;
     let outcomes: Vec<Result<Vec<String>, String>> = outcomes
         .into_iter()
         .map(|outcome| outcome.map_err(|error| format!("{error:?}")))

@@ -195,7 +195,7 @@ async fn insert_files(
 }
 
 impl QueuedMessage {
-    /// The message and its files as [`Store::create_queued_messages`] stores them (queued,
+    /// The message and its files as [`Store::accept_and_complete`] stores them (queued,
     /// its files numbered in their order as `insert_files` numbers them), and
     /// [`Store::out_messages_with_files`] reads them back.
     pub fn as_stored(&self) -> (OutMessage, Vec<MessageFile>) {
@@ -263,27 +263,19 @@ impl Store {
         Ok(())
     }
 
-    /// Stores whole outgoing messages at once, as multipart sends bring them: each message
+    /// The send path's two writes in one transaction of one statement per kind of row, so they
+    /// share a commit instead of taking the writer in turn; the whole call fails only when the
+    /// database does, and then nothing is written.
+    ///
+    /// `queued` are whole outgoing messages, as multipart sends bring them: each message
     /// (queued), its OPPRETTET conversation with the arkivmelding's reference and title, its
-    /// files in the given order, and its outbox row, all in one transaction of one statement
-    /// per kind of row. For each, in order, `Ok` or [`StoreError::Duplicate`] when its message
-    /// id is taken (by an earlier message or one before it in `queued`), and then nothing of
-    /// it is stored; the whole call fails only when the database does, and then nothing is
-    /// stored.
-    pub async fn create_queued_messages(
-        &self,
-        queued: &[&QueuedMessage],
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let mut tx = self.begin().await?;
-        let outcomes = create_queued_in(&mut tx, queued).await?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
-    /// Stores `queued` as [`Store::create_queued_messages`] does and records `sends` as
-    /// [`Store::complete_sends`] does, in one transaction: the send path's two writes share a
-    /// commit instead of taking the writer in turn. Each one's outcomes, in order; the whole
-    /// call fails only when the database does, and then nothing is written.
+    /// files in the given order, and its outbox row. For each, in order, `Ok` or
+    /// [`StoreError::Duplicate`] when its message id is taken (by an earlier message or one
+    /// before it in `queued`), and then nothing of it is stored.
+    ///
+    /// `sends` are completed, each as [`Store::complete_send`] does. For each, in order, the
+    /// blobs to remove, or [`StoreError::NotFound`] when its message has no outgoing
+    /// conversation.
     pub async fn accept_and_complete(
         &self,
         queued: &[&QueuedMessage],
@@ -475,7 +467,7 @@ impl Store {
     }
 }
 
-/// What [`Store::create_queued_messages`] does, inside `tx`; the caller commits (and nothing
+/// Stores `queued` as [`Store::accept_and_complete`] does, inside `tx`; the caller commits (and nothing
 /// is stored when it drops `tx` after an error instead).
 async fn create_queued_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,

@@ -133,25 +133,11 @@ impl Store {
             polls_statuses,
             queue,
         };
-        self.complete_sends(std::slice::from_ref(&send))
+        self.accept_and_complete(&[], &[&send])
             .await?
+            .1
             .pop()
             .unwrap_or_else(|| Ok(Vec::new()))
-    }
-
-    /// Completes `sends` in one transaction, each as [`Store::complete_send`] does: one
-    /// statement per kind of row serves them all. For each send, in order, the blobs to remove,
-    /// or [`StoreError::NotFound`] when its message has no outgoing conversation; the whole
-    /// call fails only when the database does, and then nothing is recorded.
-    pub async fn complete_sends(
-        &self,
-        sends: &[CompletedSend],
-    ) -> Result<Vec<Result<Vec<String>, StoreError>>, StoreError> {
-        let sends: Vec<&CompletedSend> = sends.iter().collect();
-        let mut tx = self.begin().await?;
-        let outcomes = complete_sends_in(&mut tx, &sends).await?;
-        tx.commit().await?;
-        Ok(outcomes)
     }
 
     /// Gives up on a message: keeps it as a dead letter, registers FEIL with `reason`, and
@@ -286,7 +272,7 @@ pub(super) async fn remove_out_messages(
     Ok(blobs)
 }
 
-/// What [`Store::complete_sends`] does, inside `tx`; the caller commits (and nothing is
+/// Records `sends` as [`Store::accept_and_complete`] does, inside `tx`; the caller commits (and nothing is
 /// recorded when it drops `tx` after an error instead).
 pub(super) async fn complete_sends_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
