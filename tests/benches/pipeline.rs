@@ -15,7 +15,7 @@
 //!    and send in one request), 16 in flight; rate = N / (first request → the Nth message's
 //!    arrival at the peer, by the peer's own `mottatt` time). The path is API → store and outbox
 //!    → loopback plugin → peer. No receiving integration point runs, so nothing else polls the
-//!    peer's inboxes.
+//!    peer's inboxes, and the sender polls at an operator's default pace, not the test network's.
 //! 3. Accept → SENDT p50/p99, from the sender's database after it stopped: per conversation,
 //!    the SENDT status's time minus the OPPRETTET status's (registered when the API accepts).
 //! 4. Raw ingest rate: the same peer, the same concurrency, envelopes and packages like the
@@ -246,6 +246,21 @@ fn configure_every_channel(network: &Network) -> PathBuf {
     home
 }
 
+/// Lets the sender at `home` poll as an operator's does by default (statuses every minute,
+/// incoming messages every 20 s) instead of every second, as the test network's integration
+/// points do so that tests see statuses at once: at sixty times its production pace the status
+/// poller would be measured beside the send path, and would load the peer it polls.
+fn poll_at_the_defaults(home: &Path) {
+    let file = home.join("integrasjonspunkt.toml");
+    let text = std::fs::read_to_string(&file).expect("the sender's operator file");
+    let every_second = "[polling]\nstatuses-seconds = 1\nincoming-seconds = 1\n";
+    assert!(
+        text.contains(every_second),
+        "the test network's polling settings are where this bench removes them"
+    );
+    std::fs::write(&file, text.replacen(every_second, "", 1)).expect("the sender's operator file");
+}
+
 /// A started binary after 2 s idle.
 struct Idle {
     process: std::process::Child,
@@ -364,6 +379,7 @@ async fn main() {
     let binary = release_binary();
     let network = Network::start().await;
     let home = network.configure(SENDER, "");
+    poll_at_the_defaults(&home);
     let config = Config::load(&load_options(&home))
         .await
         .expect("the sender's configuration");

@@ -14,19 +14,36 @@ pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 
 /// `$first, $first + 1, …`: `count` numbered parameters.
 pub(super) fn parameters(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut list = String::with_capacity(count * 6);
+    push_parameters(&mut list, first, count);
+    list
 }
 
 /// `($1, …, $width), ($width + 1, …)`: the `VALUES` rows of `rows` rows of `width` columns,
 /// bound row by row.
 pub(super) fn value_rows(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|row| format!("({})", parameters(row * width + 1, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let mut list = String::with_capacity(rows * (width * 6 + 4));
+    for row in 0..rows {
+        if row > 0 {
+            list.push_str(", ");
+        }
+        list.push('(');
+        push_parameters(&mut list, row * width + 1, width);
+        list.push(')');
+    }
+    list
+}
+
+/// Appends `count` numbered parameters from `$first` to `list`, written in place: a batch's
+/// statement lists hundreds, built for every batch.
+fn push_parameters(list: &mut String, first: usize, count: usize) {
+    use std::fmt::Write as _;
+    for n in first..first + count {
+        if n > first {
+            list.push_str(", ");
+        }
+        let _ = write!(list, "${n}");
+    }
 }
 
 /// For each of `items`, whether it is the first with its key: a batch writes each key once,
