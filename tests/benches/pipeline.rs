@@ -7,7 +7,8 @@
 //! 1. Idle RSS: a freshly started binary with every channel loaded (loopback, DPO, DPV, DPF,
 //!    DPI and DPE; their providers are never called, so none runs), after 2 s idle; then the
 //!    same for the pipeline's sender, which loads the loopback only (the loopback stands in
-//!    for DPO, so no other channel may claim DPO beside it). Each one's peak RSS by then is the
+//!    for DPO, so no other channel may claim DPO beside it, and it polls at an operator's
+//!    default pace, so its first poll falls after the 2 s). Each one's peak RSS by then is the
 //!    start-up's: a fresh data directory means every plugin is compiled once. The first binary
 //!    is also started a second time, as after a restart, when the compiled plugins are kept.
 //! 2. Pipeline rate: N messages (`PIPELINE_BENCH_MESSAGES`, default 2000), each an SBD,
@@ -46,8 +47,8 @@ use integrasjonspunkt::config::Config;
 use integrasjonspunkt::store::{ConversationQuery, PageRequest, ReceiptStatus, Store};
 use ip_tests::artifacts;
 use ip_tests::network::{
-    API_PASSWORD, API_USER, ARKIVMELDING, Network, PROCESS, arkivmelding_sbd, arkivmelding_xml,
-    load_options, wait_healthy, wait_until,
+    API_PASSWORD, API_USER, ARKIVMELDING, Network, PROCESS, TEST_POLLING, arkivmelding_sbd,
+    arkivmelding_xml, load_options, wait_healthy, wait_until,
 };
 use ip_tests::process::{free_port, proc_kib, release_binary, start};
 use serde_json::{Value, json};
@@ -253,12 +254,11 @@ fn configure_every_channel(network: &Network) -> PathBuf {
 fn poll_at_the_defaults(home: &Path) {
     let file = home.join("integrasjonspunkt.toml");
     let text = std::fs::read_to_string(&file).expect("the sender's operator file");
-    let every_second = "[polling]\nstatuses-seconds = 1\nincoming-seconds = 1\n";
     assert!(
-        text.contains(every_second),
+        text.contains(TEST_POLLING),
         "the test network's polling settings are where this bench removes them"
     );
-    std::fs::write(&file, text.replacen(every_second, "", 1)).expect("the sender's operator file");
+    std::fs::write(&file, text.replacen(TEST_POLLING, "", 1)).expect("the sender's operator file");
 }
 
 /// A started binary after 2 s idle.

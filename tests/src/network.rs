@@ -234,10 +234,7 @@ url = "{database}"
 [channels]
 enabled = [{enabled}]
 
-[polling]
-statuses-seconds = 1
-incoming-seconds = 1
-
+{TEST_POLLING}
 [retry]
 initial-seconds = 1
 max-interval-seconds = 2
@@ -254,6 +251,11 @@ max-interval-seconds = 2
         IntegrationPoint::start(&home).await
     }
 }
+
+/// How often the test network's integration points poll, statuses and incoming messages alike:
+/// every second, so that tests see a status or a message at once (an operator's default is a
+/// minute and 20 s). The operator file holds it as written here.
+pub const TEST_POLLING: &str = "[polling]\nstatuses-seconds = 1\nincoming-seconds = 1\n";
 
 fn ip_tests_loopback() -> &'static str {
     crate::artifacts::LOOPBACK

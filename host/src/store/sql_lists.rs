@@ -14,7 +14,7 @@ pub(super) const ROWS_PER_STATEMENT: usize = 1000;
 
 /// `$first, $first + 1, …`: `count` numbered parameters.
 pub(super) fn parameters(first: usize, count: usize) -> String {
-    let mut list = String::with_capacity(count * 6);
+    let mut list = String::new();
     push_parameters(&mut list, first, count);
     list
 }
@@ -22,7 +22,7 @@ pub(super) fn parameters(first: usize, count: usize) -> String {
 /// `($1, …, $width), ($width + 1, …)`: the `VALUES` rows of `rows` rows of `width` columns,
 /// bound row by row.
 pub(super) fn value_rows(rows: usize, width: usize) -> String {
-    let mut list = String::with_capacity(rows * (width * 6 + 4));
+    let mut list = String::new();
     for row in 0..rows {
         if row > 0 {
             list.push_str(", ");
@@ -34,8 +34,8 @@ pub(super) fn value_rows(rows: usize, width: usize) -> String {
     list
 }
 
-/// Appends `count` numbered parameters from `$first` to `list`, written in place: a batch's
-/// statement lists hundreds, built for every batch.
+/// Appends `$first, …, $(first + count - 1)` to `list`, in place rather than a string per
+/// parameter: a batch's statement lists up to thousands, and one is built for every batch.
 fn push_parameters(list: &mut String, first: usize, count: usize) {
     use std::fmt::Write as _;
     for n in first..first + count {
@@ -62,6 +62,8 @@ mod tests {
         assert_eq!(parameters(5, 3), "$5, $6, $7");
         assert_eq!(value_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(value_rows(1, 1), "($1)");
+        assert_eq!(parameters(1, 0), "");
+        assert_eq!(value_rows(0, 3), "");
     }
 
     #[test]
