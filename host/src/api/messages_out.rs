@@ -669,7 +669,6 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
         .write(SendWrite::Accept(Box::new(Accepted { queued, blobs })))
         .await
         .map_err(creation_error)?;
-    state.handoff.wake();
     Ok(sbd.json)
 }
 

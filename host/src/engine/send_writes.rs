@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use super::handoff::Handoff;
 use crate::blobs::Blob;
-use crate::store::{BatchWrite, CompletedSend, GroupCommit, QueuedMessage, Store, StoreError};
+use crate::store::{
+    BatchWrite, CompletedSend, GroupCommit, QueuedMessage, Store, StoreError, no_outcome,
+};
 
 /// A whole message a multipart send brings, with the blobs of its files that are not in
 /// its rows.
@@ -33,7 +35,7 @@ pub type SendWriter = GroupCommit<SendWrites>;
 
 /// Accepted messages and completed sends stored together (see [`GroupCommit`]). Each accepted
 /// message's blobs are kept once its rows are committed, whether or not its caller still waits,
-/// and the message, as stored, is handed to the outbox worker.
+/// and the message, as stored, is handed to the outbox worker, which is woken once a batch.
 pub struct SendWrites {
     /// Where they are stored.
     pub store: Store,
@@ -70,10 +72,11 @@ impl BatchWrite for SendWrites {
         }
         if !handed_over.is_empty() {
             self.handoff.hand_over(handed_over);
+            self.handoff.wake();
         }
         let mut stored = stored.into_iter();
         let mut recorded = recorded.into_iter();
-        let missing = || Err(StoreError::Conflict("the write had no outcome".to_owned()));
+        let missing = || Err(no_outcome());
         Ok(writes
             .iter()
             .map(|write| match write {

@@ -78,6 +78,12 @@ impl<W: BatchWrite> GroupCommit<W> {
     }
 }
 
+/// What a request learns when its batch was written but gave it no outcome, which a
+/// [`BatchWrite`] keeping its contract never does.
+pub fn no_outcome() -> StoreError {
+    StoreError::Conflict("the write had no outcome".to_owned())
+}
+
 async fn write_batches<W: BatchWrite>(writer: W, mut waiting: mpsc::UnboundedReceiver<Pending<W>>) {
     let mut batch = Vec::with_capacity(MOST_PER_BATCH);
     while waiting.recv_many(&mut batch, MOST_PER_BATCH).await > 0 {
@@ -89,9 +95,7 @@ async fn write_batches<W: BatchWrite>(writer: W, mut waiting: mpsc::UnboundedRec
                 let mut outcomes = Vec::with_capacity(items.len());
                 for item in &items {
                     outcomes.push(match writer.write(std::slice::from_ref(item)).await {
-                        Ok(mut alone) => alone.pop().unwrap_or_else(|| {
-                            Err(StoreError::Conflict("the write had no outcome".to_owned()))
-                        }),
+                        Ok(mut alone) => alone.pop().unwrap_or_else(|| Err(no_outcome())),
                         Err(error) => Err(error),
                     });
                 }

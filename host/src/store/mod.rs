@@ -30,7 +30,7 @@ use sqlx::{AnyPool, Executor as _};
 
 pub use conversations::StatusEffects;
 pub use filter::{ConversationQuery, MessageQuery, PageRequest, StatusQuery};
-pub use group_commit::{BatchWrite, GroupCommit};
+pub use group_commit::{BatchWrite, GroupCommit, no_outcome};
 pub use metrics::MessageCount;
 pub use model::*;
 pub use out_messages::AcceptedAndCompleted;

@@ -8,6 +8,7 @@
 //! other; SQLite has one writer at a time and needs no such clause.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -289,17 +290,17 @@ pub(super) async fn complete_sends_in(
         .zip(&first)
         .filter_map(|(send, first)| first.then_some(*send))
         .collect();
-    let cases: Vec<String> = (0..distinct.len())
-        .map(|i| format!("WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2))
-        .collect();
-    let ids: Vec<String> = (0..distinct.len())
-        .map(|i| format!("${}", 2 * i + 1))
-        .collect();
+    // Each send binds its message id ($odd) and reference ($even); the IN list reuses the ids.
+    let mut cases = String::new();
+    let mut ids = String::new();
+    for i in 0..distinct.len() {
+        let (id, reference) = (2 * i + 1, 2 * i + 2);
+        let _ = write!(cases, " WHEN ${id} THEN ${reference}");
+        let _ = write!(ids, "{}${id}", if i > 0 { ", " } else { "" });
+    }
     let sql = format!(
-        "UPDATE conversation SET external_system_reference = CASE message_id {} END \
-         WHERE direction = 'OUTGOING' AND message_id IN ({}) RETURNING id, message_id",
-        cases.join(" "),
-        ids.join(", ")
+        "UPDATE conversation SET external_system_reference = CASE message_id{cases} END \
+         WHERE direction = 'OUTGOING' AND message_id IN ({ids}) RETURNING id, message_id"
     );
     let mut query = sqlx::query(&sql);
     for send in &distinct {
