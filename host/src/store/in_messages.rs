@@ -60,7 +60,8 @@ impl Store {
         conversation: &NewConversation,
         reply: Option<&StatusReply>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut writer = self.writing().await?;
+        let mut tx = writer.begin().await?;
         let conv_id = match insert_conversation(
             &mut tx,
             Direction::Incoming,
@@ -138,7 +139,7 @@ impl Store {
             .bind(lock_until)
             .bind(&message_id)
             .bind(now)
-            .execute(self.writer())
+            .execute(&mut *self.writing().await?)
             .await?;
             if locked.rows_affected() == 1 {
                 return self.in_message(&message_id).await;
@@ -195,7 +196,8 @@ impl Store {
         now: Millis,
         reply: impl FnOnce(&InMessage) -> Option<StatusReply>,
     ) -> Result<InMessage, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut writer = self.writing().await?;
+        let mut tx = writer.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {IN_COLUMNS} FROM in_message WHERE message_id = $1"
         ))
@@ -241,7 +243,8 @@ impl Store {
         status: ReceiptStatus,
         reason: &str,
     ) -> Result<Option<InMessage>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut writer = self.writing().await?;
+        let mut tx = writer.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {IN_COLUMNS} FROM in_message WHERE message_id = $1"
         ))
@@ -273,7 +276,7 @@ impl Store {
             "UPDATE in_message SET lock_until = NULL WHERE lock_until IS NOT NULL AND lock_until < $1",
         )
         .bind(now)
-        .execute(self.writer())
+        .execute(&mut *self.writing().await?)
         .await?;
         Ok(unlocked.rows_affected())
     }

@@ -20,13 +20,17 @@ mod schema;
 mod sql_lists;
 mod status_outbox;
 mod webhooks;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor as _};
+use sqlx::{AnyConnection, AnyPool, Connection as _, Executor as _};
+
+use writer::{WriteConnection, Writer};
 
 pub use conversations::StatusEffects;
 pub use filter::{ConversationQuery, MessageQuery, PageRequest, StatusQuery};
@@ -70,10 +74,10 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    /// Where writes go. On SQLite a pool of one connection: writers wait their turn in the
-    /// pool's fair queue instead of in SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms
-    /// between tries and leaves the write lock idle meanwhile. On PostgreSQL it is `pool`.
-    writer: AnyPool,
+    /// Where writes go. On SQLite one connection: writers wait their turn for it instead of in
+    /// SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between tries and leaves the write
+    /// lock idle meanwhile. On PostgreSQL it is `pool`.
+    writer: Writer,
     dialect: Dialect,
 }
 
@@ -98,10 +102,13 @@ impl Store {
         let (pool, writer) = match dialect {
             // One writer at a time is SQLite's nature: readers share a small pool (WAL lets
             // them read while a write goes on) and writers queue for the one writing
-            // connection. The busy timeout stays for anything else that opens the file.
+            // connection (see `writer`).
             Dialect::Sqlite => {
-                let writer = sqlite_pool(&url, 1).await?;
-                writer.execute("PRAGMA journal_mode = WAL").await?;
+                let mut writer = AnyConnection::connect(&url).await?;
+                writer
+                    .execute(format!("PRAGMA journal_mode = WAL; {SQLITE_SETTINGS}").as_str())
+                    .await?;
+                let writer = Writer::Sqlite(Arc::new(tokio::sync::Mutex::new(Some(writer))));
                 (sqlite_pool(&url, 4).await?, writer)
             }
             Dialect::Postgres => {
@@ -110,10 +117,10 @@ impl Store {
                     .max_connections(16)
                     .connect(&url)
                     .await?;
-                (pool.clone(), pool)
+                (pool.clone(), Writer::Postgres(pool))
             }
         };
-        schema::migrate(&writer, dialect).await?;
+        schema::migrate(&mut *writer.connection().await?, dialect).await?;
         Ok(Self {
             pool,
             writer,
@@ -143,20 +150,10 @@ impl Store {
         &self.pool
     }
 
-    /// The pool writes outside a transaction go to (see [`Store::begin`] for those inside).
-    pub(crate) fn writer(&self) -> &AnyPool {
-        &self.writer
-    }
-
-    /// Begins a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a
-    /// deferred transaction that reads before it writes cannot wait for another writer when it
-    /// upgrades (SQLite answers "database is locked" at once, busy timeout or not), which two
-    /// workers or two instances on one file hit under load.
-    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        match self.dialect {
-            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
-            Dialect::Postgres => self.writer.begin().await,
-        }
+    /// The connection writes go to, held until dropped: statements outside a transaction run
+    /// on it, and [`WriteConnection::begin`] begins one.
+    pub(crate) async fn writing(&self) -> Result<WriteConnection, sqlx::Error> {
+        self.writer.connection().await
     }
 }
 
@@ -180,6 +177,11 @@ impl Store {
     }
 }
 
+/// How every SQLite connection is set up. The busy timeout stays for anything else that opens
+/// the file.
+const SQLITE_SETTINGS: &str =
+    "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
 /// A pool of `connections` to the SQLite database at `url`, each set up alike.
 ///
 /// A connection is not pinged before each use, as sqlx does by default: an SQLite connection is
@@ -192,12 +194,7 @@ async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error
         .test_before_acquire(false)
         .after_connect(|connection, _| {
             Box::pin(async move {
-                connection
-                    .execute(
-                        "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; \
-                         PRAGMA synchronous = NORMAL;",
-                    )
-                    .await?;
+                connection.execute(SQLITE_SETTINGS).await?;
                 Ok(())
             })
         })

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use sqlx::AnyPool;
+use sqlx::AnyConnection;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use super::{Dialect, StoreError};
@@ -59,11 +59,14 @@ fn migrations(dialect: Dialect) -> Vec<Migration> {
 }
 
 /// Applies what is missing.
-pub(super) async fn migrate(pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
+pub(super) async fn migrate(
+    connection: &mut AnyConnection,
+    dialect: Dialect,
+) -> Result<(), StoreError> {
     let migrator = Migrator {
         migrations: Cow::Owned(migrations(dialect)),
         ..Migrator::DEFAULT
     };
-    migrator.run(pool).await?;
+    migrator.run(connection).await?;
     Ok(())
 }

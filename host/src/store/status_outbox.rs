@@ -54,7 +54,7 @@ fn entry_from(row: &AnyRow) -> Result<StatusReplyEntry, sqlx::Error> {
 
 /// Queues `reply` inside the caller's transaction; a status already owed is not queued twice.
 pub(super) async fn queue_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     reply: &StatusReply,
     now: Millis,
 ) -> Result<(), StoreError> {
@@ -90,7 +90,7 @@ impl Store {
         .bind(worker)
         .bind(now)
         .bind(limit)
-        .fetch_all(self.writer())
+        .fetch_all(&mut *self.writing().await?)
         .await?;
         Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
     }
@@ -99,7 +99,7 @@ impl Store {
     pub async fn remove_status_reply(&self, id: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM status_outbox WHERE id = $1")
             .bind(id)
-            .execute(self.writer())
+            .execute(&mut *self.writing().await?)
             .await?;
         Ok(())
     }
@@ -118,7 +118,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut *self.writing().await?)
         .await?;
         Ok(())
     }

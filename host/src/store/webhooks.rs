@@ -167,7 +167,7 @@ impl Store {
         .bind(&subscription.resource)
         .bind(&subscription.event)
         .bind(&subscription.filter)
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut *self.writing().await?)
         .await?;
         match row {
             Some(row) => Ok(subscription_from(&row)?),
@@ -194,7 +194,7 @@ impl Store {
         .bind(&subscription.event)
         .bind(&subscription.filter)
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut *self.writing().await?)
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -243,7 +243,8 @@ impl Store {
 
     /// Deletes subscription `id` with its pending events; false when there was none.
     pub async fn delete_subscription(&self, id: i64) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut writer = self.writing().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query("DELETE FROM webhook_event WHERE subscription_id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -258,7 +259,8 @@ impl Store {
 
     /// Deletes every subscription and their pending events.
     pub async fn delete_all_subscriptions(&self) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut writer = self.writing().await?;
+        let mut tx = writer.begin().await?;
         sqlx::query("DELETE FROM webhook_event")
             .execute(&mut *tx)
             .await?;
@@ -297,7 +299,7 @@ impl Store {
     pub async fn webhook_delivered(&self, id: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM webhook_event WHERE id = $1")
             .bind(id)
-            .execute(self.writer())
+            .execute(&mut *self.writing().await?)
             .await?;
         Ok(())
     }
@@ -316,7 +318,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut *self.writing().await?)
         .await?;
         Ok(())
     }
