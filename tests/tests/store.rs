@@ -123,6 +123,7 @@ on_both_dialects! {
     completions_in_one_batch_each_get_their_own_outcome => check_complete_sends,
     whole_messages_in_one_batch_each_get_their_own_outcome => check_create_queued_messages,
     accepts_and_completions_share_one_transaction => check_accept_and_complete,
+    a_batch_of_new_messages_is_stored_whole_or_not_at_all => check_new_messages_batch,
     register_status_is_idempotent_and_finishes => check_register_status,
     a_round_of_polled_statuses_keeps_each_conversations_order => check_polled_round,
     dead_letter_and_finish_unsent_end_the_message => check_dead_letter,
@@ -1028,6 +1029,156 @@ async fn check_accept_and_complete(store: &Store) {
         ["fresh"],
         "the sent message left the outbox"
     );
+}
+
+/// A batch whose messages are all new is stored as one stored message by message would be:
+/// each queued with its files in their order, its conversation with OPPRETTET (the statuses
+/// numbered in the batch's order), one outbox entry, and an event for a subscription. A batch
+/// with one message whose id a sent message left taken stores the others whole and nothing of
+/// that one. Sends completed beside an accepted message are recorded as alone, with an event
+/// for each new SENDT and none for a SENDT there already.
+async fn check_new_messages_batch(db: &TestDb) {
+    let store: &Store = db;
+    store
+        .create_subscription(&subscription("everything", "http://a.test/hook", None))
+        .await
+        .unwrap();
+    // Not in the order of their ids, which an index would give.
+    let batch: Vec<QueuedMessage> = ["new-3", "new-1", "new-2"]
+        .iter()
+        .map(|id| {
+            queued_message(
+                id,
+                &format!("2026/{id}"),
+                vec![
+                    file(id, "main.pdf", &format!("blob-{id}")),
+                    inline_file(id, "arkivmelding.xml", id.as_bytes()),
+                ],
+            )
+        })
+        .collect();
+    let refs: Vec<&QueuedMessage> = batch.iter().collect();
+    let (outcomes, _) = store.accept_and_complete(&refs, &[]).await.unwrap();
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let read = store
+        .out_messages_with_files(&["new-3", "new-1", "new-2"])
+        .await
+        .unwrap();
+    let mut status_ids = Vec::new();
+    for one in &batch {
+        let id = &one.message.message_id;
+        assert_eq!(read[id], one.as_stored(), "{id} as stored");
+        let created = conversation(store, id, Direction::Outgoing).await;
+        assert_eq!(status_names(&created), [ReceiptStatus::Opprettet], "{id}");
+        assert_eq!(created.message_reference, one.reference, "{id}");
+        assert_eq!(created.message_title, one.title, "{id}");
+        status_ids.push(created.statuses[0].id);
+    }
+    assert!(
+        status_ids.is_sorted() && status_ids[0] < status_ids[2],
+        "statuses numbered in the batch's order: {status_ids:?}"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM webhook_event", None).await,
+        3,
+        "an event for each OPPRETTET"
+    );
+    assert_eq!(claim_all(store).await, ["new-1", "new-2", "new-3"]);
+
+    create_and_queue(store, "sent-earlier").await;
+    store
+        .complete_send("sent-earlier", "ext", &[], false, false)
+        .await
+        .unwrap();
+    let events = db.count("SELECT COUNT(*) FROM webhook_event", None).await;
+    let fresh = queued_message("new-4", "2026/4", vec![file("new-4", "d.pdf", "blob-4")]);
+    let again = queued_message(
+        "sent-earlier",
+        "2026/5",
+        vec![file("sent-earlier", "e.pdf", "blob-5")],
+    );
+    let (outcomes, _) = store
+        .accept_and_complete(&[&fresh, &again], &[])
+        .await
+        .unwrap();
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert!(
+        matches!(outcomes[1], Err(StoreError::Duplicate(_))),
+        "{outcomes:?}"
+    );
+    let read = store.out_messages_with_files(&["new-4"]).await.unwrap();
+    assert_eq!(read["new-4"], fresh.as_stored(), "the new one once, whole");
+    assert!(store.out_message("sent-earlier").await.unwrap().is_none());
+    assert!(store.files("sent-earlier").await.unwrap().is_empty());
+    let earlier = conversation(store, "sent-earlier", Direction::Outgoing).await;
+    assert_eq!(earlier.message_reference, None, "the taken one's conversation as it was");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM webhook_event", None).await,
+        events + 1,
+        "an event for the new one's OPPRETTET only"
+    );
+    assert_eq!(claim_all(store).await, ["new-4"]);
+
+    // Sends completed in the batch of an accepted message, one of them completed before.
+    for id in ["done-1", "done-2"] {
+        create(store, id).await;
+        store
+            .add_file(&file(id, "main.pdf", &format!("blob-{id}")))
+            .await
+            .unwrap();
+        store.queue_for_sending(id).await.unwrap();
+    }
+    let events = db.count("SELECT COUNT(*) FROM webhook_event", None).await;
+    let fresh = queued_message("new-5", "2026/6", vec![file("new-5", "f.pdf", "blob-6")]);
+    let (accepted, completed) = store
+        .accept_and_complete(
+            &[&fresh],
+            &[
+                &completed_send("done-1", vec![], true),
+                &completed_send("missing", vec![], false),
+                &completed_send("done-2", vec![], false),
+                &completed_send("sent-earlier", vec![], true),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(accepted[0].is_ok(), "{accepted:?}");
+    assert_eq!(completed[0].as_ref().ok(), Some(&vec!["blob-done-1".to_owned()]));
+    assert!(
+        matches!(completed[1], Err(StoreError::NotFound(_))),
+        "{:?}",
+        completed[1]
+    );
+    assert_eq!(completed[2].as_ref().ok(), Some(&vec!["blob-done-2".to_owned()]));
+    assert_eq!(completed[3].as_ref().ok(), Some(&vec![]), "nothing left to remove");
+    for (id, polled) in [("done-1", true), ("done-2", false)] {
+        let sent = conversation(store, id, Direction::Outgoing).await;
+        assert_eq!(
+            status_names(&sent),
+            [ReceiptStatus::Opprettet, ReceiptStatus::Sendt],
+            "{id}"
+        );
+        assert_eq!(sent.pollable, polled, "{id} polled as its channel does");
+        assert!(!sent.finished, "{id}");
+        let reference = format!("ext-{id}");
+        assert_eq!(sent.external_system_reference, Some(reference), "{id}");
+        assert!(store.out_message(id).await.unwrap().is_none(), "{id} removed");
+        assert!(store.files(id).await.unwrap().is_empty(), "{id}'s files removed");
+    }
+    let again = conversation(store, "sent-earlier", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&again),
+        [ReceiptStatus::Opprettet, ReceiptStatus::Sendt],
+        "SENDT once"
+    );
+    assert!(!again.pollable, "a SENDT there already changes nothing more");
+    assert_eq!(again.external_system_reference.as_deref(), Some("ext-sent-earlier"));
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM webhook_event", None).await,
+        events + 3,
+        "events for new-5's OPPRETTET and the two new SENDT"
+    );
+    assert_eq!(claim_all(store).await, ["new-5"], "the sent ones left the outbox");
 }
 
 // ---------------------------------------------------------------------------------------------
