@@ -452,7 +452,7 @@ impl Store {
     pub async fn delete_conversation(&self, id: i64) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM conversation WHERE id = $1")
             .bind(id)
-            .execute(&mut *self.writing().await?)
+            .execute(&mut *self.write_connection().await?)
             .await?;
         Ok(deleted.rows_affected() > 0)
     }
@@ -466,7 +466,7 @@ impl Store {
         update: &StatusUpdate,
         effects: StatusEffects,
     ) -> Result<Option<MessageStatus>, StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let conv_id = conversation_id_in(&mut tx, message_id, direction).await?;
         let registered = register_in(
@@ -490,7 +490,7 @@ impl Store {
         &self,
         updates: &[(String, StatusUpdate, StatusEffects)],
     ) -> Result<(), StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let mut message_ids: Vec<&str> = updates.iter().map(|(id, _, _)| id.as_str()).collect();
         message_ids.sort_unstable();
@@ -549,7 +549,7 @@ impl Store {
         )
         .bind(reference)
         .bind(message_id)
-        .execute(&mut *self.writing().await?)
+        .execute(&mut *self.write_connection().await?)
         .await?;
         Ok(())
     }
@@ -569,7 +569,7 @@ impl Store {
         .bind(reference)
         .bind(title)
         .bind(message_id)
-        .execute(&mut *self.writing().await?)
+        .execute(&mut *self.write_connection().await?)
         .await?;
         Ok(())
     }
@@ -632,7 +632,7 @@ impl Store {
 
     /// Deletes finished conversations last changed before `before`, with their statuses.
     pub async fn purge_finished(&self, before: Millis) -> Result<u64, StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         sqlx::query(
             "DELETE FROM status_queue WHERE status_id IN (SELECT s.id FROM message_status s \
@@ -672,7 +672,7 @@ impl Store {
     pub async fn remove_from_status_queue(&self, id: i64) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM status_queue WHERE status_id = $1")
             .bind(id)
-            .execute(&mut *self.writing().await?)
+            .execute(&mut *self.write_connection().await?)
             .await?;
         Ok(deleted.rows_affected() > 0)
     }

@@ -60,7 +60,7 @@ impl Store {
         conversation: &NewConversation,
         reply: Option<&StatusReply>,
     ) -> Result<bool, StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let conv_id = match insert_conversation(
             &mut tx,
@@ -139,7 +139,7 @@ impl Store {
             .bind(lock_until)
             .bind(&message_id)
             .bind(now)
-            .execute(&mut *self.writing().await?)
+            .execute(&mut *self.write_connection().await?)
             .await?;
             if locked.rows_affected() == 1 {
                 return self.in_message(&message_id).await;
@@ -196,7 +196,7 @@ impl Store {
         now: Millis,
         reply: impl FnOnce(&InMessage) -> Option<StatusReply>,
     ) -> Result<InMessage, StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {IN_COLUMNS} FROM in_message WHERE message_id = $1"
@@ -243,7 +243,7 @@ impl Store {
         status: ReceiptStatus,
         reason: &str,
     ) -> Result<Option<InMessage>, StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {IN_COLUMNS} FROM in_message WHERE message_id = $1"
@@ -276,7 +276,7 @@ impl Store {
             "UPDATE in_message SET lock_until = NULL WHERE lock_until IS NOT NULL AND lock_until < $1",
         )
         .bind(now)
-        .execute(&mut *self.writing().await?)
+        .execute(&mut *self.write_connection().await?)
         .await?;
         Ok(unlocked.rows_affected())
     }

@@ -28,9 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyConnection, AnyPool, Connection as _, Executor as _};
+use sqlx::{AnyPool, Executor as _};
 
-use writer::{WriteConnection, Writer};
+use writer::{SqliteWriter, WriteConnection, Writer};
 
 pub use conversations::StatusEffects;
 pub use filter::{ConversationQuery, MessageQuery, PageRequest, StatusQuery};
@@ -104,12 +104,10 @@ impl Store {
             // them read while a write goes on) and writers queue for the one writing
             // connection (see `writer`).
             Dialect::Sqlite => {
-                let mut writer = AnyConnection::connect(&url).await?;
-                writer
-                    .execute(format!("PRAGMA journal_mode = WAL; {SQLITE_SETTINGS}").as_str())
-                    .await?;
-                let writer = Writer::Sqlite(Arc::new(tokio::sync::Mutex::new(Some(writer))));
-                (sqlite_pool(&url, 4).await?, writer)
+                let settings = format!("PRAGMA journal_mode = WAL; {SQLITE_SETTINGS}");
+                let writer = SqliteWriter::open(&url, settings).await?;
+                let writer = Writer::Sqlite(Arc::new(tokio::sync::Mutex::new(writer)));
+                (sqlite_pool(&url).await?, writer)
             }
             Dialect::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -139,7 +137,7 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pools, waiting for connections in use.
+    /// Closes the readers' pool and the writing connection (or pool), waiting for those in use.
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
@@ -152,7 +150,7 @@ impl Store {
 
     /// The connection writes go to, held until dropped: statements outside a transaction run
     /// on it, and [`WriteConnection::begin`] begins one.
-    pub(crate) async fn writing(&self) -> Result<WriteConnection, sqlx::Error> {
+    async fn write_connection(&self) -> Result<WriteConnection, sqlx::Error> {
         self.writer.connection().await
     }
 }
@@ -182,15 +180,19 @@ impl Store {
 const SQLITE_SETTINGS: &str =
     "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
-/// A pool of `connections` to the SQLite database at `url`, each set up alike.
+/// The connections SQLite's readers share.
+const SQLITE_READERS: u32 = 4;
+
+/// The readers' pool of [`SQLITE_READERS`] connections to the SQLite database at `url`, each
+/// set up alike.
 ///
 /// A connection is not pinged before each use, as sqlx does by default: an SQLite connection is
 /// a file this process holds open, not a socket that can break, and each ping is one more
 /// round trip to the connection's thread, two thread switches, for every query.
-async fn sqlite_pool(url: &str, connections: u32) -> Result<AnyPool, sqlx::Error> {
+async fn sqlite_pool(url: &str) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
         .acquire_timeout(Duration::from_secs(30))
-        .max_connections(connections)
+        .max_connections(SQLITE_READERS)
         .test_before_acquire(false)
         .after_connect(|connection, _| {
             Box::pin(async move {

@@ -257,7 +257,7 @@ impl Store {
         message: &OutMessage,
         conversation: &NewConversation,
     ) -> Result<(), StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         insert_new(&mut tx, message, conversation).await?;
         tx.commit().await?;
@@ -282,7 +282,7 @@ impl Store {
         queued: &[&QueuedMessage],
         sends: &[&CompletedSend],
     ) -> Result<AcceptedAndCompleted, StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let accepted = create_queued_in(&mut tx, queued).await?;
         let completed = super::outbox::complete_sends_in(&mut tx, sends).await?;
@@ -356,7 +356,7 @@ impl Store {
     /// taken, [`StoreError::NotFound`] without the message, [`StoreError::Conflict`] once sent.
     pub async fn add_file(&self, file: &MessageFile) -> Result<(), StoreError> {
         let (blob_id, data) = content_columns(&file.content);
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let queued = sqlx::query("SELECT queued FROM out_message WHERE message_id = $1")
             .bind(&file.message_id)
@@ -423,7 +423,7 @@ impl Store {
     /// [`StoreError::Conflict`] when it was sent already.
     pub async fn queue_for_sending(&self, message_id: &str) -> Result<(), StoreError> {
         let now = now_millis();
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let row = sqlx::query("SELECT channel, queued FROM out_message WHERE message_id = $1")
             .bind(message_id)
@@ -456,7 +456,7 @@ impl Store {
         &self,
         message_id: &str,
     ) -> Result<Option<Vec<String>>, StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let exists = sqlx::query("SELECT 1 AS one FROM out_message WHERE message_id = $1")
             .bind(message_id)

@@ -47,7 +47,7 @@ impl Store {
         .bind(worker)
         .bind(now)
         .bind(limit)
-        .fetch_all(&mut *self.writing().await?)
+        .fetch_all(&mut *self.write_connection().await?)
         .await?;
         Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
     }
@@ -58,7 +58,7 @@ impl Store {
             "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL WHERE claimed_by = $1",
         )
         .bind(worker)
-        .execute(&mut *self.writing().await?)
+        .execute(&mut *self.write_connection().await?)
         .await?;
         Ok(released.rows_affected())
     }
@@ -82,7 +82,7 @@ impl Store {
                 query = query.bind(*id);
             }
             released += query
-                .execute(&mut *self.writing().await?)
+                .execute(&mut *self.write_connection().await?)
                 .await?
                 .rows_affected();
         }
@@ -93,7 +93,7 @@ impl Store {
     /// start no claim can belong to a live worker.
     pub async fn release_all_claims(&self) -> Result<u64, StoreError> {
         let released = sqlx::query("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL")
-            .execute(&mut *self.writing().await?)
+            .execute(&mut *self.write_connection().await?)
             .await?;
         Ok(released.rows_affected())
     }
@@ -114,7 +114,7 @@ impl Store {
         .bind(error)
         .bind(message_id)
         .bind(worker)
-        .execute(&mut *self.writing().await?)
+        .execute(&mut *self.write_connection().await?)
         .await?;
         Ok(())
     }
@@ -166,7 +166,7 @@ impl Store {
         effects: StatusEffects,
     ) -> Result<Vec<String>, StoreError> {
         let now = now_millis();
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let message = sqlx::query(
             "SELECT m.channel, m.sbd, COALESCE(o.attempts, 0) AS attempts FROM out_message m \
@@ -216,7 +216,7 @@ impl Store {
     pub async fn purge_dead_letters(&self, before: Millis) -> Result<u64, StoreError> {
         let deleted = sqlx::query("DELETE FROM dead_letter WHERE dead_at < $1")
             .bind(before)
-            .execute(&mut *self.writing().await?)
+            .execute(&mut *self.write_connection().await?)
             .await?;
         Ok(deleted.rows_affected())
     }

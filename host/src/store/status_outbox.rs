@@ -90,7 +90,7 @@ impl Store {
         .bind(worker)
         .bind(now)
         .bind(limit)
-        .fetch_all(&mut *self.writing().await?)
+        .fetch_all(&mut *self.write_connection().await?)
         .await?;
         Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
     }
@@ -99,7 +99,7 @@ impl Store {
     pub async fn remove_status_reply(&self, id: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM status_outbox WHERE id = $1")
             .bind(id)
-            .execute(&mut *self.writing().await?)
+            .execute(&mut *self.write_connection().await?)
             .await?;
         Ok(())
     }
@@ -118,7 +118,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(id)
-        .execute(&mut *self.writing().await?)
+        .execute(&mut *self.write_connection().await?)
         .await?;
         Ok(())
     }

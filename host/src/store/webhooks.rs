@@ -167,7 +167,7 @@ impl Store {
         .bind(&subscription.resource)
         .bind(&subscription.event)
         .bind(&subscription.filter)
-        .fetch_optional(&mut *self.writing().await?)
+        .fetch_optional(&mut *self.write_connection().await?)
         .await?;
         match row {
             Some(row) => Ok(subscription_from(&row)?),
@@ -194,7 +194,7 @@ impl Store {
         .bind(&subscription.event)
         .bind(&subscription.filter)
         .bind(id)
-        .execute(&mut *self.writing().await?)
+        .execute(&mut *self.write_connection().await?)
         .await
         .map_err(|error| match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
@@ -243,7 +243,7 @@ impl Store {
 
     /// Deletes subscription `id` with its pending events; false when there was none.
     pub async fn delete_subscription(&self, id: i64) -> Result<bool, StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         sqlx::query("DELETE FROM webhook_event WHERE subscription_id = $1")
             .bind(id)
@@ -259,7 +259,7 @@ impl Store {
 
     /// Deletes every subscription and their pending events.
     pub async fn delete_all_subscriptions(&self) -> Result<(), StoreError> {
-        let mut writer = self.writing().await?;
+        let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         sqlx::query("DELETE FROM webhook_event")
             .execute(&mut *tx)
@@ -299,7 +299,7 @@ impl Store {
     pub async fn webhook_delivered(&self, id: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM webhook_event WHERE id = $1")
             .bind(id)
-            .execute(&mut *self.writing().await?)
+            .execute(&mut *self.write_connection().await?)
             .await?;
         Ok(())
     }
@@ -318,7 +318,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(id)
-        .execute(&mut *self.writing().await?)
+        .execute(&mut *self.write_connection().await?)
         .await?;
         Ok(())
     }

@@ -4,27 +4,35 @@
 //! every write also paid for the pool's hand-back: sqlx returns a connection from a task it
 //! spawns, and pings it there first (a round trip to the connection's thread), so each write,
 //! a batch of the send path or a claim of the outbox, began only after the previous one's
-//! spawned task and ping had run. On a busy runtime that wait was longer than the batch's
-//! own statements. One connection behind an async mutex has no hand-back: the next writer
-//! takes it the moment the last lets go, in the order they asked. PostgreSQL, where several
-//! connections write at once, keeps its pool.
+//! spawned task and ping had run. One connection behind an async mutex has no hand-back: the
+//! next writer takes it the moment the last lets go, in the order they asked.
+//!
+//! What the pool's ping was for stays. A write whose caller gave up midway leaves its
+//! rollback queued on the connection's thread, and the next writer pings first, which waits
+//! for it. And at most once a [`CHECK_EVERY`] the connection is pinged before a write: one
+//! whose thread has stopped (sqlx stops it when it cannot roll back an abandoned `BEGIN`), or
+//! that still holds a transaction, is replaced by a new one, so writes do not fail until a
+//! restart. PostgreSQL, where several connections write at once, keeps its pool.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Executor as _, Transaction};
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
-/// How long a write waits for SQLite's connection before it fails, as it waits for a
-/// connection of PostgreSQL's pool.
-const WAIT_AT_MOST: Duration = Duration::from_secs(30);
+/// How long a write waits for SQLite's connection before it fails (with sqlx's "pool timed
+/// out"), as it waits for a connection of PostgreSQL's pool.
+const WRITE_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where writes go: SQLite's one writing connection (`None` once closed), or PostgreSQL's pool.
+/// How often, at most, the writing connection is pinged before a write.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Where writes go: SQLite's one writing connection, or PostgreSQL's pool.
 #[derive(Clone)]
 pub(super) enum Writer {
-    Sqlite(Arc<Mutex<Option<AnyConnection>>>),
+    Sqlite(Arc<Mutex<SqliteWriter>>),
     Postgres(AnyPool),
 }
 
@@ -37,15 +45,79 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// SQLite's writing connection and how to open another.
+pub(super) struct SqliteWriter {
+    url: String,
+    settings: String,
+    /// `None` once closed, or after its thread stopped and before a new one opened.
+    connection: Option<AnyConnection>,
+    last_checked: Instant,
+    closed: bool,
+}
+
+impl SqliteWriter {
+    /// Opens the writing connection to `url` and runs `settings` on it, as on every connection
+    /// that replaces it.
+    pub(super) async fn open(url: &str, settings: String) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            connection: Some(connect(url, &settings).await?),
+            url: url.to_owned(),
+            settings,
+            last_checked: Instant::now(),
+            closed: false,
+        })
+    }
+
+    /// Makes sure a live connection is there: pinged when it was not lately, replaced when it
+    /// does not answer.
+    async fn ready(&mut self) -> Result<(), sqlx::Error> {
+        if self.closed {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        // A writer whose caller gave up midway leaves its transaction's rollback queued on
+        // the connection's thread; a ping waits for it, as the pool's ping did.
+        if let Some(connection) = &mut self.connection
+            && (connection.is_in_transaction() || self.last_checked.elapsed() >= CHECK_EVERY)
+        {
+            match connection.ping().await {
+                Ok(()) if !connection.is_in_transaction() => {}
+                Ok(()) => {
+                    tracing::warn!(
+                        "the database's writing connection kept a transaction open; opening another"
+                    );
+                    self.connection = None;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "the database's writing connection stopped; opening another");
+                    self.connection = None;
+                }
+            }
+            self.last_checked = Instant::now();
+        }
+        if self.connection.is_none() {
+            self.connection = Some(connect(&self.url, &self.settings).await?);
+        }
+        Ok(())
+    }
+}
+
+async fn connect(url: &str, settings: &str) -> Result<AnyConnection, sqlx::Error> {
+    let mut connection = AnyConnection::connect(url).await?;
+    connection.execute(settings).await?;
+    Ok(connection)
+}
+
 impl Writer {
     /// The writing connection, once the writes before have let go of it.
     pub(super) async fn connection(&self) -> Result<WriteConnection, sqlx::Error> {
         match self {
-            Self::Sqlite(connection) => {
-                let held = tokio::time::timeout(WAIT_AT_MOST, connection.clone().lock_owned())
-                    .await
-                    .map_err(|_| sqlx::Error::PoolTimedOut)?;
-                OwnedMutexGuard::try_map(held, Option::as_mut)
+            Self::Sqlite(writer) => {
+                let mut held =
+                    tokio::time::timeout(WRITE_WAIT_TIMEOUT, writer.clone().lock_owned())
+                        .await
+                        .map_err(|_| sqlx::Error::PoolTimedOut)?;
+                held.ready().await?;
+                OwnedMutexGuard::try_map(held, |writer| writer.connection.as_mut())
                     .map(WriteConnection::Sqlite)
                     .map_err(|_| sqlx::Error::PoolClosed)
             }
@@ -56,8 +128,10 @@ impl Writer {
     /// Closes it, waiting for the write in progress; writes after that fail.
     pub(super) async fn close(&self) {
         match self {
-            Self::Sqlite(connection) => {
-                if let Some(connection) = connection.lock().await.take()
+            Self::Sqlite(writer) => {
+                let mut writer = writer.lock().await;
+                writer.closed = true;
+                if let Some(connection) = writer.connection.take()
                     && let Err(error) = connection.close().await
                 {
                     tracing::warn!(%error, "the database's writing connection closed uncleanly");
@@ -70,7 +144,7 @@ impl Writer {
 
 /// A connection to write on, held until dropped.
 pub(crate) enum WriteConnection {
-    Sqlite(OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>),
+    Sqlite(OwnedMappedMutexGuard<SqliteWriter, AnyConnection>),
     Postgres(PoolConnection<Any>),
 }
 
