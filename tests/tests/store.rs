@@ -962,6 +962,28 @@ async fn claim_all(store: &Store) -> Vec<String> {
     claimed
 }
 
+/// The conversation of `id`, sent as [`completed_send`] completes it: OPPRETTET then SENDT,
+/// the provider's reference `ext-{id}`, and its message and files removed.
+async fn sent_and_removed(store: &Store, id: &str) -> Conversation {
+    let sent = conversation(store, id, Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&sent),
+        [ReceiptStatus::Opprettet, ReceiptStatus::Sendt],
+        "{id}"
+    );
+    let reference = format!("ext-{id}");
+    assert_eq!(sent.external_system_reference, Some(reference), "{id}");
+    assert!(
+        store.out_message(id).await.unwrap().is_none(),
+        "{id} removed"
+    );
+    assert!(
+        store.files(id).await.unwrap().is_empty(),
+        "{id}'s files removed"
+    );
+    sent
+}
+
 /// A send of `id` the provider accepted as `ext-{id}`, implying `statuses`.
 fn completed_send(id: &str, statuses: Vec<StatusUpdate>, polls: bool) -> CompletedSend {
     CompletedSend {
@@ -1016,14 +1038,7 @@ async fn check_accept_and_complete(store: &Store) {
     assert!(stored.queued);
     let created = conversation(store, "fresh", Direction::Outgoing).await;
     assert_eq!(status_names(&created), [ReceiptStatus::Opprettet]);
-    let sent = conversation(store, "sent", Direction::Outgoing).await;
-    assert_eq!(
-        status_names(&sent),
-        [ReceiptStatus::Opprettet, ReceiptStatus::Sendt]
-    );
-    assert_eq!(sent.external_system_reference.as_deref(), Some("ext-sent"));
-    assert!(store.out_message("sent").await.unwrap().is_none());
-    assert!(store.files("sent").await.unwrap().is_empty());
+    sent_and_removed(store, "sent").await;
     assert!(!store.out_message("taken").await.unwrap().unwrap().queued);
     assert_eq!(
         claim_all(store).await,
@@ -1167,24 +1182,9 @@ async fn check_new_messages_batch(db: &TestDb) {
         "nothing left to remove"
     );
     for (id, polled) in [("done-1", true), ("done-2", false)] {
-        let sent = conversation(store, id, Direction::Outgoing).await;
-        assert_eq!(
-            status_names(&sent),
-            [ReceiptStatus::Opprettet, ReceiptStatus::Sendt],
-            "{id}"
-        );
+        let sent = sent_and_removed(store, id).await;
         assert_eq!(sent.pollable, polled, "{id} polled as its channel does");
         assert!(!sent.finished, "{id}");
-        let reference = format!("ext-{id}");
-        assert_eq!(sent.external_system_reference, Some(reference), "{id}");
-        assert!(
-            store.out_message(id).await.unwrap().is_none(),
-            "{id} removed"
-        );
-        assert!(
-            store.files(id).await.unwrap().is_empty(),
-            "{id}'s files removed"
-        );
     }
     let again = conversation(store, "sent-earlier", Direction::Outgoing).await;
     assert_eq!(

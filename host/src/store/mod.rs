@@ -78,7 +78,6 @@ pub struct Store {
     /// SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between tries and leaves the write
     /// lock idle meanwhile. On PostgreSQL it is `pool`.
     writer: Writer,
-    dialect: Dialect,
 }
 
 impl Store {
@@ -119,16 +118,15 @@ impl Store {
             }
         };
         schema::migrate(&mut *writer.connection().await?, dialect).await?;
-        Ok(Self {
-            pool,
-            writer,
-            dialect,
-        })
+        Ok(Self { pool, writer })
     }
 
     /// The database behind it.
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        match self.writer {
+            Writer::Sqlite(_) => Dialect::Sqlite,
+            Writer::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     /// Whether the database answers, for readiness.
@@ -161,7 +159,7 @@ impl Store {
     /// worker `$2` until `$1`, and `columns` of them returned. PostgreSQL skips rows another
     /// instance is claiming at that moment; SQLite has one writer.
     fn lease_statement(&self, table: &str, key: &str, columns: &str) -> String {
-        let lock = match self.dialect {
+        let lock = match self.dialect() {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
