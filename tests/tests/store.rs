@@ -1,8 +1,9 @@
 //! The store, end to end, on both of its databases.
 //!
 //! One set of queries serves SQLite (the embedded default) and PostgreSQL (several instances)
-//! through sqlx's `Any` driver, so a query that is right on one dialect can still be wrong on the
-//! other: a parameter PostgreSQL cannot type, a claim that is atomic under SQLite's single writer
+//! through sqlx's `Any` driver (and SQLite's send-path batches their own, which must behave as
+//! PostgreSQL's), so a query that is right on one dialect can still be wrong on the other: a
+//! parameter PostgreSQL cannot type, a claim that is atomic under SQLite's single writer
 //! but not under PostgreSQL's concurrency, an integer that decodes differently. Every behaviour
 //! below is therefore one `check_…` function run twice, once per dialect (`sqlite::…` and
 //! `postgres::…`). Each PostgreSQL test gets a database of its own, so the tests run in parallel;
@@ -123,6 +124,9 @@ on_both_dialects! {
     completions_in_one_batch_each_get_their_own_outcome => check_complete_sends,
     whole_messages_in_one_batch_each_get_their_own_outcome => check_create_queued_messages,
     accepts_and_completions_share_one_transaction => check_accept_and_complete,
+    a_batch_the_database_refuses_stores_nothing_of_it => check_refused_batch,
+    completions_register_in_rounds_with_queue_entries_and_events => check_completion_rounds,
+    a_batchs_conversations_take_the_newest_stored_creation_time => check_batch_times,
     a_batch_records_each_message_as_alone_with_its_events => check_new_messages_batch,
     writes_queue_survive_abandoned_callers_and_fail_once_closed => check_writer,
     register_status_is_idempotent_and_finishes => check_register_status,
@@ -1047,6 +1051,193 @@ async fn check_accept_and_complete(store: &Store) {
     );
 }
 
+/// The rows message `id` has, weighted so that each mix of them sums differently: its
+/// message 1, its conversation 2, each file 4, its outbox entry 8. One statement, so one
+/// snapshot, even while a write may still be finishing.
+async fn stored_rows(db: &TestDb, id: &str) -> i64 {
+    db.count(
+        "SELECT (SELECT COUNT(*) FROM out_message WHERE message_id = $1) \
+         + 2 * (SELECT COUNT(*) FROM conversation WHERE message_id = $1) \
+         + 4 * (SELECT COUNT(*) FROM message_file WHERE message_id = $1) \
+         + 8 * (SELECT COUNT(*) FROM outbox WHERE message_id = $1)",
+        Some(id),
+    )
+    .await
+}
+
+/// A batch the database refuses (two files of one message by one name break the files' key)
+/// fails whole: none of its messages is stored and none of its sends is recorded, and the
+/// next batch is written as if it had not been.
+async fn check_refused_batch(db: &TestDb) {
+    let store: &Store = db;
+    create_and_queue(store, "to-complete").await;
+    let good = queued_message("good", "2026/g", vec![file("good", "g.pdf", "blob-g")]);
+    let bad = queued_message(
+        "bad",
+        "2026/b",
+        vec![
+            file("bad", "same.pdf", "blob-1"),
+            file("bad", "same.pdf", "blob-2"),
+        ],
+    );
+    let refused = store
+        .accept_and_complete(
+            &[&good, &bad],
+            &[&completed_send("to-complete", vec![], false)],
+        )
+        .await;
+    assert!(refused.is_err(), "the batch is refused: {refused:?}");
+    for id in ["good", "bad"] {
+        assert_eq!(stored_rows(db, id).await, 0, "nothing of {id} is stored");
+    }
+    let waiting = conversation(store, "to-complete", Direction::Outgoing).await;
+    assert_eq!(
+        status_names(&waiting),
+        [ReceiptStatus::Opprettet],
+        "the send is not recorded"
+    );
+    assert!(store.out_message("to-complete").await.unwrap().is_some());
+
+    let (accepted, recorded) = store
+        .accept_and_complete(&[&good], &[&completed_send("to-complete", vec![], false)])
+        .await
+        .expect("the next batch is written");
+    assert!(accepted[0].is_ok(), "{accepted:?}");
+    assert!(recorded[0].is_ok(), "{recorded:?}");
+    sent_and_removed(store, "to-complete").await;
+    assert!(store.out_message("good").await.unwrap().is_some());
+}
+
+/// Sends completed together register their statuses in rounds, as a round of polled statuses
+/// would: every SENDT, then every first further status, and so on. Each new status goes on the
+/// status queue in that order and gives each subscription an event that names its message,
+/// conversation, direction and status; by the status rules SENDT starts polling where the
+/// channel polls and LEVERT finishes the conversation without stopping it.
+async fn check_completion_rounds(db: &TestDb) {
+    let store: &Store = db;
+    store
+        .create_subscription(&subscription("everything", "http://a.test/hook", None))
+        .await
+        .unwrap();
+    for id in ["round-a", "round-b"] {
+        create_and_queue(store, id).await;
+    }
+    let send = |id: &str| CompletedSend {
+        message_id: id.to_owned(),
+        reference: format!("ext-{id}"),
+        statuses: vec![
+            StatusUpdate::new(ReceiptStatus::Mottatt),
+            StatusUpdate::new(ReceiptStatus::Levert),
+        ],
+        polls_statuses: true,
+        queue: true,
+    };
+    let (a, b) = (send("round-a"), send("round-b"));
+    let (_, recorded) = store.accept_and_complete(&[], &[&a, &b]).await.unwrap();
+    assert!(recorded.iter().all(Result::is_ok), "{recorded:?}");
+
+    let expected: Vec<(String, String)> = [
+        ("round-a", "SENDT"),
+        ("round-b", "SENDT"),
+        ("round-a", "MOTTATT"),
+        ("round-b", "MOTTATT"),
+        ("round-a", "LEVERT"),
+        ("round-b", "LEVERT"),
+    ]
+    .iter()
+    .map(|(id, status)| ((*id).to_owned(), (*status).to_owned()))
+    .collect();
+    let statuses: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.message_id, s.status FROM message_status s \
+         JOIN conversation c ON c.id = s.conv_id WHERE s.status <> 'OPPRETTET' ORDER BY s.id",
+    )
+    .fetch_all(&db.raw)
+    .await
+    .unwrap();
+    assert_eq!(statuses, expected, "the statuses, numbered in rounds");
+    let queued: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.message_id, s.status FROM status_queue q \
+         JOIN message_status s ON s.id = q.status_id \
+         JOIN conversation c ON c.id = s.conv_id ORDER BY q.status_id",
+    )
+    .fetch_all(&db.raw)
+    .await
+    .unwrap();
+    assert_eq!(queued, expected, "each new status queued, in order");
+
+    let payloads: Vec<(String,)> = sqlx::query_as("SELECT payload FROM webhook_event ORDER BY id")
+        .fetch_all(&db.raw)
+        .await
+        .unwrap();
+    let told: Vec<(String, String, String, String)> = payloads
+        .iter()
+        .map(|(payload,)| {
+            let json: serde_json::Value = serde_json::from_str(payload).expect("JSON");
+            let field = |name: &str| json[name].as_str().unwrap_or_default().to_owned();
+            (
+                field("messageId"),
+                field("conversationId"),
+                field("direction"),
+                field("status"),
+            )
+        })
+        .filter(|(_, _, _, status)| status != "OPPRETTET")
+        .collect();
+    let expected_events: Vec<(String, String, String, String)> = expected
+        .iter()
+        .map(|(id, status)| {
+            (
+                id.clone(),
+                format!("conv-{id}"),
+                "OUTGOING".to_owned(),
+                status.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        told, expected_events,
+        "an event for each new status, in order"
+    );
+
+    for id in ["round-a", "round-b"] {
+        let done = conversation(store, id, Direction::Outgoing).await;
+        assert!(done.finished, "{id} finished by LEVERT");
+        assert!(
+            done.pollable,
+            "{id} polled from SENDT on; LEVERT does not stop it"
+        );
+        assert!(store.out_message(id).await.unwrap().is_none());
+    }
+}
+
+/// The conversations a batch creates are last updated when the newest message stored was
+/// created: a message refused as a repeat of an id in the batch does not count, however new.
+async fn check_batch_times(db: &TestDb) {
+    let store: &Store = db;
+    create(store, "timed-taken").await;
+    let older = queued_message("timed-older", "2026/t", vec![]);
+    let mut newer = queued_message("timed-newer", "2026/t", vec![]);
+    newer.message.created = older.message.created + 1_000;
+    // Newer still, both refused: a repeat of an id in the batch, and an id taken before.
+    let mut repeat = queued_message("timed-older", "2026/t", vec![]);
+    repeat.message.created = older.message.created + 60_000;
+    let mut taken = queued_message("timed-taken", "2026/t", vec![]);
+    taken.message.created = older.message.created + 120_000;
+    let (accepted, _) = store
+        .accept_and_complete(&[&older, &repeat, &newer, &taken], &[])
+        .await
+        .unwrap();
+    let stored: Vec<bool> = accepted.iter().map(Result::is_ok).collect();
+    assert_eq!(stored, [true, false, true, false], "{accepted:?}");
+    for id in ["timed-older", "timed-newer"] {
+        let created = conversation(store, id, Direction::Outgoing).await;
+        assert_eq!(
+            created.last_update, newer.message.created,
+            "{id}: the newest creation time of the messages stored"
+        );
+    }
+}
+
 /// A batch of new messages is stored as storing each alone would: each queued with its files
 /// in their order, its conversation with OPPRETTET (the statuses numbered in the batch's
 /// order), one outbox entry, and an event for a subscription. A batch with one message whose
@@ -1226,27 +1417,35 @@ async fn check_writer(db: &TestDb) {
 
     for i in 0..40u64 {
         let id = format!("abandoned-{i}");
-        let one = queued_message(&id, "2026/a", vec![file(&id, "a.pdf", "blob-a")]);
-        let batch = [&one];
-        let write = store.accept_and_complete(&batch, &[]);
-        // Given up after a moment that grows, so that some are dropped midway.
-        let _ = tokio::time::timeout(std::time::Duration::from_micros(25 * i), write).await;
-        // One statement, so one snapshot: the write may still be finishing meanwhile.
-        let stored = db
-            .count(
-                "SELECT (SELECT COUNT(*) FROM out_message WHERE message_id = $1) \
-                 + 2 * (SELECT COUNT(*) FROM conversation WHERE message_id = $1) \
-                 + 4 * (SELECT COUNT(*) FROM message_file WHERE message_id = $1) \
-                 + 8 * (SELECT COUNT(*) FROM outbox WHERE message_id = $1)",
-                Some(&id),
-            )
-            .await;
+        // Given up after a moment that grows, so that some are dropped midway: a batch of the
+        // send path, or (every other time) a create, whose transaction sqlx rolls back. Either
+        // is stored whole (its rows weigh `whole` below) or not at all.
+        let patience = std::time::Duration::from_micros(50 * (i / 2));
+        let whole = if i % 2 == 1 {
+            let (message, conversation) = new_message(&id);
+            let write = store.create_out_message(&message, &conversation);
+            let _ = tokio::time::timeout(patience, write).await;
+            3
+        } else {
+            let one = queued_message(&id, "2026/a", vec![file(&id, "a.pdf", "blob-a")]);
+            let batch = [&one];
+            let write = store.accept_and_complete(&batch, &[]);
+            let _ = tokio::time::timeout(patience, write).await;
+            15
+        };
+        let stored = stored_rows(db, &id).await;
         assert!(
-            stored == 0 || stored == 15,
-            "{id} stored whole (15) or not at all (0): {stored}"
+            stored == 0 || stored == whole,
+            "{id} stored whole ({whole}) or not at all (0): {stored}"
         );
     }
     create(store, "after-abandoned").await;
+    let after = queued_message("after-abandoned-batch", "2026/b", vec![]);
+    let (accepted, _) = store
+        .accept_and_complete(&[&after], &[])
+        .await
+        .expect("a batch after the abandoned writes");
+    assert!(accepted[0].is_ok(), "{accepted:?}");
 
     store.close().await;
     let after = queued_message("after-close", "2026/c", vec![]);
@@ -2426,4 +2625,54 @@ async fn check_retention(store: &Store) {
     );
     assert_eq!(store.purge_dead_letters(later).await.unwrap(), 1);
     assert_eq!(store.dead_letter_count().await.unwrap(), 0);
+}
+
+/// Closing the store while a batch of the send path is written on its thread waits for the
+/// batch and returns, even on a runtime of one thread, where the batch's caller cannot run
+/// again before the close is done.
+#[test]
+fn closing_the_store_during_a_batch_returns() {
+    let (closed, returned) = std::sync::mpsc::channel();
+    let closing = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let db = TestDb::sqlite().await;
+            let messages: Vec<QueuedMessage> = (0..200)
+                .map(|i| queued_message(&format!("closing-{i}"), "2026/c", vec![]))
+                .collect();
+            let store = db.store.clone();
+            let batch = tokio::spawn(async move {
+                let batch: Vec<&QueuedMessage> = messages.iter().collect();
+                store.accept_and_complete(&batch, &[]).await.map(|_| ())
+            });
+            // The batch takes the writer and hands its job to the thread meanwhile.
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+            db.store.close().await;
+            let written = batch.await.expect("the batch's task ends");
+            assert!(written.is_ok(), "the batch in hand is written: {written:?}");
+            let stored = db
+                .count(
+                    "SELECT COUNT(*) FROM out_message WHERE message_id LIKE 'closing-%'",
+                    None,
+                )
+                .await;
+            assert_eq!(stored, 200);
+        });
+        let _ = closed.send(());
+    });
+    // A failed assertion ends the thread without a word (and its panic is shown below); a
+    // close that waits on the batch's caller never ends it.
+    if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        returned.recv_timeout(std::time::Duration::from_secs(30))
+    {
+        panic!("closing the store during a batch did not return within 30 s");
+    }
+    if let Err(panic) = closing.join() {
+        std::panic::resume_unwind(panic);
+    }
 }

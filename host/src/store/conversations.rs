@@ -68,7 +68,7 @@ pub(super) fn status_from(row: &AnyRow) -> Result<MessageStatus, sqlx::Error> {
     })
 }
 
-fn decode_error(message: String) -> sqlx::Error {
+pub(super) fn decode_error(message: String) -> sqlx::Error {
     sqlx::Error::Decode(message.into())
 }
 
@@ -94,6 +94,17 @@ const NEW_CONVERSATION_COLUMNS: &str = "conversation_id, message_id, direction, 
     sender_identifier, receiver, receiver_identifier, process_identifier, document_identifier, \
     service_identifier, channel, expiry, last_update, message_reference, message_title";
 
+/// The statement that inserts `rows` conversations, each bound as
+/// [`NEW_CONVERSATION_COLUMNS`], skipping each whose message has one in that direction; it
+/// returns `returning` of each new row.
+pub(super) fn insert_conversations_sql(rows: usize, returning: &str) -> String {
+    format!(
+        "INSERT INTO conversation ({NEW_CONVERSATION_COLUMNS}) VALUES {} \
+         ON CONFLICT (message_id, direction) DO NOTHING RETURNING {returning}",
+        value_rows(rows, NEW_CONVERSATION_COLUMNS.split(", ").count())
+    )
+}
+
 /// Inserts conversations with OPPRETTET, two statements for them all; for each, in order, its
 /// row id, or `None` when its message has one in that direction already.
 pub(super) async fn insert_conversations(
@@ -105,13 +116,7 @@ pub(super) async fn insert_conversations(
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    let width = NEW_CONVERSATION_COLUMNS.split(", ").count();
-    let sql = format!(
-        "INSERT INTO conversation ({NEW_CONVERSATION_COLUMNS}) VALUES {} \
-         ON CONFLICT (message_id, direction) DO NOTHING \
-         RETURNING id, message_id, {SUBSCRIPTIONS}",
-        value_rows(new.len(), width)
-    );
+    let sql = insert_conversations_sql(new.len(), &format!("id, message_id, {SUBSCRIPTIONS}"));
     let mut query = sqlx::query(&sql);
     for (conversation, labels) in new {
         query = query
@@ -185,6 +190,17 @@ pub(super) struct Labels<'a> {
 /// status with none to tell needs no look at them, and asking there costs no round trip.
 const SUBSCRIPTIONS: &str = "(SELECT COUNT(*) FROM subscription) AS subscriptions";
 
+/// The statement that inserts `rows` statuses, each bound as its conversation, status,
+/// description, raw receipt and time, skipping each its conversation has; it returns each new
+/// row's `id`, `conv_id` and `status`.
+pub(super) fn insert_statuses_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update) \
+         VALUES {} ON CONFLICT (conv_id, status) DO NOTHING RETURNING id, conv_id, status",
+        value_rows(rows, 5)
+    )
+}
+
 /// Inserts the status rows of `updates` (conversation, status) in one statement, skipping
 /// each whose conversation has that status; for each update, in order, its new row's id and
 /// time, or `None` when it was there already. A status appears at most once per conversation.
@@ -196,11 +212,7 @@ async fn insert_statuses(
         return Ok(Vec::new());
     }
     let now = now_millis();
-    let sql = format!(
-        "INSERT INTO message_status (conv_id, status, description, raw_receipt, last_update) \
-         VALUES {} ON CONFLICT (conv_id, status) DO NOTHING RETURNING id, conv_id, status",
-        value_rows(updates.len(), 5)
-    );
+    let sql = insert_statuses_sql(updates.len());
     let mut query = sqlx::query(&sql);
     for (conv_id, update) in updates {
         query = query
@@ -235,13 +247,20 @@ pub(super) struct Registration<'a> {
     pub queue: bool,
 }
 
+/// The status rules, for the conversations a `WHERE` that follows names: updated at `$1`,
+/// finished when `$2` is 1, no longer polled when `$3` is 1, polled from now on when `$4` is 1
+/// and the conversation is not finished.
+pub(super) const APPLY_STATUS_RULES: &str = "UPDATE conversation SET last_update = $1, \
+    finished = CASE WHEN $2 = 1 THEN 1 ELSE finished END, \
+    pollable = CASE WHEN $3 = 1 THEN 0 WHEN $4 = 1 AND finished = 0 THEN 1 ELSE pollable END";
+
 /// Registers each of `registrations`, at most one per conversation, unless its conversation
 /// has that status; returns the new statuses, in order.
 ///
 /// Many registrations cost the statements of one: the status rows in one insert, the
 /// conversations' changes in one update per kind of change, the queue entries in one insert.
-/// That is what lets a batch of completed sends, or a round of polled statuses, take SQLite's
-/// one writer for a few round trips instead of a few per message.
+/// That is what lets a round of polled statuses, or a batch of completed sends on PostgreSQL,
+/// take the writer for a few round trips instead of a few per message.
 pub(super) async fn register_all(
     tx: &mut Transaction<'_, Any>,
     registrations: &[Registration<'_>],
@@ -278,11 +297,7 @@ pub(super) async fn register_all(
             .map(|(r, _, _)| r.conv_id)
             .collect();
         let sql = format!(
-            "UPDATE conversation SET last_update = $1, \
-             finished = CASE WHEN $2 = 1 THEN 1 ELSE finished END, \
-             pollable = CASE WHEN $3 = 1 THEN 0 WHEN $4 = 1 AND finished = 0 THEN 1 \
-             ELSE pollable END \
-             WHERE id IN ({}) \
+            "{APPLY_STATUS_RULES} WHERE id IN ({}) \
              RETURNING id, conversation_id, message_id, direction, service_identifier, \
              {SUBSCRIPTIONS}",
             parameters(5, ids.len())

@@ -3,8 +3,9 @@
 //! Accepting a message and completing its send each write the same few rows for every
 //! message. One transaction each, they queue for SQLite's one writer with a round trip per
 //! statement, and that writer, not the CPU, is what bounds the pipeline. So one task takes every
-//! request that arrived while it wrote the previous batch and writes them together, one
-//! statement per kind of row. A lone request waits for nobody; under load the
+//! request that arrived while it wrote the previous batch and writes them together (one
+//! statement per kind of row on PostgreSQL; on SQLite the whole transaction in one job on the
+//! send path's own thread). A lone request waits for nobody; under load the
 //! writer's time per message falls as the batches grow. A caller learns its own outcome only
 //! once the batch is committed, so an answer still means the row is stored.
 
@@ -70,12 +71,13 @@ impl<W: BatchWrite> GroupCommit<W> {
         self.pending
             .send((item, written))
             .map_err(|_| StoreError::Conflict("the store is closing".to_owned()))?;
-        outcome.await.unwrap_or_else(|_| {
-            Err(StoreError::Conflict(
-                "the write was abandoned unfinished".to_owned(),
-            ))
-        })
+        outcome.await.unwrap_or_else(|_| Err(abandoned()))
     }
+}
+
+/// What a write learns when it was given up before it was done.
+pub fn abandoned() -> StoreError {
+    StoreError::Conflict("the write was abandoned unfinished".to_owned())
 }
 
 /// What a request learns when its batch was written but gave it no outcome, which a

@@ -5,8 +5,11 @@
 //! default, WAL) and PostgreSQL (several instances). Keeping a single implementation means every
 //! rule (idempotent statuses, the lock of a peek, the claim of an outbox row) is written once and
 //! proven on both; where the dialects must differ (claiming with `FOR UPDATE SKIP LOCKED`,
-//! advisory locks for the pollers) the code says so next to the query. Times are integers
-//! (milliseconds) and flags are 0/1 so that both drivers decode them alike.
+//! advisory locks for the pollers) the code says so next to the query. The one exception is the
+//! send path's batch on SQLite, written on a thread and connection of its own for speed
+//! (`sqlite_send_path`); it shares the status rules' and events' statements, and the store's
+//! tests hold it to the same behaviour. Times are integers (milliseconds) and flags are 0/1 so
+//! that both drivers decode them alike.
 
 mod conversations;
 mod filter;
@@ -18,6 +21,7 @@ mod out_messages;
 mod outbox;
 mod schema;
 mod sql_lists;
+mod sqlite_send_path;
 mod status_outbox;
 mod webhooks;
 mod writer;
@@ -65,6 +69,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite failed on the send path's own connection (see `sqlite_send_path`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The schema could not be brought up to date.
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -74,9 +81,10 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    /// Where writes go. On SQLite one connection: writers wait their turn for it instead of in
-    /// SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between tries and leaves the write
-    /// lock idle meanwhile. On PostgreSQL it is `pool`.
+    /// Where writes go. On SQLite one writer (a connection, and the send path's thread):
+    /// writers wait their turn for it instead of in SQLite's busy handler, which sleeps 1, 2,
+    /// 5 … 100 ms between tries and leaves the write lock idle meanwhile. On PostgreSQL it is
+    /// `pool`.
     writer: Writer,
 }
 
@@ -135,7 +143,8 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the readers' pool and the writing connection (or pool), waiting for those in use.
+    /// Closes the readers' pool and the writing connection (or pool), waiting for those in use;
+    /// on SQLite it also ends the send path's thread, which by then has no batch in hand.
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;

@@ -16,6 +16,7 @@ use super::filter::{MessageQuery, PageRequest, page_of};
 use super::model::*;
 use super::outbox::{remove_out_message, remove_out_messages};
 use super::sql_lists::{ROWS_PER_STATEMENT, first_of_each, parameters, value_rows};
+use super::writer::SqliteWriter;
 use super::{Store, StoreError, flag};
 
 const OUT_COLUMNS: &str = "message_id, conversation_id, process_identifier, document_type, \
@@ -43,7 +44,7 @@ static MESSAGES_WITH_FILES: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The `blob_id` and `data` columns of a file's content: an inline file has no blob.
-fn content_columns(content: &FileContent) -> (&str, Option<&[u8]>) {
+pub(super) fn content_columns(content: &FileContent) -> (&str, Option<&[u8]>) {
     match content {
         FileContent::Blob(id) => (id, None),
         FileContent::Inline(sealed) => ("", Some(sealed)),
@@ -84,6 +85,18 @@ fn file_from(row: &AnyRow) -> Result<MessageFile, sqlx::Error> {
     })
 }
 
+/// The statement that inserts `rows` outgoing messages, each bound as [`OUT_COLUMNS`] and
+/// `last_updated` (its creation time), skipping each whose id is taken; it returns the ids
+/// inserted.
+pub(super) fn insert_out_messages_sql(rows: usize) -> String {
+    let width = OUT_COLUMNS.split(", ").count() + 1;
+    format!(
+        "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) VALUES {} \
+         ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+        value_rows(rows, width)
+    )
+}
+
 /// Inserts outgoing messages, `queued` or waiting for their files, in one statement, skipping
 /// each whose id is taken; the ids inserted.
 async fn insert_out_messages(
@@ -94,13 +107,7 @@ async fn insert_out_messages(
     if messages.is_empty() {
         return Ok(HashSet::new());
     }
-    // The message's columns and `last_updated`, its creation time.
-    let width = OUT_COLUMNS.split(", ").count() + 1;
-    let sql = format!(
-        "INSERT INTO out_message ({OUT_COLUMNS}, last_updated) VALUES {} \
-         ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
-        value_rows(messages.len(), width)
-    );
+    let sql = insert_out_messages_sql(messages.len());
     let mut query = sqlx::query(&sql);
     for message in messages {
         query = query
@@ -154,6 +161,14 @@ async fn insert_new(
 /// instead of one each, within the bound parameters every database allows.
 const FILES_PER_INSERT: usize = 64;
 
+/// The statement that inserts `rows` files, each bound as [`FILE_COLUMNS`].
+pub(super) fn insert_files_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO message_file ({FILE_COLUMNS}) VALUES {}",
+        value_rows(rows, FILE_COLUMNS.split(", ").count())
+    )
+}
+
 /// Inserts the files of messages, each message's numbered in their order: one statement per
 /// `FILES_PER_INSERT` files, whichever messages they belong to.
 async fn insert_files(
@@ -169,12 +184,8 @@ async fn insert_files(
                 .map(move |(ordinal, file)| (*message_id, ordinal, file))
         })
         .collect();
-    let width = FILE_COLUMNS.split(", ").count();
     for chunk in rows.chunks(FILES_PER_INSERT) {
-        let sql = format!(
-            "INSERT INTO message_file ({FILE_COLUMNS}) VALUES {}",
-            value_rows(chunk.len(), width)
-        );
+        let sql = insert_files_sql(chunk.len());
         let mut query = sqlx::query(&sql);
         for (message_id, ordinal, file) in chunk {
             let (blob_id, data) = content_columns(&file.content);
@@ -217,6 +228,15 @@ impl QueuedMessage {
     }
 }
 
+/// The statement that puts `rows` messages in the outbox, each bound as its id, channel,
+/// attempts (0), the time it is due and the time it entered.
+pub(super) fn insert_outbox_rows_sql(rows: usize) -> String {
+    format!(
+        "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) VALUES {}",
+        value_rows(rows, 5)
+    )
+}
+
 /// Puts messages in the outbox, each (message id, channel, time) due at its time, in one
 /// statement.
 async fn insert_outbox_rows(
@@ -226,10 +246,7 @@ async fn insert_outbox_rows(
     if entries.is_empty() {
         return Ok(());
     }
-    let sql = format!(
-        "INSERT INTO outbox (message_id, channel, attempts, next_attempt_at, created) VALUES {}",
-        value_rows(entries.len(), 5)
-    );
+    let sql = insert_outbox_rows_sql(entries.len());
     let mut query = sqlx::query(&sql);
     for (message_id, channel, due) in entries {
         query = query
@@ -264,9 +281,10 @@ impl Store {
         Ok(())
     }
 
-    /// The send path's two writes in one transaction of one statement per kind of row, so they
-    /// share a commit instead of taking the writer in turn; the whole call fails only when the
-    /// database does, and then nothing is written.
+    /// The send path's two writes in one transaction, so they share a commit instead of taking
+    /// the writer in turn; the whole call fails only when the database does, and then nothing
+    /// is written. On PostgreSQL one statement per kind of row; on SQLite the whole
+    /// transaction on the send path's own thread (see `sqlite_send_path`).
     ///
     /// `queued` are whole outgoing messages, as multipart sends bring them: each message
     /// (queued), its OPPRETTET conversation with the arkivmelding's reference and title, its
@@ -282,6 +300,13 @@ impl Store {
         queued: &[&QueuedMessage],
         sends: &[&CompletedSend],
     ) -> Result<AcceptedAndCompleted, StoreError> {
+        if let Some(writer) = self.writer.sqlite() {
+            // Copied for the send path's thread before the writer is taken, not while it waits.
+            let queued = queued.iter().map(|one| (*one).clone()).collect();
+            let sends = sends.iter().map(|send| (*send).clone()).collect();
+            let held = SqliteWriter::take(writer).await?;
+            return super::sqlite_send_path::accept_and_complete(held, queued, sends).await;
+        }
         let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let accepted = create_queued_in(&mut tx, queued).await?;

@@ -1,8 +1,8 @@
 //! What statements over many rows share: numbered parameter lists, and which items of a batch
 //! are written.
 //!
-//! The batched writes (group commit, status rounds) build one statement for many rows: a
-//! `VALUES` list of as many rows as there are items, an `IN` list of as many ids. Both
+//! The batched writes (group commit on PostgreSQL, status rounds) build one statement for many
+//! rows: a `VALUES` list of as many rows as there are items, an `IN` list of as many ids. Both
 //! dialects take `$n` parameters, numbered across the whole statement; these spell them out,
 //! so that no statement builder counts on its own. A batch may name one message twice; only
 //! the first is written.

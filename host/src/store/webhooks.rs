@@ -117,12 +117,28 @@ pub fn status_event_payload(status: &MessageStatus) -> String {
     event.to_string()
 }
 
+/// Every subscription, as [`subscription_from`] reads it.
+pub(super) const SELECT_SUBSCRIPTIONS: &str =
+    "SELECT id, name, push_endpoint, resource, event, filter FROM subscription";
+
+/// An event for subscription `$1` with payload `$2`, due at its creation `$3`.
+pub(super) const INSERT_EVENT: &str = "INSERT INTO webhook_event \
+    (subscription_id, payload, attempts, next_attempt_at, created) VALUES ($1, $2, 0, $3, $3)";
+
+/// Whether `subscription` wants an event for `status`.
+pub(super) fn wants(subscription: &Subscription, status: &MessageStatus) -> bool {
+    matches!(subscription.resource.as_str(), "all" | "messages")
+        && matches!(subscription.event.as_str(), "all" | "status")
+        && EventFilter::parse(subscription.filter.as_deref())
+            .is_ok_and(|filter| filter.matches(status))
+}
+
 /// Writes an event for `status` to every subscription that wants it, inside `tx`.
 pub(super) async fn enqueue_events(
     tx: &mut Transaction<'_, Any>,
     status: &MessageStatus,
 ) -> Result<(), StoreError> {
-    let subscriptions = sqlx::query(&format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscription"))
+    let subscriptions = sqlx::query(SELECT_SUBSCRIPTIONS)
         .fetch_all(&mut **tx)
         .await?;
     if subscriptions.is_empty() {
@@ -131,20 +147,13 @@ pub(super) async fn enqueue_events(
     let payload = status_event_payload(status);
     for row in &subscriptions {
         let subscription = subscription_from(row)?;
-        let wanted = matches!(subscription.resource.as_str(), "all" | "messages")
-            && matches!(subscription.event.as_str(), "all" | "status")
-            && EventFilter::parse(subscription.filter.as_deref())
-                .is_ok_and(|filter| filter.matches(status));
-        if wanted {
-            sqlx::query(
-                "INSERT INTO webhook_event (subscription_id, payload, attempts, next_attempt_at, created) \
-                 VALUES ($1, $2, 0, $3, $3)",
-            )
-            .bind(subscription.id)
-            .bind(&payload)
-            .bind(now_millis())
-            .execute(&mut **tx)
-            .await?;
+        if wants(&subscription, status) {
+            sqlx::query(INSERT_EVENT)
+                .bind(subscription.id)
+                .bind(&payload)
+                .bind(now_millis())
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(())

@@ -1,26 +1,34 @@
 //! The connection writes go to.
 //!
-//! SQLite has one writer at a time, so writes queue for one connection. Behind a pool of one,
-//! every write also paid for the pool's hand-back: sqlx returns a connection from a task it
-//! spawns, and pings it there first (a round trip to the connection's thread), so each write,
-//! a batch of the send path or a claim of the outbox, began only after the previous one's
-//! spawned task and ping had run. One connection behind an async mutex has no hand-back: the
-//! next writer takes it the moment the last lets go, in the order they asked.
+//! SQLite has one writer at a time, so writes queue for one writer: a connection, and the send
+//! path's thread beside it (`sqlite_send_path`), which writes only while it holds the writer.
+//! Behind a pool of one, every write also paid for the pool's hand-back: sqlx returns a
+//! connection from a task it spawns, and pings it there first (a round trip to the
+//! connection's thread), so each write, a batch of the send path or a claim of the outbox,
+//! began only after the previous one's spawned task and ping had run. One connection behind an
+//! async mutex has no hand-back: the next writer takes it the moment the last lets go, in the
+//! order they asked.
 //!
-//! What the pool's ping was for stays. A write whose caller gave up midway leaves its
-//! rollback queued on the connection's thread, and the next writer pings first, which waits
-//! for it. And at most once a [`CHECK_EVERY`] the connection is pinged before a write: one
-//! whose thread has stopped (sqlx stops it when it cannot roll back an abandoned `BEGIN`), or
-//! that still holds a transaction, is replaced by a new one, so writes do not fail until a
-//! restart. PostgreSQL, where several connections write at once, keeps its pool.
+//! What the pool's ping was for stays, for the sqlx connection (the send path's thread cleans
+//! up after its own batches before it lets the writer go). A write whose caller gave up midway
+//! leaves its rollback queued on the connection's thread, and the next writer pings first,
+//! which waits for it. And at most once a [`CHECK_EVERY`] the connection is pinged before a
+//! write: one whose thread has stopped (sqlx stops it when it cannot roll back an abandoned
+//! `BEGIN`), or that still holds a transaction, is replaced by a new one, so writes do not fail
+//! until a restart. PostgreSQL, where several connections write at once, keeps its pool.
 
 use std::ops::{Deref, DerefMut};
+use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Executor as _, Transaction};
 use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
+
+use super::StoreError;
+use super::sqlite_send_path::SendPathThread;
 
 /// How long a write waits for SQLite's connection before it fails (with sqlx's "pool timed
 /// out"), as it waits for a connection of PostgreSQL's pool.
@@ -45,33 +53,36 @@ impl std::fmt::Debug for Writer {
     }
 }
 
-/// SQLite's writing connection and how to open another.
+/// SQLite's writing connection and how to open another, and the send path's own.
 pub(super) struct SqliteWriter {
     url: String,
     settings: String,
     /// `None` once closed, or after its thread stopped and before a new one opened.
     connection: Option<AnyConnection>,
+    /// Where the send path's batches are written; `None` once closed, and only then.
+    send_path: Option<SendPathThread>,
     last_checked: Instant,
-    closed: bool,
 }
 
 impl SqliteWriter {
     /// Opens the writing connection to `url` and runs `settings` on it, as on every connection
-    /// that replaces it.
-    pub(super) async fn open(url: &str, settings: String) -> Result<Self, sqlx::Error> {
+    /// that replaces it, and the send path's connection to the same file.
+    pub(super) async fn open(url: &str, settings: String) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?;
+        let connection = connect(url, &settings).await?;
         Ok(Self {
-            connection: Some(connect(url, &settings).await?),
+            send_path: Some(SendPathThread::open(options.get_filename(), &settings)?),
+            connection: Some(connection),
             url: url.to_owned(),
             settings,
             last_checked: Instant::now(),
-            closed: false,
         })
     }
 
     /// Makes sure a live connection is there: pinged when it was not lately, replaced when it
     /// does not answer.
     async fn ready(&mut self) -> Result<(), sqlx::Error> {
-        if self.closed {
+        if self.send_path.is_none() {
             return Err(sqlx::Error::PoolClosed);
         }
         // A writer whose caller gave up midway leaves its transaction's rollback queued on
@@ -99,6 +110,23 @@ impl SqliteWriter {
         }
         Ok(())
     }
+
+    /// Takes `writer` once the writes before have let go of it, with its connection ready (a
+    /// transaction an abandoned write left is rolled back).
+    pub(super) async fn take(
+        writer: &Arc<Mutex<Self>>,
+    ) -> Result<OwnedMutexGuard<Self>, sqlx::Error> {
+        let mut held = tokio::time::timeout(WRITE_WAIT_TIMEOUT, writer.clone().lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        held.ready().await?;
+        Ok(held)
+    }
+
+    /// The send path's thread; `None` once closed.
+    pub(super) fn send_path(&self) -> Option<&SendPathThread> {
+        self.send_path.as_ref()
+    }
 }
 
 async fn connect(url: &str, settings: &str) -> Result<AnyConnection, sqlx::Error> {
@@ -112,11 +140,7 @@ impl Writer {
     pub(super) async fn connection(&self) -> Result<WriteConnection, sqlx::Error> {
         match self {
             Self::Sqlite(writer) => {
-                let mut held =
-                    tokio::time::timeout(WRITE_WAIT_TIMEOUT, writer.clone().lock_owned())
-                        .await
-                        .map_err(|_| sqlx::Error::PoolTimedOut)?;
-                held.ready().await?;
+                let held = SqliteWriter::take(writer).await?;
                 OwnedMutexGuard::try_map(held, |writer| writer.connection.as_mut())
                     .map(WriteConnection::Sqlite)
                     .map_err(|_| sqlx::Error::PoolClosed)
@@ -125,12 +149,21 @@ impl Writer {
         }
     }
 
+    /// SQLite's writer, to take with [`SqliteWriter::take`]; `None` on PostgreSQL.
+    pub(super) fn sqlite(&self) -> Option<&Arc<Mutex<SqliteWriter>>> {
+        match self {
+            Self::Sqlite(writer) => Some(writer),
+            Self::Postgres(_) => None,
+        }
+    }
+
     /// Closes it, waiting for the write in progress; writes after that fail.
     pub(super) async fn close(&self) {
         match self {
             Self::Sqlite(writer) => {
                 let mut writer = writer.lock().await;
-                writer.closed = true;
+                // Closed from now on (see `ready`).
+                writer.send_path = None;
                 if let Some(connection) = writer.connection.take()
                     && let Err(error) = connection.close().await
                 {
