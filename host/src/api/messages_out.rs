@@ -352,25 +352,40 @@ fn file_row(message: &OutMessage, sbd: &Sbd, upload: Upload, blob: &Blob) -> Mes
     }
 }
 
+/// The uploads of a message's files once kept.
+struct KeptUploads {
+    /// The blobs to persist once the rows naming them have committed.
+    to_persist: Vec<Blob>,
+    /// Each file's bytes, in the files' order: its blob, or the upload its row's copy was
+    /// sealed from.
+    contents: Vec<Blob>,
+}
+
 /// Keeps the uploaded `blobs` of `files` (in their order), each in its row when small, and
-/// records in each row where its bytes are now; returns the blobs to persist once the rows
-/// have committed.
-async fn keep_uploads(files: &mut [MessageFile], blobs: Vec<Blob>) -> ApiResult<Vec<Blob>> {
+/// records in each row where its bytes are now.
+async fn keep_uploads(files: &mut [MessageFile], blobs: Vec<Blob>) -> ApiResult<KeptUploads> {
     let kept = keep_files(blobs)
         .await
         .map_err(|e| ApiError::internal(format!("the files could not be kept: {e}")))?;
-    let mut to_persist = Vec::new();
+    let mut uploads = KeptUploads {
+        to_persist: Vec::new(),
+        contents: Vec::with_capacity(kept.len()),
+    };
     for (file, kept) in files.iter_mut().zip(kept) {
         file.content = match kept {
             KeptFile::Blob(blob) => {
                 let content = FileContent::Blob(blob.id().as_str().to_owned());
-                to_persist.push(blob);
+                uploads.contents.push(blob.clone());
+                uploads.to_persist.push(blob);
                 content
             }
-            KeptFile::Inline(sealed) => FileContent::Inline(sealed),
+            KeptFile::Inline { sealed, plain } => {
+                uploads.contents.push(plain);
+                FileContent::Inline(sealed)
+            }
         };
     }
-    Ok(to_persist)
+    Ok(uploads)
 }
 
 /// Keeps an uploaded blob as a file of `message`, reading an arkivmelding for its title.
@@ -389,7 +404,7 @@ async fn keep_file(
     let mut file = file_row(message, sbd, upload, &blob);
     let kept = keep_uploads(std::slice::from_mut(&mut file), vec![blob]).await?;
     match state.store.add_file(&file).await {
-        Ok(()) => kept.iter().for_each(Blob::persist),
+        Ok(()) => kept.to_persist.iter().for_each(Blob::persist),
         Err(StoreError::Duplicate(message)) => {
             return Err(ApiError::bad_request("DuplicateFilenameException", message));
         }
@@ -656,7 +671,10 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
     let (reference, title) = arkivmelding
         .map(|read| (read.reference, read.title))
         .unwrap_or_default();
-    let blobs = keep_uploads(&mut files, blobs).await?;
+    let KeptUploads {
+        to_persist,
+        contents,
+    } = keep_uploads(&mut files, blobs).await?;
     let queued = QueuedMessage {
         message,
         conversation,
@@ -666,7 +684,11 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
     };
     state
         .writes
-        .write(SendWrite::Accept(Box::new(Accepted { queued, blobs })))
+        .write(SendWrite::Accept(Box::new(Accepted {
+            queued,
+            to_persist,
+            contents,
+        })))
         .await
         .map_err(creation_error)?;
     Ok(sbd.json)

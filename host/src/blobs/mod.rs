@@ -116,7 +116,14 @@ pub enum KeptFile {
     /// A blob of its own, durable; [`Blob::persist`] it once the row naming it has committed.
     Blob(Blob),
     /// Sealed ([`BlobStore::seal`]) for the row itself.
-    Inline(Vec<u8>),
+    Inline {
+        /// What the row holds.
+        sealed: Vec<u8>,
+        /// The upload it was sealed from, still readable (and in memory, as a rule) until its
+        /// last handle goes: whoever sends the file soon reads it here rather than unsealing
+        /// the row's copy.
+        plain: Blob,
+    },
 }
 
 /// Keeps the files a row is about to name: each small one ([`INLINE_FILE`]) sealed for the
@@ -126,7 +133,10 @@ pub async fn keep_files(blobs: Vec<Blob>) -> io::Result<Vec<KeptFile>> {
     let mut kept = Vec::with_capacity(blobs.len());
     for blob in blobs {
         kept.push(if blob.size() <= INLINE_FILE {
-            KeptFile::Inline(blob.store().seal(&read_all(&blob).await?)?)
+            KeptFile::Inline {
+                sealed: blob.store().seal(&read_all(&blob).await?)?,
+                plain: blob,
+            }
         } else {
             KeptFile::Blob(keep_blob(blob).await?)
         });

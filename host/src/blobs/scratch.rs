@@ -339,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_small_file_is_kept_for_its_row_and_a_large_one_as_a_blob() {
-        use crate::blobs::{INLINE_FILE, KeptFile, keep_files};
+        use crate::blobs::{INLINE_FILE, KeptFile, keep_files, read_all};
         let dir = tempfile::tempdir().unwrap();
         let durable: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
         let store: Arc<dyn BlobStore> = Arc::new(ScratchBlobStore::new(durable));
@@ -349,8 +349,9 @@ mod tests {
 
         let kept = keep_files(vec![small, large]).await.unwrap();
         match &kept[..] {
-            [KeptFile::Inline(sealed), KeptFile::Blob(blob)] => {
+            [KeptFile::Inline { sealed, plain }, KeptFile::Blob(blob)] => {
                 assert!(store.unseal(sealed).unwrap() == vec![5; INLINE_FILE as usize]);
+                assert!(read_all(plain).await.unwrap() == vec![5; INLINE_FILE as usize]);
                 assert_eq!(blob.id(), &large_id, "a spilled blob is kept where it is");
                 blob.persist();
             }

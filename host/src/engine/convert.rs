@@ -66,10 +66,12 @@ pub(crate) fn file_blob(file: &MessageFile, blobs: &Arc<dyn BlobStore>) -> io::R
     }
 }
 
-/// The outgoing value for `message` with `files`.
+/// The outgoing value for `message` with `files`, whose bytes are `contents` (in their order)
+/// when the caller has them in hand, or else read from what the rows name.
 pub(crate) fn outgoing(
     message: &OutMessage,
     files: &[MessageFile],
+    contents: Option<Vec<Blob>>,
     blobs: &Arc<dyn BlobStore>,
 ) -> Result<OutgoingMessage, String> {
     let record: ServiceRecord = serde_json::from_str(&message.service_record)
@@ -78,6 +80,10 @@ pub(crate) fn outgoing(
         identifier: identifier.to_owned(),
         name: None,
     };
+    // Contents in hand must be one for each file, in order.
+    let mut contents = contents
+        .filter(|contents| contents.len() == files.len())
+        .map(Vec::into_iter);
     let (sender, receiver) = stored_parties(&message.sbd)?;
     let sender = sender.unwrap_or_else(|| message.sender_identifier.clone());
     let receiver = receiver
@@ -94,18 +100,91 @@ pub(crate) fn outgoing(
         documents: files
             .iter()
             .map(|file| {
+                let content = match contents.as_mut().and_then(Iterator::next) {
+                    Some(content) => content,
+                    None => file_blob(file, blobs).map_err(|error| {
+                        format!("the file {} cannot be read: {error}", file.filename)
+                    })?,
+                };
                 Ok(Document {
                     name: file.filename.clone(),
                     title: file.title.clone(),
                     mime_type: file.mime_type.clone(),
                     primary: file.primary_document,
-                    content: file_blob(file, blobs).map_err(|error| {
-                        format!("the file {} cannot be read: {error}", file.filename)
-                    })?,
+                    content,
                 })
             })
             .collect::<Result<_, String>>()?,
         service: wit_record(&record, &message.service_record),
         expires_at: message.expiry.and_then(|at| u64::try_from(at).ok()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blobs::FileBlobStore;
+
+    fn message() -> OutMessage {
+        OutMessage {
+            message_id: "m".to_owned(),
+            conversation_id: "c".to_owned(),
+            process_identifier: "p".to_owned(),
+            document_type: "d".to_owned(),
+            sender_identifier: "0192:910075918".to_owned(),
+            receiver_identifier: Some("0192:910076787".to_owned()),
+            service_identifier: "DPO".to_owned(),
+            channel: "loopback".to_owned(),
+            sbd: "{}".to_owned(),
+            service_record: "{}".to_owned(),
+            expiry: None,
+            queued: true,
+            created: 1,
+        }
+    }
+
+    fn file(ordinal: i64, name: &str, sealed: &[u8]) -> MessageFile {
+        MessageFile {
+            message_id: "m".to_owned(),
+            ordinal,
+            filename: name.to_owned(),
+            title: None,
+            mime_type: "application/pdf".to_owned(),
+            primary_document: ordinal == 0,
+            size: sealed.len() as i64,
+            content: FileContent::Inline(sealed.to_vec()),
+        }
+    }
+
+    fn documents(value: &OutgoingMessage) -> Vec<Vec<u8>> {
+        value
+            .documents
+            .iter()
+            .map(|document| {
+                let size = document.content.size() as usize;
+                document.content.read_at(0, size).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_files_in_hand_are_sent_and_the_rows_read_only_without_one_for_each_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
+        let files = [file(0, "a.pdf", b"row a"), file(1, "b.xml", b"row b")];
+        let hand = |bytes: &[u8]| Blob::from_bytes(&blobs, bytes).unwrap();
+
+        let in_hand = vec![hand(b"hand a"), hand(b"hand b")];
+        let sent = outgoing(&message(), &files, Some(in_hand), &blobs).unwrap();
+        assert_eq!(documents(&sent), [b"hand a".to_vec(), b"hand b".to_vec()]);
+        assert_eq!(sent.documents[1].name, "b.xml", "in the files' order");
+
+        let rows = [b"row a".to_vec(), b"row b".to_vec()];
+        let too_few = vec![hand(b"hand a")];
+        let sent = outgoing(&message(), &files, Some(too_few), &blobs).unwrap();
+        assert_eq!(documents(&sent), rows, "one short: every file from its row");
+        let sent = outgoing(&message(), &files, None, &blobs).unwrap();
+        assert_eq!(documents(&sent), rows);
+        assert_eq!(sent.sender.identifier, "0192:910075918");
+    }
 }

@@ -1,6 +1,7 @@
 //! From the API to the outbox worker of the same process: a wake-up when a message is queued,
 //! and the whole messages it has just stored, so that sending them does not read back what was
-//! written a moment ago.
+//! written a moment ago, nor unseal the small files its rows hold: the uploads they were sealed
+//! from come along.
 //!
 //! The store stays the one truth. A message is handed over only once its rows are committed,
 //! exactly as they were written, and the worker still claims it in the store before it sends;
@@ -18,6 +19,7 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
+use crate::blobs::Blob;
 use crate::store::{FileContent, MessageFile, OutMessage, OutboxEntry};
 
 /// The most messages held ready. A message is claimed within moments of its accept unless the
@@ -29,7 +31,28 @@ pub const READY_MESSAGES: usize = 256;
 pub const READY_BYTES: usize = 4 << 20;
 
 /// A message with its files, as the store holds it.
-pub type ReadyMessage = (OutMessage, Vec<MessageFile>);
+#[derive(Clone, Debug)]
+pub struct ReadyMessage {
+    /// The message's row.
+    pub message: OutMessage,
+    /// Its files' rows, in their order.
+    pub files: Vec<MessageFile>,
+    /// Each file's bytes, in the files' order, when the API hands the message over: a small
+    /// file's row holds it sealed, and the upload it was sealed from is still in memory, so
+    /// sending reads that instead of unsealing the row's copy. `None` when read from the store.
+    pub contents: Option<Vec<Blob>>,
+}
+
+impl From<(OutMessage, Vec<MessageFile>)> for ReadyMessage {
+    /// A message read from the store.
+    fn from((message, files): (OutMessage, Vec<MessageFile>)) -> Self {
+        Self {
+            message,
+            files,
+            contents: None,
+        }
+    }
+}
 
 /// The shared way from the API to the outbox worker.
 #[derive(Default)]
@@ -67,16 +90,28 @@ impl Ready {
     }
 }
 
-/// The bytes a held message keeps in memory.
-fn bytes_of((message, files): &ReadyMessage) -> usize {
-    let contents: usize = files
+/// The bytes a held message keeps in memory: its rows, and the uploads of the files its rows
+/// hold (a larger file's blob is on disk).
+fn bytes_of(ready: &ReadyMessage) -> usize {
+    let rows: usize = ready
+        .files
         .iter()
         .map(|file| match &file.content {
             FileContent::Inline(sealed) => sealed.len(),
             FileContent::Blob(id) => id.len(),
         })
         .sum();
-    message.sbd.len() + message.service_record.len() + contents
+    let uploads: usize = ready
+        .contents
+        .iter()
+        .flatten()
+        .zip(&ready.files)
+        .map(|(blob, file)| match file.content {
+            FileContent::Inline(_) => usize::try_from(blob.size()).unwrap_or(usize::MAX),
+            FileContent::Blob(_) => 0,
+        })
+        .sum();
+    ready.message.sbd.len() + ready.message.service_record.len() + rows + uploads
 }
 
 impl Handoff {
@@ -112,7 +147,7 @@ impl Handoff {
                 };
                 ready.remove(&oldest);
             }
-            let id = message.0.message_id.clone();
+            let id = message.message.message_id.clone();
             ready.order.push_back(id.clone());
             ready.bytes += bytes;
             if let Some(replaced) = ready.by_id.insert(id, message) {
@@ -133,7 +168,7 @@ impl Handoff {
             .iter()
             .filter_map(|entry| {
                 let message = ready.remove(&entry.message_id)?;
-                let stored = &message.0;
+                let stored = &message.message;
                 (stored.created == entry.created && stored.channel == entry.channel)
                     .then(|| (entry.message_id.clone(), message))
             })
@@ -177,7 +212,7 @@ mod tests {
             queued: true,
             created,
         };
-        (message, Vec::new())
+        (message, Vec::new()).into()
     }
 
     fn claimed(id: &str, created: i64) -> OutboxEntry {
@@ -195,7 +230,7 @@ mod tests {
         handoff.hand_over([message("a", 1), message("b", 1)]);
         let taken = handoff.take(&[claimed("b", 1), claimed("x", 1)]);
         assert_eq!(taken.keys().collect::<Vec<_>>(), ["b"]);
-        assert_eq!(taken["b"], message("b", 1));
+        assert_eq!(taken["b"].message, message("b", 1).message);
         assert!(
             handoff.take(&[claimed("b", 1)]).is_empty(),
             "taken out once"
@@ -247,7 +282,7 @@ mod tests {
     fn the_bytes_held_are_bounded_and_a_large_message_is_left_to_the_store() {
         let handoff = Handoff::default();
         let with_file = |id: &str, bytes: usize| {
-            let (message, _) = message(id, 1);
+            let message = message(id, 1).message;
             let file = MessageFile {
                 message_id: id.to_owned(),
                 ordinal: 0,
@@ -258,7 +293,7 @@ mod tests {
                 size: bytes as i64,
                 content: FileContent::Inline(vec![0; bytes]),
             };
-            (message, vec![file])
+            ReadyMessage::from((message, vec![file]))
         };
         handoff.hand_over([with_file("large", READY_BYTES / 16 + 1)]);
         assert_eq!(handoff.held(), (0, 0, 0), "too large to hold");
@@ -273,6 +308,52 @@ mod tests {
             handoff.held().2,
             bytes - each,
             "what is taken out is no longer counted"
+        );
+    }
+
+    #[test]
+    fn the_uploads_in_hand_count_toward_the_bytes_held() {
+        use crate::blobs::{BlobStore, FileBlobStore};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
+        // A row holding `bytes` sealed, and the upload of as many bytes in hand.
+        let in_hand = |id: &str, bytes: usize| {
+            let message = message(id, 1).message;
+            let file = MessageFile {
+                message_id: id.to_owned(),
+                ordinal: 0,
+                filename: "a.pdf".to_owned(),
+                title: None,
+                mime_type: "application/pdf".to_owned(),
+                primary_document: true,
+                size: bytes as i64,
+                content: FileContent::Inline(vec![0; bytes]),
+            };
+            ReadyMessage {
+                message,
+                files: vec![file],
+                contents: Some(vec![Blob::from_bytes(&blobs, &vec![1; bytes]).unwrap()]),
+            }
+        };
+        let each = READY_BYTES / 16;
+        let handoff = Handoff::default();
+        handoff.hand_over([in_hand("large", each / 2 + 1)]);
+        assert_eq!(
+            handoff.held(),
+            (0, 0, 0),
+            "too large to hold with its upload"
+        );
+        handoff.hand_over((0..20).map(|n| in_hand(&n.to_string(), each / 2 - 4)));
+        let (held, _, bytes) = handoff.held();
+        assert!(bytes <= READY_BYTES, "{bytes} bytes held");
+        assert_eq!(held, 16, "the four oldest fell out");
+        let taken = handoff.take(&[claimed("19", 1)]);
+        let contents = taken["19"].contents.as_ref().unwrap();
+        assert_eq!(
+            contents[0].read_at(0, 2).unwrap(),
+            [1, 1],
+            "handed over as uploaded"
         );
     }
 }

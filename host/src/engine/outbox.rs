@@ -143,7 +143,7 @@ async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreErro
                 Some(message) => Ok(Some(message)),
                 None => read
                     .as_mut()
-                    .map(|found| found.remove(&entry.message_id))
+                    .map(|found| found.remove(&entry.message_id).map(ReadyMessage::from))
                     .map_err(|reason| reason.clone()),
             },
             entry,
@@ -210,7 +210,11 @@ async fn attempt(
     message: ReadForSending,
     permit: OwnedSemaphorePermit,
 ) -> Attempt {
-    let (message, files) = match message {
+    let ReadyMessage {
+        message,
+        files,
+        contents,
+    } = match message {
         Ok(Some(found)) => found,
         Ok(None) => return Attempt::Sent, // deleted meanwhile; nothing to send
         Err(reason) => return Attempt::Retry(reason),
@@ -221,7 +225,7 @@ async fn attempt(
     let Some(plugin) = engine.plugins.plugin(&entry.channel) else {
         return Attempt::Retry(format!("the channel {} is not loaded", entry.channel));
     };
-    let value = match outgoing(&message, &files, &engine.blobs) {
+    let value = match outgoing(&message, &files, contents, &engine.blobs) {
         Ok(value) => value,
         Err(reason) => return Attempt::Fail(reason),
     };

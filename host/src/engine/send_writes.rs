@@ -7,19 +7,20 @@
 
 use std::sync::Arc;
 
-use super::handoff::Handoff;
+use super::handoff::{Handoff, ReadyMessage};
 use crate::blobs::Blob;
 use crate::store::{
     BatchWrite, CompletedSend, GroupCommit, QueuedMessage, Store, StoreError, no_outcome,
 };
 
-/// A whole message a multipart send brings, with the blobs of its files that are not in
-/// its rows.
+/// A whole message a multipart send brings, with the blobs of its files.
 pub struct Accepted {
     /// The message.
     pub(crate) queued: QueuedMessage,
-    /// Its files' blobs, kept once its rows are committed.
-    pub(crate) blobs: Vec<Blob>,
+    /// The blobs of its files that are not in its rows, kept once its rows are committed.
+    pub(crate) to_persist: Vec<Blob>,
+    /// Each file's bytes in the files' order, handed over with the message.
+    pub(crate) contents: Vec<Blob>,
 }
 
 /// One write of the send path.
@@ -35,7 +36,8 @@ pub type SendWriter = GroupCommit<SendWrites>;
 
 /// Accepted messages and completed sends stored together (see [`GroupCommit`]). Each accepted
 /// message's blobs are kept once its rows are committed, whether or not its caller still waits,
-/// and the message, as stored, is handed to the outbox worker, which is woken once a batch.
+/// and the message, as stored and with its files' bytes as uploaded, is handed to the outbox
+/// worker, which is woken once a batch.
 pub struct SendWrites {
     /// Where they are stored.
     pub store: Store,
@@ -64,10 +66,15 @@ impl BatchWrite for SendWrites {
         let mut handed_over = Vec::with_capacity(accepted.len());
         for (one, outcome) in accepted.iter().zip(&stored) {
             if outcome.is_ok() {
-                for blob in &one.blobs {
+                for blob in &one.to_persist {
                     blob.persist();
                 }
-                handed_over.push(one.queued.as_stored());
+                let (message, files) = one.queued.as_stored();
+                handed_over.push(ReadyMessage {
+                    message,
+                    files,
+                    contents: Some(one.contents.clone()),
+                });
             }
         }
         if !handed_over.is_empty() {
