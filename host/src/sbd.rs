@@ -273,16 +273,29 @@ pub fn stored_parties(text: &str) -> Result<(Option<String>, Option<String>), St
     }
     let document: Document = serde_json::from_str(text)
         .map_err(|error| format!("the stored SBD is unreadable: {error}"))?;
-    let first = |parties: Option<Value>| {
-        parties?
-            .pointer("/0/identifier/value")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
     Ok(match document.standard_business_document_header {
-        Some(header) => (first(header.sender), first(header.receiver)),
+        Some(header) => (
+            first_identifier(header.sender.as_ref()),
+            first_identifier(header.receiver.as_ref()),
+        ),
         None => (None, None),
     })
+}
+
+/// The first sender's and receiver's identifiers of `sbd`, as [`stored_parties`] reads them
+/// from its text.
+pub fn parties(sbd: &Value) -> (Option<String>, Option<String>) {
+    let header = sbd.get("standardBusinessDocumentHeader");
+    let of = |role: &str| first_identifier(header.and_then(|header| header.get(role)));
+    (of("sender"), of("receiver"))
+}
+
+/// The identifier `value` of the first of `parties`.
+fn first_identifier(parties: Option<&Value>) -> Option<String> {
+    parties?
+        .pointer("/0/identifier/value")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// Reads the fields; violations are reported together, as bean validation does.
@@ -472,7 +485,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stored_sbd_names_its_first_sender_and_receiver_as_given() {
+    fn an_sbd_names_its_first_sender_and_receiver_as_given_stored_or_in_hand() {
         let sbd = json!({
             "standardBusinessDocumentHeader": {
                 "headerVersion": "1.0",
@@ -495,6 +508,18 @@ mod tests {
         let without = json!({"standardBusinessDocumentHeader": {"sender": [], "receiver": [{"identifier": {"value": 7}}]}});
         assert_eq!(stored_parties(&without.to_string()), Ok((None, None)));
         assert_eq!(stored_parties("{}"), Ok((None, None)));
+        for document in [
+            sbd,
+            without,
+            json!({}),
+            json!({"standardBusinessDocumentHeader": null}),
+        ] {
+            assert_eq!(
+                Ok(parties(&document)),
+                stored_parties(&document.to_string()),
+                "{document}"
+            );
+        }
         let unreadable = stored_parties("{\"standardBusinessDocumentHeader\": ").unwrap_err();
         assert!(
             unreadable.starts_with("the stored SBD is unreadable"),

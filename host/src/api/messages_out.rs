@@ -21,9 +21,9 @@ use super::page::{PageParams, page_json};
 use super::query::ApiQuery;
 use super::render::{party_columns, stored_sbd};
 use crate::blobs::{Blob, KeptFile, keep_files, read_all, write_stream};
-use crate::engine::{Accepted, SendWrite};
+use crate::engine::{Accepted, InHand, SendWrite};
 use crate::registry::{LookupOptions, RegistryError, ServiceRecord};
-use crate::sbd::{Sbd, primary_identifier};
+use crate::sbd::{Sbd, parties, primary_identifier};
 use crate::store::{
     FileContent, MessageFile, MessageQuery, NewConversation, OutMessage, QueuedMessage,
     ReceiptStatus, StoreError, now_millis,
@@ -64,12 +64,13 @@ fn registry_error(error: RegistryError) -> ApiError {
     }
 }
 
-/// A new message checked and ready to store: its SBD with the defaults, its row and its
-/// conversation.
+/// A new message checked and ready to store: its SBD with the defaults, its row, its
+/// conversation and the registry's record its row holds.
 struct NewMessage {
     sbd: Sbd,
     message: OutMessage,
     conversation: NewConversation,
+    record: ServiceRecord,
 }
 
 /// Reads and checks a new message's SBD, looks the receiver up and applies the defaults;
@@ -142,6 +143,7 @@ async fn prepare_message(state: &ApiState, body: &[u8]) -> ApiResult<NewMessage>
         sbd,
         message,
         conversation,
+        record,
     })
 }
 
@@ -623,6 +625,7 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
         sbd,
         message,
         conversation,
+        record,
     } = prepare_message(state, &sbd_bytes).await?;
     let mut files: Vec<MessageFile> = Vec::new();
     // The uploaded blobs, kept only once the message is stored.
@@ -675,6 +678,11 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
         to_persist,
         contents,
     } = keep_uploads(&mut files, blobs).await?;
+    let in_hand = InHand {
+        contents,
+        record,
+        parties: parties(&sbd.json),
+    };
     let queued = QueuedMessage {
         message,
         conversation,
@@ -687,7 +695,7 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
         .write(SendWrite::Accept(Box::new(Accepted {
             queued,
             to_persist,
-            contents,
+            in_hand,
         })))
         .await
         .map_err(creation_error)?;

@@ -66,25 +66,47 @@ pub(crate) fn file_blob(file: &MessageFile, blobs: &Arc<dyn BlobStore>) -> io::R
     }
 }
 
-/// The outgoing value for `message` with `files`, whose bytes are `contents` (in their order)
-/// when the caller has them in hand, or else read from what the rows name.
+/// What the API had in hand when it stored a message and its files, which their rows hold
+/// too: sending the message from these parses nothing and unseals nothing again.
+#[derive(Clone, Debug)]
+pub struct InHand {
+    /// Each file's bytes, in the files' order: the blob its row names, or the upload its row's
+    /// sealed copy was made from.
+    pub contents: Vec<Blob>,
+    /// The registry's record the message's row holds as JSON.
+    pub record: ServiceRecord,
+    /// The first sender's and receiver's identifiers, as its SBD names them
+    /// ([`crate::sbd::parties`]).
+    pub parties: (Option<String>, Option<String>),
+}
+
+/// The outgoing value for `message` with `files`, from what the caller has `in_hand` or else
+/// from the rows (a file's bytes come from its row unless there is one in hand for each file).
 pub(crate) fn outgoing(
     message: &OutMessage,
     files: &[MessageFile],
-    contents: Option<Vec<Blob>>,
+    in_hand: Option<InHand>,
     blobs: &Arc<dyn BlobStore>,
 ) -> Result<OutgoingMessage, String> {
-    let record: ServiceRecord = serde_json::from_str(&message.service_record)
-        .map_err(|error| format!("the stored service record is unreadable: {error}"))?;
+    let (record, (sender, receiver), mut contents) = match in_hand {
+        Some(InHand {
+            contents,
+            record,
+            parties,
+        }) => {
+            let contents = (contents.len() == files.len()).then(|| contents.into_iter());
+            (record, parties, contents)
+        }
+        None => {
+            let record: ServiceRecord = serde_json::from_str(&message.service_record)
+                .map_err(|error| format!("the stored service record is unreadable: {error}"))?;
+            (record, stored_parties(&message.sbd)?, None)
+        }
+    };
     let party = |identifier: &str| Party {
         identifier: identifier.to_owned(),
         name: None,
     };
-    // Contents in hand must be one for each file, in order.
-    let mut contents = contents
-        .filter(|contents| contents.len() == files.len())
-        .map(Vec::into_iter);
-    let (sender, receiver) = stored_parties(&message.sbd)?;
     let sender = sender.unwrap_or_else(|| message.sender_identifier.clone());
     let receiver = receiver
         .or_else(|| message.receiver_identifier.clone())
@@ -168,23 +190,44 @@ mod tests {
     }
 
     #[test]
-    fn the_files_in_hand_are_sent_and_the_rows_read_only_without_one_for_each_file() {
+    fn what_is_in_hand_is_sent_and_the_rows_read_only_for_what_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let blobs: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
         let files = [file(0, "a.pdf", b"row a"), file(1, "b.xml", b"row b")];
         let hand = |bytes: &[u8]| Blob::from_bytes(&blobs, bytes).unwrap();
 
-        let in_hand = vec![hand(b"hand a"), hand(b"hand b")];
-        let sent = outgoing(&message(), &files, Some(in_hand), &blobs).unwrap();
+        let record = ServiceRecord {
+            process: "in hand".to_owned(),
+            ..ServiceRecord::default()
+        };
+        let in_hand = |contents| InHand {
+            contents,
+            record: record.clone(),
+            parties: (Some("0192:1".to_owned()), Some("0192:2".to_owned())),
+        };
+
+        let both = vec![hand(b"hand a"), hand(b"hand b")];
+        let sent = outgoing(&message(), &files, Some(in_hand(both)), &blobs).unwrap();
         assert_eq!(documents(&sent), [b"hand a".to_vec(), b"hand b".to_vec()]);
         assert_eq!(sent.documents[1].name, "b.xml", "in the files' order");
+        assert_eq!(sent.service.process, "in hand");
+        assert_eq!(
+            (sent.sender.identifier, sent.receiver.identifier),
+            ("0192:1".to_owned(), "0192:2".to_owned())
+        );
 
         let rows = [b"row a".to_vec(), b"row b".to_vec()];
         let too_few = vec![hand(b"hand a")];
-        let sent = outgoing(&message(), &files, Some(too_few), &blobs).unwrap();
+        let sent = outgoing(&message(), &files, Some(in_hand(too_few)), &blobs).unwrap();
         assert_eq!(documents(&sent), rows, "one short: every file from its row");
+        assert_eq!(sent.service.process, "in hand");
         let sent = outgoing(&message(), &files, None, &blobs).unwrap();
         assert_eq!(documents(&sent), rows);
-        assert_eq!(sent.sender.identifier, "0192:910075918");
+        assert_eq!(sent.service.process, "", "the row's record");
+        assert_eq!(
+            (sent.sender.identifier, sent.receiver.identifier),
+            ("0192:910075918".to_owned(), "0192:910076787".to_owned()),
+            "the row's columns, the SBD naming none"
+        );
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-use crate::blobs::Blob;
+use super::convert::InHand;
 use crate::store::{FileContent, MessageFile, OutMessage, OutboxEntry};
 
 /// The most messages held ready. A message is claimed within moments of its accept unless the
@@ -37,10 +37,10 @@ pub struct ReadyMessage {
     pub message: OutMessage,
     /// Its files' rows, in their order.
     pub files: Vec<MessageFile>,
-    /// Each file's bytes, in the files' order, when the API hands the message over: a small
-    /// file's row holds it sealed, and the upload it was sealed from is still in memory, so
-    /// sending reads that instead of unsealing the row's copy. `None` when read from the store.
-    pub contents: Option<Vec<Blob>>,
+    /// What the API had in hand when it handed the message over: its files' bytes (a small
+    /// file's row holds it sealed, and the upload it was sealed from is still in memory), its
+    /// registry record and its parties. `None` when read from the store.
+    pub in_hand: Option<InHand>,
 }
 
 impl From<(OutMessage, Vec<MessageFile>)> for ReadyMessage {
@@ -49,7 +49,7 @@ impl From<(OutMessage, Vec<MessageFile>)> for ReadyMessage {
         Self {
             message,
             files,
-            contents: None,
+            in_hand: None,
         }
     }
 }
@@ -90,8 +90,8 @@ impl Ready {
     }
 }
 
-/// The bytes a held message keeps in memory: its rows, and the uploads of the files its rows
-/// hold (a larger file's blob is on disk).
+/// The bytes a held message keeps in memory: its rows, and what it has in hand (the record
+/// again, and the uploads of the files its rows hold; a larger file's blob is on disk).
 fn bytes_of(ready: &ReadyMessage) -> usize {
     let rows: usize = ready
         .files
@@ -101,17 +101,19 @@ fn bytes_of(ready: &ReadyMessage) -> usize {
             FileContent::Blob(id) => id.len(),
         })
         .sum();
-    let uploads: usize = ready
-        .contents
-        .iter()
-        .flatten()
-        .zip(&ready.files)
-        .map(|(blob, file)| match file.content {
-            FileContent::Inline(_) => usize::try_from(blob.size()).unwrap_or(usize::MAX),
-            FileContent::Blob(_) => 0,
-        })
-        .sum();
-    ready.message.sbd.len() + ready.message.service_record.len() + rows + uploads
+    let in_hand = ready.in_hand.as_ref().map_or(0, |in_hand| {
+        let uploads: usize = in_hand
+            .contents
+            .iter()
+            .zip(&ready.files)
+            .map(|(blob, file)| match file.content {
+                FileContent::Inline(_) => usize::try_from(blob.size()).unwrap_or(usize::MAX),
+                FileContent::Blob(_) => 0,
+            })
+            .sum();
+        ready.message.service_record.len() + uploads
+    });
+    ready.message.sbd.len() + ready.message.service_record.len() + rows + in_hand
 }
 
 impl Handoff {
@@ -313,7 +315,8 @@ mod tests {
 
     #[test]
     fn the_uploads_in_hand_count_toward_the_bytes_held() {
-        use crate::blobs::{BlobStore, FileBlobStore};
+        use crate::blobs::{Blob, BlobStore, FileBlobStore};
+        use crate::registry::ServiceRecord;
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
         let blobs: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
@@ -333,7 +336,11 @@ mod tests {
             ReadyMessage {
                 message,
                 files: vec![file],
-                contents: Some(vec![Blob::from_bytes(&blobs, &vec![1; bytes]).unwrap()]),
+                in_hand: Some(InHand {
+                    contents: vec![Blob::from_bytes(&blobs, &vec![1; bytes]).unwrap()],
+                    record: ServiceRecord::default(),
+                    parties: (None, None),
+                }),
             }
         };
         let each = READY_BYTES / 16;
@@ -349,9 +356,9 @@ mod tests {
         assert!(bytes <= READY_BYTES, "{bytes} bytes held");
         assert_eq!(held, 16, "the four oldest fell out");
         let taken = handoff.take(&[claimed("19", 1)]);
-        let contents = taken["19"].contents.as_ref().unwrap();
+        let in_hand = taken["19"].in_hand.as_ref().unwrap();
         assert_eq!(
-            contents[0].read_at(0, 2).unwrap(),
+            in_hand.contents[0].read_at(0, 2).unwrap(),
             [1, 1],
             "handed over as uploaded"
         );

@@ -29,6 +29,7 @@ use crate::blobs::BlobStore;
 use crate::plugins::PluginHost;
 use crate::store::{ReceiptStatus, StatusEffects, Store};
 
+pub use convert::InHand;
 pub(crate) use convert::file_blob;
 pub use handoff::Handoff;
 pub use leader::Leadership;

@@ -213,7 +213,7 @@ async fn attempt(
     let ReadyMessage {
         message,
         files,
-        contents,
+        in_hand,
     } = match message {
         Ok(Some(found)) => found,
         Ok(None) => return Attempt::Sent, // deleted meanwhile; nothing to send
@@ -225,7 +225,7 @@ async fn attempt(
     let Some(plugin) = engine.plugins.plugin(&entry.channel) else {
         return Attempt::Retry(format!("the channel {} is not loaded", entry.channel));
     };
-    let value = match outgoing(&message, &files, contents, &engine.blobs) {
+    let value = match outgoing(&message, &files, in_hand, &engine.blobs) {
         Ok(value) => value,
         Err(reason) => return Attempt::Fail(reason),
     };

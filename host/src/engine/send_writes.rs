@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use super::convert::InHand;
 use super::handoff::{Handoff, ReadyMessage};
 use crate::blobs::Blob;
 use crate::store::{
@@ -19,8 +20,8 @@ pub struct Accepted {
     pub(crate) queued: QueuedMessage,
     /// The blobs of its files that are not in its rows, kept once its rows are committed.
     pub(crate) to_persist: Vec<Blob>,
-    /// Each file's bytes in the files' order, handed over with the message.
-    pub(crate) contents: Vec<Blob>,
+    /// What the API has in hand of it, handed over with the message.
+    pub(crate) in_hand: InHand,
 }
 
 /// One write of the send path.
@@ -36,8 +37,8 @@ pub type SendWriter = GroupCommit<SendWrites>;
 
 /// Accepted messages and completed sends stored together (see [`GroupCommit`]). Each accepted
 /// message's blobs are kept once its rows are committed, whether or not its caller still waits,
-/// and the message, as stored and with its files' bytes as uploaded, is handed to the outbox
-/// worker, which is woken once a batch.
+/// and the message, as stored and with what the API had in hand of it, is handed to the
+/// outbox worker, which is woken once a batch.
 pub struct SendWrites {
     /// Where they are stored.
     pub store: Store,
@@ -73,7 +74,7 @@ impl BatchWrite for SendWrites {
                 handed_over.push(ReadyMessage {
                     message,
                     files,
-                    contents: Some(one.contents.clone()),
+                    in_hand: Some(one.in_hand.clone()),
                 });
             }
         }
