@@ -681,7 +681,7 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
     let in_hand = InHand {
         contents,
         record,
-        parties: parties(&sbd.json),
+        sender_and_receiver: parties(&sbd.json),
     };
     let queued = QueuedMessage {
         message,

@@ -1,5 +1,6 @@
-//! From what the store keeps to what a channel is handed: the outgoing value with its documents
-//! as blob handles and the registry's record in the contract's shape.
+//! From what the store keeps, or what the API had in hand when it stored it, to what a channel
+//! is handed: the outgoing value with its documents as blob handles and the registry's record
+//! in the contract's shape.
 
 use std::io;
 use std::sync::Arc;
@@ -77,11 +78,13 @@ pub struct InHand {
     pub record: ServiceRecord,
     /// The first sender's and receiver's identifiers, as its SBD names them
     /// ([`crate::sbd::parties`]).
-    pub parties: (Option<String>, Option<String>),
+    pub sender_and_receiver: (Option<String>, Option<String>),
 }
 
 /// The outgoing value for `message` with `files`, from what the caller has `in_hand` or else
-/// from the rows (a file's bytes come from its row unless there is one in hand for each file).
+/// from the rows. The bytes in hand are taken only as one blob of each file's size for each
+/// file, in order, so that nothing can go out under another file's name: the rows are read
+/// otherwise.
 pub(crate) fn outgoing(
     message: &OutMessage,
     files: &[MessageFile],
@@ -92,10 +95,16 @@ pub(crate) fn outgoing(
         Some(InHand {
             contents,
             record,
-            parties,
+            sender_and_receiver,
         }) => {
-            let contents = (contents.len() == files.len()).then(|| contents.into_iter());
-            (record, parties, contents)
+            let each_file = contents.len() == files.len()
+                && (contents.iter().zip(files))
+                    .all(|(blob, file)| u64::try_from(file.size) == Ok(blob.size()));
+            (
+                record,
+                sender_and_receiver,
+                each_file.then(|| contents.into_iter()),
+            )
         }
         None => {
             let record: ServiceRecord = serde_json::from_str(&message.service_record)
@@ -203,12 +212,12 @@ mod tests {
         let in_hand = |contents| InHand {
             contents,
             record: record.clone(),
-            parties: (Some("0192:1".to_owned()), Some("0192:2".to_owned())),
+            sender_and_receiver: (Some("0192:1".to_owned()), Some("0192:2".to_owned())),
         };
 
-        let both = vec![hand(b"hand a"), hand(b"hand b")];
+        let both = vec![hand(b"hand1"), hand(b"hand2")];
         let sent = outgoing(&message(), &files, Some(in_hand(both)), &blobs).unwrap();
-        assert_eq!(documents(&sent), [b"hand a".to_vec(), b"hand b".to_vec()]);
+        assert_eq!(documents(&sent), [b"hand1".to_vec(), b"hand2".to_vec()]);
         assert_eq!(sent.documents[1].name, "b.xml", "in the files' order");
         assert_eq!(sent.service.process, "in hand");
         assert_eq!(
@@ -217,10 +226,17 @@ mod tests {
         );
 
         let rows = [b"row a".to_vec(), b"row b".to_vec()];
-        let too_few = vec![hand(b"hand a")];
+        let too_few = vec![hand(b"hand1")];
         let sent = outgoing(&message(), &files, Some(in_hand(too_few)), &blobs).unwrap();
         assert_eq!(documents(&sent), rows, "one short: every file from its row");
         assert_eq!(sent.service.process, "in hand");
+        let other_size = vec![hand(b"hand1"), hand(b"hand 2")];
+        let sent = outgoing(&message(), &files, Some(in_hand(other_size)), &blobs).unwrap();
+        assert_eq!(
+            documents(&sent),
+            rows,
+            "one of another size: every file from its row"
+        );
         let sent = outgoing(&message(), &files, None, &blobs).unwrap();
         assert_eq!(documents(&sent), rows);
         assert_eq!(sent.service.process, "", "the row's record");

@@ -26,11 +26,12 @@ use crate::store::{FileContent, MessageFile, OutMessage, OutboxEntry};
 /// outbox has a backlog, and then the store has it.
 pub const READY_MESSAGES: usize = 256;
 
-/// The most bytes held ready (SBDs, service records and files kept in their rows); a message
-/// of more than a sixteenth of it is not held at all.
+/// The most bytes held ready (SBDs, service records and files kept in their rows, and what
+/// the API had in hand of them); a message of more than a sixteenth of it is held without
+/// what was in hand, or, larger still, not at all.
 pub const READY_BYTES: usize = 4 << 20;
 
-/// A message with its files, as the store holds it.
+/// A message with its files, as the store holds it, and what the API had in hand of it.
 #[derive(Clone, Debug)]
 pub struct ReadyMessage {
     /// The message's row.
@@ -138,8 +139,12 @@ impl Handoff {
     /// Hands over messages whose rows have just been committed, exactly as written.
     pub fn hand_over(&self, messages: impl IntoIterator<Item = ReadyMessage>) {
         let mut ready = self.ready();
-        for message in messages {
-            let bytes = bytes_of(&message);
+        for mut message in messages {
+            let mut bytes = bytes_of(&message);
+            if bytes > READY_BYTES / 16 && message.in_hand.is_some() {
+                message.in_hand = None;
+                bytes = bytes_of(&message);
+            }
             if bytes > READY_BYTES / 16 {
                 continue;
             }
@@ -339,18 +344,19 @@ mod tests {
                 in_hand: Some(InHand {
                     contents: vec![Blob::from_bytes(&blobs, &vec![1; bytes]).unwrap()],
                     record: ServiceRecord::default(),
-                    parties: (None, None),
+                    sender_and_receiver: (None, None),
                 }),
             }
         };
         let each = READY_BYTES / 16;
         let handoff = Handoff::default();
         handoff.hand_over([in_hand("large", each / 2 + 1)]);
-        assert_eq!(
-            handoff.held(),
-            (0, 0, 0),
-            "too large to hold with its upload"
+        let large = handoff.take(&[claimed("large", 1)]);
+        assert!(
+            large["large"].in_hand.is_none(),
+            "too large to hold with its upload, held without"
         );
+        assert_eq!(handoff.held(), (0, 0, 0));
         handoff.hand_over((0..20).map(|n| in_hand(&n.to_string(), each / 2 - 4)));
         let (held, _, bytes) = handoff.held();
         assert!(bytes <= READY_BYTES, "{bytes} bytes held");
