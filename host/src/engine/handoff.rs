@@ -222,6 +222,20 @@ mod tests {
         (message, Vec::new()).into()
     }
 
+    /// A file of `bytes` its row holds.
+    fn inline_file(message_id: &str, bytes: usize) -> MessageFile {
+        MessageFile {
+            message_id: message_id.to_owned(),
+            ordinal: 0,
+            filename: "a.pdf".to_owned(),
+            title: None,
+            mime_type: "application/pdf".to_owned(),
+            primary_document: true,
+            size: bytes as i64,
+            content: FileContent::Inline(vec![0; bytes]),
+        }
+    }
+
     fn claimed(id: &str, created: i64) -> OutboxEntry {
         OutboxEntry {
             message_id: id.to_owned(),
@@ -289,18 +303,7 @@ mod tests {
     fn the_bytes_held_are_bounded_and_a_large_message_is_left_to_the_store() {
         let handoff = Handoff::default();
         let with_file = |id: &str, bytes: usize| {
-            let message = message(id, 1).message;
-            let file = MessageFile {
-                message_id: id.to_owned(),
-                ordinal: 0,
-                filename: "a.pdf".to_owned(),
-                title: None,
-                mime_type: "application/pdf".to_owned(),
-                primary_document: true,
-                size: bytes as i64,
-                content: FileContent::Inline(vec![0; bytes]),
-            };
-            ReadyMessage::from((message, vec![file]))
+            ReadyMessage::from((message(id, 1).message, vec![inline_file(id, bytes)]))
         };
         handoff.hand_over([with_file("large", READY_BYTES / 16 + 1)]);
         assert_eq!(handoff.held(), (0, 0, 0), "too large to hold");
@@ -326,27 +329,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs: Arc<dyn BlobStore> = Arc::new(FileBlobStore::open(dir.path()).unwrap());
         // A row holding `bytes` sealed, and the upload of as many bytes in hand.
-        let in_hand = |id: &str, bytes: usize| {
-            let message = message(id, 1).message;
-            let file = MessageFile {
-                message_id: id.to_owned(),
-                ordinal: 0,
-                filename: "a.pdf".to_owned(),
-                title: None,
-                mime_type: "application/pdf".to_owned(),
-                primary_document: true,
-                size: bytes as i64,
-                content: FileContent::Inline(vec![0; bytes]),
-            };
-            ReadyMessage {
-                message,
-                files: vec![file],
-                in_hand: Some(InHand {
-                    contents: vec![Blob::from_bytes(&blobs, &vec![1; bytes]).unwrap()],
-                    record: ServiceRecord::default(),
-                    sender_and_receiver: (None, None),
-                }),
-            }
+        let in_hand = |id: &str, bytes: usize| ReadyMessage {
+            message: message(id, 1).message,
+            files: vec![inline_file(id, bytes)],
+            in_hand: Some(InHand {
+                contents: vec![Blob::from_bytes(&blobs, &vec![1; bytes]).unwrap()],
+                record: ServiceRecord::default(),
+                sender_and_receiver: (None, None),
+            }),
         };
         let each = READY_BYTES / 16;
         let handoff = Handoff::default();
