@@ -21,7 +21,7 @@ use super::page::{PageParams, page_json};
 use super::query::ApiQuery;
 use super::render::{party_columns, stored_sbd};
 use crate::blobs::{Blob, KeptFile, keep_files, read_all, write_stream};
-use crate::engine::{Accepted, InHand, SendWrite};
+use crate::engine::{Accepted, InHand, SendWrite, persist_named_blobs};
 use crate::registry::{LookupOptions, RegistryError, ServiceRecord};
 use crate::sbd::{Sbd, parties, primary_identifier};
 use crate::store::{
@@ -354,40 +354,29 @@ fn file_row(message: &OutMessage, sbd: &Sbd, upload: Upload, blob: &Blob) -> Mes
     }
 }
 
-/// The uploads of a message's files once kept.
-struct KeptUploads {
-    /// The blobs to persist once the rows naming them have committed.
-    to_persist: Vec<Blob>,
-    /// Each file's bytes, in the files' order: its blob, or the upload its row's copy was
-    /// sealed from.
-    contents: Vec<Blob>,
-}
-
 /// Keeps the uploaded `blobs` of `files` (in their order), each in its row when small, and
-/// records in each row where its bytes are now.
-async fn keep_uploads(files: &mut [MessageFile], blobs: Vec<Blob>) -> ApiResult<KeptUploads> {
+/// records in each row where its bytes are now; returns each file's bytes in their order: the
+/// blob its row names (to persist once the row has committed, [`persist_named_blobs`]), or the
+/// upload its row's sealed copy was made from.
+async fn keep_uploads(files: &mut [MessageFile], blobs: Vec<Blob>) -> ApiResult<Vec<Blob>> {
     let kept = keep_files(blobs)
         .await
         .map_err(|e| ApiError::internal(format!("the files could not be kept: {e}")))?;
-    let mut uploads = KeptUploads {
-        to_persist: Vec::new(),
-        contents: Vec::with_capacity(kept.len()),
-    };
+    let mut contents = Vec::with_capacity(kept.len());
     for (file, kept) in files.iter_mut().zip(kept) {
         file.content = match kept {
             KeptFile::Blob(blob) => {
                 let content = FileContent::Blob(blob.id().as_str().to_owned());
-                uploads.contents.push(blob.clone());
-                uploads.to_persist.push(blob);
+                contents.push(blob);
                 content
             }
             KeptFile::Inline { sealed, plain } => {
-                uploads.contents.push(plain);
+                contents.push(plain);
                 FileContent::Inline(sealed)
             }
         };
     }
-    Ok(uploads)
+    Ok(contents)
 }
 
 /// Keeps an uploaded blob as a file of `message`, reading an arkivmelding for its title.
@@ -406,7 +395,7 @@ async fn keep_file(
     let mut file = file_row(message, sbd, upload, &blob);
     let kept = keep_uploads(std::slice::from_mut(&mut file), vec![blob]).await?;
     match state.store.add_file(&file).await {
-        Ok(()) => kept.to_persist.iter().for_each(Blob::persist),
+        Ok(()) => persist_named_blobs(std::slice::from_ref(&file), &kept),
         Err(StoreError::Duplicate(message)) => {
             return Err(ApiError::bad_request("DuplicateFilenameException", message));
         }
@@ -674,10 +663,7 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
     let (reference, title) = arkivmelding
         .map(|read| (read.reference, read.title))
         .unwrap_or_default();
-    let KeptUploads {
-        to_persist,
-        contents,
-    } = keep_uploads(&mut files, blobs).await?;
+    let contents = keep_uploads(&mut files, blobs).await?;
     let in_hand = InHand {
         contents,
         record,
@@ -692,11 +678,7 @@ async fn accept_multipart(state: &ApiState, form: &mut Multipart) -> ApiResult<V
     };
     state
         .writes
-        .write(SendWrite::Accept(Box::new(Accepted {
-            queued,
-            to_persist,
-            in_hand,
-        })))
+        .write(SendWrite::Accept(Box::new(Accepted { queued, in_hand })))
         .await
         .map_err(creation_error)?;
     Ok(sbd.json)

@@ -33,7 +33,7 @@ pub use convert::InHand;
 pub(crate) use convert::file_blob;
 pub use handoff::Handoff;
 pub use leader::Leadership;
-pub use send_writes::{Accepted, SendWrite, SendWriter, SendWrites};
+pub use send_writes::{Accepted, SendWrite, SendWriter, SendWrites, persist_named_blobs};
 
 /// When the statuses of each (channel, message id) were last asked for.
 type PollTimes = HashMap<(String, String), crate::store::Millis>;

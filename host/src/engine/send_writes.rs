@@ -11,16 +11,16 @@ use super::convert::InHand;
 use super::handoff::{Handoff, ReadyMessage};
 use crate::blobs::Blob;
 use crate::store::{
-    BatchWrite, CompletedSend, GroupCommit, QueuedMessage, Store, StoreError, no_outcome,
+    BatchWrite, CompletedSend, FileContent, GroupCommit, MessageFile, QueuedMessage, Store,
+    StoreError, no_outcome,
 };
 
 /// A whole message a multipart send brings, with the blobs of its files.
 pub struct Accepted {
     /// The message.
     pub(crate) queued: QueuedMessage,
-    /// The blobs of its files that are not in its rows, kept once its rows are committed.
-    pub(crate) to_persist: Vec<Blob>,
-    /// What the API has in hand of it, handed over with the message.
+    /// What the API has in hand of it, handed over with the message; the blobs its files'
+    /// rows name are among it, kept once its rows are committed.
     pub(crate) in_hand: InHand,
 }
 
@@ -30,6 +30,16 @@ pub enum SendWrite {
     Accept(Box<Accepted>),
     /// A send the provider accepted; its outcome is the blobs to remove.
     Complete(CompletedSend),
+}
+
+/// Keeps the blobs that `files`' committed rows name, of `contents` (each file's bytes, in
+/// their order); the uploads a row's sealed copy was made from stay temporary.
+pub fn persist_named_blobs(files: &[MessageFile], contents: &[Blob]) {
+    for (file, blob) in files.iter().zip(contents) {
+        if matches!(file.content, FileContent::Blob(_)) {
+            blob.persist();
+        }
+    }
 }
 
 /// The writer both the API and the outbox worker hand their writes to.
@@ -67,9 +77,7 @@ impl BatchWrite for SendWrites {
         let mut handed_over = Vec::with_capacity(accepted.len());
         for (one, outcome) in accepted.iter().zip(&stored) {
             if outcome.is_ok() {
-                for blob in &one.to_persist {
-                    blob.persist();
-                }
+                persist_named_blobs(&one.queued.files, &one.in_hand.contents);
                 let (message, files) = one.queued.as_stored();
                 handed_over.push(ReadyMessage {
                     message,
