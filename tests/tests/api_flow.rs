@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use ip_tests::network::{Network, arkivmelding_sbd, arkivmelding_xml, statuses, zip_entry};
+use ip_tests::network::{
+    IntegrationPoint, Network, arkivmelding_sbd, arkivmelding_xml, message_id, multipart_message,
+    outbox_attempts, statuses, wait_until, zip_entry,
+};
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 
@@ -144,6 +147,75 @@ async fn a_message_travels_from_one_archive_to_another_byte_for_byte() {
     assert_eq!(page["totalPages"], 2);
     assert_eq!(page["content"][0]["status"], "OPPRETTET");
     assert_eq!(page["content"][1]["status"], "SENDT");
+
+    sender.service.stop().await;
+    receiver.service.stop().await;
+}
+
+/// A multipart send with a document too large to keep in its row (over 256 KiB): the document
+/// is kept as a blob once the message's rows are committed. An integration point restarted
+/// before the send, which has nothing of it in memory any more, still sends it whole from what
+/// it stored, and removes the blob once it is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_multipart_document_is_kept_until_sent_even_across_a_restart() {
+    let network = Network::start().await;
+    let receiver = network.integration_point(RECEIVER).await;
+    let home = network.configure(SENDER, "");
+    let sender = IntegrationPoint::start(&home).await;
+
+    // The provider is down, so the first attempt, made from what the API had in hand, fails.
+    network.peer.fail_next(u64::MAX / 2);
+    let sbd = arkivmelding_sbd(SENDER, RECEIVER, "a.pdf");
+    let message_id = message_id(&sbd);
+    let document: Vec<u8> = (0..1024 * 1024u32).map(|i| (i * 13 % 251) as u8).collect();
+    let (content_type, body) = multipart_message(&sbd, &document);
+    let accepted = sender
+        .request(Method::POST, "/api/messages/out/multipart")
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200, "{}", accepted.text().await.unwrap());
+    wait_until("a refused attempt", Duration::from_secs(60), async || {
+        outbox_attempts(&home, &message_id)
+            .await
+            .is_some_and(|attempts| attempts >= 1)
+    })
+    .await;
+    sender.service.stop().await;
+
+    // Restarted: the document is a blob of its own, the arkivmelding a row.
+    let sender = IntegrationPoint::start(&home).await;
+    assert_eq!(
+        sender.stored_files().await,
+        2,
+        "one blob and one inline file"
+    );
+    network.peer.fail_next(0);
+
+    let peeked = receiver.wait_for_incoming(Duration::from_secs(60)).await;
+    assert_eq!(
+        peeked["standardBusinessDocumentHeader"]["documentIdentification"]["instanceIdentifier"],
+        message_id.as_str()
+    );
+    let (_, mut archive) = receiver.pop(&message_id).await;
+    assert_eq!(
+        hex::encode(Sha256::digest(zip_entry(&mut archive, "a.pdf"))),
+        hex::encode(Sha256::digest(&document)),
+        "the document arrives byte for byte"
+    );
+    receiver.delete_incoming(&message_id).await;
+    let seen = sender
+        .wait_for_status(&message_id, "LEVERT", Duration::from_secs(30))
+        .await;
+    assert_eq!(seen, ["OPPRETTET", "SENDT", "MOTTATT", "LEVERT"]);
+    wait_until(
+        "the sent files removed",
+        Duration::from_secs(30),
+        async || sender.stored_files().await == 0,
+    )
+    .await;
 
     sender.service.stop().await;
     receiver.service.stop().await;
