@@ -11,6 +11,9 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use integrasjonspunkt::store::{
     CompletedSend, Conversation, ConversationQuery, Direction, FileContent, InMessage, MessageFile,
@@ -124,6 +127,7 @@ on_both_dialects! {
     completions_in_one_batch_each_get_their_own_outcome => check_complete_sends,
     whole_messages_in_one_batch_each_get_their_own_outcome => check_create_queued_messages,
     accepts_and_completions_share_one_transaction => check_accept_and_complete,
+    after_commit_is_told_each_accepted_outcome_once_committed => check_after_commit,
     a_batch_the_database_refuses_stores_nothing_of_it => check_refused_batch,
     completions_register_in_rounds_with_queue_entries_and_events => check_completion_rounds,
     a_batchs_conversations_take_the_newest_stored_creation_time => check_batch_times,
@@ -997,6 +1001,81 @@ fn completed_send(id: &str, statuses: Vec<StatusUpdate>, polls: bool) -> Complet
         polls_statuses: polls,
         queue: false,
     }
+}
+
+/// What runs after a batch's commit is told each accepted message's outcome, in order, once;
+/// after a batch the database refuses, it does not run.
+async fn check_after_commit(store: &Store) {
+    create(store, "taken").await;
+    let told: Arc<Mutex<Vec<Vec<bool>>>> = Arc::default();
+    let tell = |told: &Arc<Mutex<Vec<Vec<bool>>>>| {
+        let told = told.clone();
+        move |outcomes: &[Result<(), StoreError>]| {
+            told.lock()
+                .unwrap()
+                .push(outcomes.iter().map(Result::is_ok).collect());
+        }
+    };
+    let fresh = queued_message("fresh", "2026/9", vec![file("fresh", "f.pdf", "blob-f")]);
+    let taken = queued_message("taken", "2026/8", vec![file("taken", "t.pdf", "blob-t")]);
+    store
+        .accept_and_complete_then(&[&fresh, &taken], &[], tell(&told))
+        .await
+        .expect("the batch is written");
+    assert_eq!(*told.lock().unwrap(), [vec![true, false]]);
+
+    let bad = queued_message(
+        "bad",
+        "2026/b",
+        vec![
+            file("bad", "same.pdf", "blob-1"),
+            file("bad", "same.pdf", "blob-2"),
+        ],
+    );
+    let refused = store
+        .accept_and_complete_then(&[&bad], &[], tell(&told))
+        .await;
+    assert!(refused.is_err(), "the batch is refused: {refused:?}");
+    assert_eq!(told.lock().unwrap().len(), 1, "not told of a refused batch");
+}
+
+/// On SQLite what runs after a batch's commit runs before the next write begins: an outbox
+/// claim that waits for the writer meanwhile returns only once it has run, and finds the
+/// batch's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_runs_after_commit_before_the_next_write() {
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    let (entered, in_after_commit) = std::sync::mpsc::channel();
+    let done = Arc::new(AtomicBool::new(false));
+    let after_commit = {
+        let done = done.clone();
+        move |_: &[Result<(), StoreError>]| {
+            entered.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            done.store(true, Ordering::SeqCst);
+        }
+    };
+    let batch = tokio::spawn(async move {
+        let fresh = queued_message("fresh", "2026/9", vec![file("fresh", "f.pdf", "blob-f")]);
+        store
+            .accept_and_complete_then(&[&fresh], &[], after_commit)
+            .await
+            .map(|_| ())
+    });
+    tokio::task::spawn_blocking(move || in_after_commit.recv())
+        .await
+        .unwrap()
+        .expect("after_commit runs");
+    let now = now_millis();
+    let claimed = db.claim_outbox("w1", now, now + 10_000, 10).await.unwrap();
+    assert!(
+        done.load(Ordering::SeqCst),
+        "the claim waited for after_commit"
+    );
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message_id, "fresh");
+    batch.await.unwrap().expect("the batch is written");
 }
 
 /// Messages accepted and sends completed in one call each get their own outcome, as the two

@@ -4,8 +4,10 @@
 //! from come along.
 //!
 //! The store stays the one truth. A message is handed over only once its rows are committed,
-//! exactly as they were written, and the worker still claims it in the store before it sends;
-//! the handoff only spares the read that follows the claim. A message taken out must match its
+//! exactly as they were written (on SQLite before the writer is let go, so that the worker's
+//! claim, a write too, never finds it in the store and not yet here), and the worker still
+//! claims it in the store before it sends; the handoff only spares the read that follows the
+//! claim. A message taken out must match its
 //! claimed outbox entry (the time it entered the outbox and its channel), so one whose id was
 //! freed and taken again by a later message is never sent in its place. What the worker does
 //! not find here (another instance accepted it, this process restarted, it fell out, it was

@@ -73,23 +73,40 @@ impl BatchWrite for SendWrites {
             }
         }
         let queued: Vec<&QueuedMessage> = accepted.iter().map(|one| &one.queued).collect();
-        let (stored, recorded) = self.store.accept_and_complete(&queued, &completed).await?;
-        let mut handed_over = Vec::with_capacity(accepted.len());
-        for (one, outcome) in accepted.iter().zip(&stored) {
-            if outcome.is_ok() {
-                persist_named_blobs(&one.queued.files, &one.in_hand.contents);
+        // Each message as it will be stored, handed over once it is: before the writer is
+        // let go, so the worker's next claim finds it here and not only in the store.
+        let ready: Vec<ReadyMessage> = accepted
+            .iter()
+            .map(|one| {
                 let (message, files) = one.queued.as_stored();
-                handed_over.push(ReadyMessage {
+                ReadyMessage {
                     message,
                     files,
                     in_hand: Some(one.in_hand.clone()),
-                });
+                }
+            })
+            .collect();
+        let handoff = self.handoff.clone();
+        let hand_over = move |stored: &[Result<(), StoreError>]| {
+            let handed_over: Vec<ReadyMessage> = ready
+                .into_iter()
+                .zip(stored)
+                .filter(|(_, outcome)| outcome.is_ok())
+                .map(|(ready, _)| ready)
+                .collect();
+            for one in &handed_over {
+                let contents = one.in_hand.as_ref().map_or(&[][..], |hand| &hand.contents);
+                persist_named_blobs(&one.files, contents);
             }
-        }
-        if !handed_over.is_empty() {
-            self.handoff.hand_over(handed_over);
-            self.handoff.wake();
-        }
+            if !handed_over.is_empty() {
+                handoff.hand_over(handed_over);
+                handoff.wake();
+            }
+        };
+        let (stored, recorded) = self
+            .store
+            .accept_and_complete_then(&queued, &completed, hand_over)
+            .await?;
         let mut stored = stored.into_iter();
         let mut recorded = recorded.into_iter();
         let missing = || Err(no_outcome());

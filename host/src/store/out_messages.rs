@@ -300,18 +300,33 @@ impl Store {
         queued: &[&QueuedMessage],
         sends: &[&CompletedSend],
     ) -> Result<AcceptedAndCompleted, StoreError> {
+        self.accept_and_complete_then(queued, sends, |_| {}).await
+    }
+
+    /// [`Store::accept_and_complete`], calling `after_commit` with the accepted messages'
+    /// outcomes once they are committed and, on SQLite, before the writer is let go: an
+    /// outbox claim, a write too, then never finds them before `after_commit` has run. On
+    /// PostgreSQL, where other connections write meanwhile, it runs right after the commit.
+    pub async fn accept_and_complete_then(
+        &self,
+        queued: &[&QueuedMessage],
+        sends: &[&CompletedSend],
+        after_commit: impl FnOnce(&[Result<(), StoreError>]) + Send + 'static,
+    ) -> Result<AcceptedAndCompleted, StoreError> {
         if let Some(writer) = self.writer.sqlite() {
             // Copied for the send path's thread before the writer is taken, not while it waits.
             let queued = queued.iter().map(|one| (*one).clone()).collect();
             let sends = sends.iter().map(|send| (*send).clone()).collect();
             let held = SqliteWriter::take(writer).await?;
-            return super::sqlite_send_path::accept_and_complete(held, queued, sends).await;
+            return super::sqlite_send_path::accept_and_complete(held, queued, sends, after_commit)
+                .await;
         }
         let mut writer = self.write_connection().await?;
         let mut tx = writer.begin().await?;
         let accepted = create_queued_in(&mut tx, queued).await?;
         let completed = super::outbox::complete_sends_in(&mut tx, sends).await?;
         tx.commit().await?;
+        after_commit(&accepted);
         Ok((accepted, completed))
     }
 

@@ -102,16 +102,18 @@ impl Drop for SendPathThread {
     }
 }
 
-/// Writes accepted messages and completed sends as [`Store::accept_and_complete`] describes,
-/// on the thread of `held`, SQLite's writer. The writer is let go only once the transaction
-/// has ended, so no other write can begin meanwhile. A caller that gives up before the commit
-/// leaves nothing written, as a dropped sqlx transaction would.
+/// Writes accepted messages and completed sends as [`Store::accept_and_complete_then`]
+/// describes, on the thread of `held`, SQLite's writer, and runs `after_commit` with the
+/// accepted messages' outcomes once they are committed. The writer is let go only after both,
+/// so no other write can begin meanwhile. A caller that gives up before the commit leaves
+/// nothing written, as a dropped sqlx transaction would.
 ///
-/// [`Store::accept_and_complete`]: super::Store::accept_and_complete
+/// [`Store::accept_and_complete_then`]: super::Store::accept_and_complete_then
 pub(super) async fn accept_and_complete(
     held: OwnedMutexGuard<SqliteWriter>,
     queued: Vec<QueuedMessage>,
     sends: Vec<CompletedSend>,
+    after_commit: impl FnOnce(&[Result<(), StoreError>]) + Send + 'static,
 ) -> Result<AcceptedAndCompleted, StoreError> {
     // Without an answer the job panicked (its transaction rolled back) or the thread is gone.
     let unanswered = || StoreError::Database(sqlx::Error::WorkerCrashed);
@@ -122,7 +124,7 @@ pub(super) async fn accept_and_complete(
     let (answer, outcome) = oneshot::channel();
     let job: Job = Box::new(move |connection| {
         let written = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            write_batch(connection, &queued, &sends, &answer)
+            write_batch(connection, &queued, &sends, &answer, after_commit)
         }));
         // A failed batch's transaction is rolled back as it ends; should that rollback have
         // failed, the connection would keep SQLite's write lock once the writer is let go.
@@ -145,14 +147,16 @@ pub(super) async fn accept_and_complete(
     outcome.await.map_err(|_| unanswered())?
 }
 
-/// One batch in one transaction: nothing of it is written when it fails, or when nobody waits
-/// for `answer` any more by the time it would commit. Its statuses and the conversations they
-/// change are registered at one time, as one statement would register them.
+/// One batch in one transaction, and `after_commit` once it is committed: nothing of it is
+/// written when it fails, or when nobody waits for `answer` any more by the time it would
+/// commit. Its statuses and the conversations they change are registered at one time, as one
+/// statement would register them.
 fn write_batch(
     connection: &mut Connection,
     queued: &[QueuedMessage],
     sends: &[CompletedSend],
     answer: &oneshot::Sender<Result<AcceptedAndCompleted, StoreError>>,
+    after_commit: impl FnOnce(&[Result<(), StoreError>]),
 ) -> Result<AcceptedAndCompleted, StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let subscriptions = Subscriptions::read(&tx)?;
@@ -164,6 +168,7 @@ fn write_batch(
         return Err(abandoned());
     }
     tx.commit()?;
+    after_commit(&accepted);
     Ok((accepted, completed))
 }
 
