@@ -1067,6 +1067,10 @@ async fn sqlite_runs_after_commit_before_the_next_write() {
         .await
         .unwrap()
         .expect("after_commit runs");
+    assert!(
+        db.out_message("fresh").await.unwrap().is_some(),
+        "after_commit runs once the batch is committed"
+    );
     let now = now_millis();
     let claimed = db.claim_outbox("w1", now, now + 10_000, 10).await.unwrap();
     assert!(

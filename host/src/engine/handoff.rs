@@ -7,12 +7,12 @@
 //! exactly as they were written (on SQLite before the writer is let go, so that the worker's
 //! claim, a write too, never finds it in the store and not yet here), and the worker still
 //! claims it in the store before it sends; the handoff only spares the read that follows the
-//! claim. A message taken out must match its
-//! claimed outbox entry (the time it entered the outbox and its channel), so one whose id was
-//! freed and taken again by a later message is never sent in its place. What the worker does
-//! not find here (another instance accepted it, this process restarted, it fell out, it was
-//! too large to hold) it reads from the store as before. The handoff holds at most
-//! [`READY_MESSAGES`] messages and [`READY_BYTES`]; beyond that the oldest fall out, so a
+//! claim. A message taken out must match its claimed outbox entry (the time it entered the
+//! outbox and its channel), so one whose id was freed and taken again by a later message is
+//! never sent in its place. What the worker does not find here (another instance accepted it,
+//! on PostgreSQL a claim came between its commit and its hand-over, this process restarted, it
+//! fell out, it was too large to hold) it reads from the store as before. The handoff holds at
+//! most [`READY_MESSAGES`] messages and [`READY_BYTES`]; beyond that the oldest fall out, so a
 //! message that is never claimed here (claimed by another instance, or ended by the lifetime
 //! sweep) stays only until newer ones push it out.
 

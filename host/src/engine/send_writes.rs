@@ -11,8 +11,8 @@ use super::convert::InHand;
 use super::handoff::{Handoff, ReadyMessage};
 use crate::blobs::Blob;
 use crate::store::{
-    BatchWrite, CompletedSend, FileContent, GroupCommit, MessageFile, QueuedMessage, Store,
-    StoreError, no_outcome,
+    BatchWrite, CompletedSend, FileContent, GroupCommit, MessageFile, OutMessage, QueuedMessage,
+    Store, StoreError, no_outcome,
 };
 
 /// A whole message a multipart send brings, with the blobs of its files.
@@ -73,17 +73,14 @@ impl BatchWrite for SendWrites {
             }
         }
         let queued: Vec<&QueuedMessage> = accepted.iter().map(|one| &one.queued).collect();
-        // Each message as it will be stored, handed over once it is: before the writer is
-        // let go, so the worker's next claim finds it here and not only in the store.
-        let ready: Vec<ReadyMessage> = accepted
+        // Each message as it will be stored, handed over once it is (on SQLite before the
+        // writer is let go, so the worker's next claim finds it here and not only in the
+        // store), its blobs kept first.
+        let ready: Vec<(OutMessage, Vec<MessageFile>, InHand)> = accepted
             .iter()
             .map(|one| {
                 let (message, files) = one.queued.as_stored();
-                ReadyMessage {
-                    message,
-                    files,
-                    in_hand: Some(one.in_hand.clone()),
-                }
+                (message, files, one.in_hand.clone())
             })
             .collect();
         let handoff = self.handoff.clone();
@@ -92,12 +89,15 @@ impl BatchWrite for SendWrites {
                 .into_iter()
                 .zip(stored)
                 .filter(|(_, outcome)| outcome.is_ok())
-                .map(|(ready, _)| ready)
+                .map(|((message, files, in_hand), _)| {
+                    persist_named_blobs(&files, &in_hand.contents);
+                    ReadyMessage {
+                        message,
+                        files,
+                        in_hand: Some(in_hand),
+                    }
+                })
                 .collect();
-            for one in &handed_over {
-                let contents = one.in_hand.as_ref().map_or(&[][..], |hand| &hand.contents);
-                persist_named_blobs(&one.files, contents);
-            }
             if !handed_over.is_empty() {
                 handoff.hand_over(handed_over);
                 handoff.wake();

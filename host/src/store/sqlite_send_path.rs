@@ -124,8 +124,16 @@ pub(super) async fn accept_and_complete(
     let (answer, outcome) = oneshot::channel();
     let job: Job = Box::new(move |connection| {
         let written = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            write_batch(connection, &queued, &sends, &answer, after_commit)
+            write_batch(connection, &queued, &sends, &answer)
         }));
+        // Committed: what follows the commit runs before the writer is let go. Should it
+        // panic, the batch stays committed and is answered as such, so its writes are not
+        // retried one by one as if it had failed.
+        if let Ok(Ok((accepted, _))) = &written
+            && std::panic::catch_unwind(AssertUnwindSafe(|| after_commit(accepted))).is_err()
+        {
+            tracing::error!("what follows a send-path batch's commit panicked");
+        }
         // A failed batch's transaction is rolled back as it ends; should that rollback have
         // failed, the connection would keep SQLite's write lock once the writer is let go.
         if !connection.is_autocommit()
@@ -147,16 +155,14 @@ pub(super) async fn accept_and_complete(
     outcome.await.map_err(|_| unanswered())?
 }
 
-/// One batch in one transaction, and `after_commit` once it is committed: nothing of it is
-/// written when it fails, or when nobody waits for `answer` any more by the time it would
-/// commit. Its statuses and the conversations they change are registered at one time, as one
+/// One batch in one transaction: nothing of it is written when it fails, or when nobody waits
+/// for `answer` any more by the time it would commit. Its statuses and the conversations they change are registered at one time, as one
 /// statement would register them.
 fn write_batch(
     connection: &mut Connection,
     queued: &[QueuedMessage],
     sends: &[CompletedSend],
     answer: &oneshot::Sender<Result<AcceptedAndCompleted, StoreError>>,
-    after_commit: impl FnOnce(&[Result<(), StoreError>]),
 ) -> Result<AcceptedAndCompleted, StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let subscriptions = Subscriptions::read(&tx)?;
@@ -168,7 +174,6 @@ fn write_batch(
         return Err(abandoned());
     }
     tx.commit()?;
-    after_commit(&accepted);
     Ok((accepted, completed))
 }
 
