@@ -992,6 +992,18 @@ async fn sent_and_removed(store: &Store, id: &str) -> Conversation {
     sent
 }
 
+/// A message the database refuses: two files by one name break the files' key.
+fn refused_message(message_id: &str) -> QueuedMessage {
+    queued_message(
+        message_id,
+        "2026/b",
+        vec![
+            file(message_id, "same.pdf", "blob-1"),
+            file(message_id, "same.pdf", "blob-2"),
+        ],
+    )
+}
+
 /// A send of `id` the provider accepted as `ext-{id}`, implying `statuses`.
 fn completed_send(id: &str, statuses: Vec<StatusUpdate>, polls: bool) -> CompletedSend {
     CompletedSend {
@@ -1024,14 +1036,7 @@ async fn check_after_commit(store: &Store) {
         .expect("the batch is written");
     assert_eq!(*told.lock().unwrap(), [vec![true, false]]);
 
-    let bad = queued_message(
-        "bad",
-        "2026/b",
-        vec![
-            file("bad", "same.pdf", "blob-1"),
-            file("bad", "same.pdf", "blob-2"),
-        ],
-    );
+    let bad = refused_message("bad");
     let refused = store
         .accept_and_complete_then(&[&bad], &[], tell(&told))
         .await;
@@ -1155,14 +1160,7 @@ async fn check_refused_batch(db: &TestDb) {
     let store: &Store = db;
     create_and_queue(store, "to-complete").await;
     let good = queued_message("good", "2026/g", vec![file("good", "g.pdf", "blob-g")]);
-    let bad = queued_message(
-        "bad",
-        "2026/b",
-        vec![
-            file("bad", "same.pdf", "blob-1"),
-            file("bad", "same.pdf", "blob-2"),
-        ],
-    );
+    let bad = refused_message("bad");
     let refused = store
         .accept_and_complete(
             &[&good, &bad],
