@@ -41,6 +41,8 @@ pub struct RunningService {
     pub reloader: Arc<Reloader>,
     /// The store, for inspection.
     pub store: Store,
+    /// On SQLite, the lock that keeps a second instance off the database while this one runs.
+    _sole_instance: Option<std::fs::File>,
 }
 
 impl RunningService {
@@ -135,7 +137,9 @@ pub async fn start(
     ];
     let tokens: Arc<dyn TokenSource> = Arc::new(TokenService::new(maskinporten, Some(altinn)));
     let data_dir = config.data_dir();
-    let store = Store::open(&database_url(&config))
+    let database = database_url(&config);
+    let sole_instance = lock_sqlite_database(&database)?;
+    let store = Store::open(&database)
         .await
         .context("opening the database")?;
     // One instance keeps files on its disk; several share them in the database, in chunks.
@@ -276,5 +280,40 @@ pub async fn start(
         writing,
         reloader,
         store,
+        _sole_instance: sole_instance,
     })
+}
+
+/// Locks the SQLite database at `url` (a file beside it, `….lock`) for as long as the returned
+/// file is open; `None` for PostgreSQL and an in-memory database. An SQLite database has one
+/// instance: its outbox worker keeps its claims in memory, so a second one would send the same
+/// messages again.
+fn lock_sqlite_database(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(None);
+    };
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if path.starts_with(":memory:") {
+        return Ok(None);
+    }
+    let lock = format!("{path}.lock");
+    if let Some(dir) = std::path::Path::new(&lock).parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .with_context(|| format!("opening {lock}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the database {path} is in use by another integration point (it holds {lock}); \
+             an SQLite database has one instance, several instances share PostgreSQL"
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("locking {lock}"))
+        }
+    }
 }

@@ -286,18 +286,24 @@ impl IntegrationPoint {
     /// Starts the integration point configured in `home`. It compiles plugins in process: the
     /// test, not the `integrasjonspunkt` binary, is the executable here.
     pub async fn start(home: &Path) -> Self {
+        Self::try_start(home)
+            .await
+            .expect("the integration point starts")
+    }
+
+    /// Starts the integration point configured in `home`, or tells why it did not start.
+    pub async fn try_start(home: &Path) -> anyhow::Result<Self> {
         let options = load_options(home);
         let config = Config::load(&options).await.expect("a valid configuration");
-        let service = integrasjonspunkt::service::start(config, options, Compiler::InProcess)
-            .await
-            .expect("the integration point starts");
+        let service =
+            integrasjonspunkt::service::start(config, options, Compiler::InProcess).await?;
         let url = format!("http://{}", service.address());
-        Self {
+        Ok(Self {
             home: home.to_path_buf(),
             service,
             url,
             client: reqwest::Client::new(),
-        }
+        })
     }
 
     /// A request to `path` with the API user's credentials.
@@ -454,7 +460,7 @@ impl IntegrationPoint {
                 .unwrap_or(0)
         }
         use sqlx::Row as _;
-        let pool = database(&self.home).await;
+        let pool = database(&sqlite_database(&self.home)).await;
         let inline: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM message_file WHERE data IS NOT NULL")
                 .fetch_one(&pool)
@@ -552,35 +558,40 @@ pub fn multipart_message(sbd: &Value, document: &[u8]) -> (String, Vec<u8>) {
 }
 
 /// A connection to the SQLite database of the integration point in `home`.
-async fn database(home: &Path) -> sqlx::AnyPool {
+/// The database at `url`.
+async fn database(url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
-    let url = format!(
+    sqlx::AnyPool::connect(url).await.expect("the database")
+}
+
+/// The URL of the SQLite database of the integration point in `home`.
+fn sqlite_database(home: &Path) -> String {
+    format!(
         "sqlite://{}",
         home.join("data/integrasjonspunkt.db").display()
-    );
-    sqlx::AnyPool::connect(&url).await.expect("the database")
+    )
 }
 
 /// The attempts on `message_id`'s outbox row in the SQLite database of the integration point
 /// in `home`; none when it has no row.
 pub async fn outbox_attempts(home: &Path, message_id: &str) -> Option<i64> {
-    outbox_column(home, message_id, "attempts").await
+    outbox_column(&sqlite_database(home), message_id, "attempts").await
 }
 
-/// Who holds the claim on `message_id`'s outbox row in the SQLite database of the integration
-/// point in `home`: `None` when it has no row, `Some(None)` when the row is unclaimed.
-pub async fn outbox_claimant(home: &Path, message_id: &str) -> Option<Option<String>> {
-    outbox_column(home, message_id, "claimed_by").await
+/// Who holds the lease on `message_id`'s outbox row in the database at `url` (on SQLite the
+/// worker keeps its claims in memory, and no row has one): `None` when it has no row,
+/// `Some(None)` when the row is unclaimed.
+pub async fn outbox_claimant(url: &str, message_id: &str) -> Option<Option<String>> {
+    outbox_column(url, message_id, "claimed_by").await
 }
 
-/// `column` of `message_id`'s outbox row in the SQLite database of the integration point in
-/// `home`; none when it has no row.
-async fn outbox_column<T>(home: &Path, message_id: &str, column: &str) -> Option<T>
+/// `column` of `message_id`'s outbox row in the database at `url`; none when it has no row.
+async fn outbox_column<T>(url: &str, message_id: &str, column: &str) -> Option<T>
 where
     T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
 {
     use sqlx::Row as _;
-    let pool = database(home).await;
+    let pool = database(url).await;
     let value = sqlx::query(&format!(
         "SELECT {column} FROM outbox WHERE message_id = $1"
     ))

@@ -187,6 +187,15 @@ async fn a_large_multipart_document_is_kept_until_sent_even_across_a_restart() {
 
     // Restarted: the document is a blob of its own, the arkivmelding a row.
     let sender = IntegrationPoint::start(&home).await;
+    // A second instance on the same SQLite database would send what the first has claimed.
+    let refused = IntegrationPoint::try_start(&home)
+        .await
+        .err()
+        .expect("a second instance is refused");
+    assert!(
+        format!("{refused:#}").contains("in use by another integration point"),
+        "{refused:#}"
+    );
     assert_eq!(
         sender.stored_files().await,
         2,

@@ -16,6 +16,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::routing::post;
 use ip_tests::network::{IntegrationPoint, Network, outbox_attempts, outbox_claimant, wait_until};
+use ip_tests::postgres::FreshDatabase;
 use tokio::sync::Notify;
 
 const SENDER: &str = "910075918";
@@ -70,15 +71,19 @@ fn repoint(home: &std::path::Path, from: &str, to: &str) {
     std::fs::write(&path, text.replace(from, to)).expect("the environment file");
 }
 
-/// The sender's integration point, on the operator configuration `operator_extra` adds to,
-/// with its loopback channel pointing at a [`HangingProvider`]; with the network, the
-/// provider and the configuration's home.
+/// The database of the sender's integration point unless a test says otherwise.
+const SQLITE: &str = "sqlite://data/integrasjonspunkt.db";
+
+/// The sender's integration point on `database`, on the operator configuration
+/// `operator_extra` adds to, with its loopback channel pointing at a [`HangingProvider`]; with
+/// the network, the provider and the configuration's home.
 async fn start_held_sender(
+    database: &str,
     operator_extra: &str,
 ) -> (Network, HangingProvider, PathBuf, IntegrationPoint) {
     let network = Network::start().await;
     let provider = HangingProvider::start().await;
-    let home = network.configure(SENDER, operator_extra);
+    let home = network.configure_instance(SENDER, "", database, operator_extra, "");
     repoint(&home, &network.peer.base_url(), &provider.url);
     let ip = IntegrationPoint::start(&home).await;
     (network, provider, home, ip)
@@ -97,7 +102,7 @@ async fn send_until_held(ip: &IntegrationPoint, provider: &HangingProvider) -> S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
-    let (network, provider, home, ip) = start_held_sender("").await;
+    let (network, provider, home, ip) = start_held_sender(SQLITE, "").await;
     let url = ip.url.clone();
 
     // The send reaches the provider, which never answers.
@@ -139,20 +144,27 @@ async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
     ip.service.stop().await;
 }
 
-/// The worker claims the next sends ahead, before a permit is free; a stop must hand those
-/// back at once (for another instance on the same PostgreSQL database, or the next start)
-/// rather than leave them claimed until their lease runs out. The send in flight keeps its
-/// claim: the provider may still be taking it.
+/// The worker claims the next sends ahead, before a permit is free; on PostgreSQL, where a
+/// claim is a lease in the store, a stop must hand those back at once (for another instance on
+/// the same database, or the next start) rather than leave them claimed until their lease runs
+/// out. The send in flight keeps its claim: the provider may still be taking it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_claimed_ahead_but_not_started_are_released_at_shutdown() {
-    let (_network, provider, home, ip) = start_held_sender("[outbox]\nconcurrency = 1\n").await;
+    let database = FreshDatabase::create("shutdown").await;
+    let (_network, provider, _home, ip) =
+        start_held_sender(&database.url, "[outbox]\nconcurrency = 1\n").await;
 
     let in_flight = send_until_held(&ip, &provider).await;
     let next = ip.send_arkivmelding(SENDER, RECEIVER).await;
     wait_until(
         "the next send claimed ahead",
         Duration::from_secs(30),
-        async || outbox_claimant(&home, &next).await.flatten().is_some(),
+        async || {
+            outbox_claimant(&database.url, &next)
+                .await
+                .flatten()
+                .is_some()
+        },
     )
     .await;
     assert_eq!(
@@ -165,12 +177,12 @@ async fn sends_claimed_ahead_but_not_started_are_released_at_shutdown() {
         .await
         .expect("stop returns while the provider holds its answer");
     assert_eq!(
-        outbox_claimant(&home, &next).await,
+        outbox_claimant(&database.url, &next).await,
         Some(None),
         "the send that never started is unclaimed"
     );
     assert!(
-        outbox_claimant(&home, &in_flight)
+        outbox_claimant(&database.url, &in_flight)
             .await
             .is_some_and(|claimant| claimant.is_some()),
         "the send in flight keeps its claim"

@@ -498,7 +498,7 @@ async fn send_message(state: &ApiState, message: &OutMessage, sbd: &Sbd) -> ApiR
     };
     send_rules(message, sbd, &files, arkivmelding.as_ref())?;
     state.store.queue_for_sending(&message.message_id).await?;
-    state.handoff.wake();
+    state.handoff.wake_for_store();
     Ok(())
 }
 

@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::Notify;
 
@@ -58,10 +59,23 @@ impl From<(OutMessage, Vec<MessageFile>)> for ReadyMessage {
 }
 
 /// The shared way from the API to the outbox worker.
-#[derive(Default)]
 pub struct Handoff {
     wake: Notify,
     ready: Mutex<Ready>,
+    /// Whether the outbox may have an entry of this process's that is not held here: queued
+    /// without a hand-over, or pushed out or left out of it. Set at the start, for what an
+    /// earlier run left.
+    store_only: AtomicBool,
+}
+
+impl Default for Handoff {
+    fn default() -> Self {
+        Self {
+            wake: Notify::new(),
+            ready: Mutex::default(),
+            store_only: AtomicBool::new(true),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -128,9 +142,21 @@ impl Handoff {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Tells the worker that the outbox has a new entry.
+    /// Tells the worker that the outbox has a new entry, handed over.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Tells the worker that the outbox has a new entry that only the store holds.
+    pub fn wake_for_store(&self) {
+        self.store_only.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Whether the outbox may have entries that only the store holds, since this was last
+    /// asked.
+    pub fn take_store_only(&self) -> bool {
+        self.store_only.swap(false, Ordering::AcqRel)
     }
 
     /// Waits for [`Handoff::wake`].
@@ -148,13 +174,16 @@ impl Handoff {
                 bytes = bytes_of(&message);
             }
             if bytes > READY_BYTES / 16 {
+                self.store_only.store(true, Ordering::Release);
                 continue;
             }
             while ready.by_id.len() >= READY_MESSAGES || ready.bytes + bytes > READY_BYTES {
                 let Some(oldest) = ready.order.pop_front() else {
                     break;
                 };
-                ready.remove(&oldest);
+                if ready.remove(&oldest).is_some() {
+                    self.store_only.store(true, Ordering::Release);
+                }
             }
             let id = message.message.message_id.clone();
             ready.order.push_back(id.clone());
@@ -186,6 +215,24 @@ impl Handoff {
         taken
     }
 
+    /// Takes out up to `wanted` of the messages held, oldest first, for a worker whose claims
+    /// are its own (one instance per database); one that `claimed` already has is dropped.
+    pub fn take_oldest(&self, wanted: usize, claimed: impl Fn(&str) -> bool) -> Vec<ReadyMessage> {
+        let mut ready = self.ready();
+        let mut taken = Vec::new();
+        while taken.len() < wanted {
+            let Some(id) = ready.order.pop_front() else {
+                break;
+            };
+            if let Some(message) = ready.remove(&id)
+                && !claimed(&id)
+            {
+                taken.push(message);
+            }
+        }
+        taken
+    }
+
     /// Drops `message_id`, deleted before it was sent.
     pub fn forget(&self, message_id: &str) {
         let mut ready = self.ready();
@@ -202,10 +249,11 @@ impl Handoff {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn message(id: &str, created: i64) -> ReadyMessage {
+    /// A message with no files, on the loopback channel, created at `created`.
+    pub(in crate::engine) fn message(id: &str, created: i64) -> ReadyMessage {
         let message = OutMessage {
             message_id: id.to_owned(),
             conversation_id: "c".to_owned(),
@@ -260,6 +308,45 @@ mod tests {
         );
         assert_eq!(handoff.take(&[claimed("a", 1)]).len(), 1);
         assert_eq!(handoff.held(), (0, 0, 0), "nothing left behind");
+    }
+
+    #[test]
+    fn the_oldest_are_taken_first_and_one_claimed_already_is_dropped() {
+        let handoff = Handoff::default();
+        handoff.hand_over(["a", "b", "c", "d"].map(|id| message(id, 1)));
+        let ids = |taken: Vec<ReadyMessage>| -> Vec<String> {
+            taken.into_iter().map(|m| m.message.message_id).collect()
+        };
+        assert_eq!(ids(handoff.take_oldest(2, |_| false)), ["a", "b"]);
+        assert_eq!(
+            ids(handoff.take_oldest(5, |id| id == "c")),
+            ["d"],
+            "c was claimed already"
+        );
+        assert_eq!(handoff.held(), (0, 0, 0), "nothing left behind");
+    }
+
+    #[test]
+    fn the_store_is_named_for_what_is_queued_without_a_hand_over_or_pushed_out() {
+        let handoff = Handoff::default();
+        assert!(
+            handoff.take_store_only(),
+            "at the start, for an earlier run's"
+        );
+        assert!(!handoff.take_store_only(), "told once");
+        handoff.hand_over([message("a", 1)]);
+        handoff.wake();
+        assert!(!handoff.take_store_only(), "handed over");
+        handoff.wake_for_store();
+        assert!(handoff.take_store_only(), "queued without a hand-over");
+        handoff.hand_over((0..READY_MESSAGES).map(|n| message(&n.to_string(), 1)));
+        assert!(handoff.take_store_only(), "a pushed out");
+        let large = ReadyMessage::from((
+            message("large", 1).message,
+            vec![inline_file("large", READY_BYTES / 16 + 1)],
+        ));
+        handoff.hand_over([large]);
+        assert!(handoff.take_store_only(), "too large to hold");
     }
 
     #[test]

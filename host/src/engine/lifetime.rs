@@ -57,6 +57,9 @@ pub async fn sweep(engine: &Engine) {
                     Ok(Some(_))
                 );
                 if unsent {
+                    // Not to be sent from what was handed over, nor in place of a later
+                    // message given its id.
+                    engine.handoff.forget(&conversation.message_id);
                     match engine
                         .store
                         .finish_unsent(

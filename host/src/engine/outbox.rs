@@ -5,7 +5,7 @@
 //! after 20 s, 60 s, 180 s … up to an hour between attempts, until the give-up time turns the
 //! message into a dead letter with FEIL; `reject` and `too-large` register FEIL at once.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::convert::outgoing;
-use super::handoff::ReadyMessage;
+use super::handoff::{Handoff, ReadyMessage};
 use super::send_writes::SendWrite;
 use super::{Engine, receipt_status};
 use crate::plugins::bindings::{Capabilities, Failure};
 use crate::store::{
-    CompletedSend, Millis, OutboxEntry, ReceiptStatus, StatusUpdate, StoreError, now_millis,
+    CompletedSend, Millis, OutboxEntry, ReceiptStatus, StatusUpdate, Store, StoreError, now_millis,
 };
 
 /// How often the worker looks for due messages when nobody wakes it.
@@ -32,16 +32,20 @@ pub(crate) fn backoff(initial: Duration, max: Duration, attempts: i64) -> Durati
 }
 
 pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
+    // One instance per SQLite database: its claims are its own, held here instead of leased
+    // in the store (a lease is a write, and SQLite has one writer).
+    let own_claims =
+        (engine.store.dialect() == crate::store::Dialect::Sqlite).then(OwnClaims::default);
     let concurrency = engine.settings.concurrency.max(1);
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut in_flight = JoinSet::new();
     // Claimed ahead and read, waiting for a permit: entries are claimed and their messages
-    // read in batches, two queries for up to `concurrency` sends instead of two per send
-    // (the claim is a write, and SQLite has one writer).
+    // read in batches, at most two queries for up to `concurrency` sends instead of two per
+    // send.
     let mut waiting: VecDeque<Claimed> = VecDeque::new();
-    // Whether the outbox may hold due entries not claimed yet: set by a wake-up from the API
-    // and every IDLE_POLL (retries fall due unannounced), cleared by a claim that comes back
-    // short.
+    // Whether the store may hold due entries not claimed yet: set every IDLE_POLL (retries
+    // fall due unannounced) and by a wake-up from the API (with own claims, only when the
+    // handoff says the store holds what it does not), cleared by a claim that comes back short.
     let mut may_have_more = true;
     let mut last_claim = Instant::now();
     loop {
@@ -49,10 +53,26 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
         if last_claim.elapsed() >= IDLE_POLL {
             may_have_more = true;
         }
-        if may_have_more && waiting.len() <= concurrency / 2 {
+        if let Some(claims) = &own_claims {
+            may_have_more |= engine.handoff.take_store_only();
+            if waiting.len() <= concurrency / 2 {
+                let wanted = concurrency - waiting.len();
+                let from_store = may_have_more;
+                if from_store {
+                    last_claim = Instant::now();
+                }
+                match claim_own(&engine.store, &engine.handoff, claims, wanted, from_store).await {
+                    Ok((claimed, store_has_more)) => {
+                        may_have_more = from_store && store_has_more;
+                        waiting.extend(claimed);
+                    }
+                    Err(error) => tracing::error!(%error, "the outbox could not be read"),
+                }
+            }
+        } else if may_have_more && waiting.len() <= concurrency / 2 {
             let wanted = concurrency - waiting.len();
             last_claim = Instant::now();
-            match claim(&engine, wanted).await {
+            match claim_leased(&engine, wanted).await {
                 Ok(claimed) => {
                     may_have_more = claimed.len() == wanted;
                     waiting.extend(claimed);
@@ -73,21 +93,26 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
             // A send gives its permit back when its channel answers, before its task ends;
             // the permit is taken again at the top, for the next claimed entry.
             _ = permits.acquire(), if !waiting.is_empty() => {}
-            _ = engine.handoff.woken(), if !may_have_more => may_have_more = true,
+            // A worker with its own claims looks at the handoff at the top, and at the store
+            // when the handoff says so.
+            _ = engine.handoff.woken(), if own_claims.is_some() || !may_have_more => {
+                may_have_more |= own_claims.is_none();
+            }
             _ = in_flight.join_next(), if !in_flight.is_empty() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
         }
     }
     // What was claimed but not started is due again at once, for the next start or another
-    // instance, instead of when its lease runs out.
+    // instance, instead of when its lease runs out; own claims end with this process.
     let unstarted: Vec<&str> = waiting
         .iter()
         .map(|claimed| claimed.entry.message_id.as_str())
         .collect();
-    if let Err(error) = engine
-        .store
-        .release_claims_on(&engine.worker, &unstarted)
-        .await
+    if own_claims.is_none()
+        && let Err(error) = engine
+            .store
+            .release_claims_on(&engine.worker, &unstarted)
+            .await
     {
         tracing::warn!(%error, "claims on unstarted sends could not be released; their leases will run out");
     }
@@ -109,36 +134,137 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
 struct Claimed {
     entry: OutboxEntry,
     message: ReadForSending,
+    /// The claim, when it is this process's own; it ends when this is dropped, once the
+    /// attempt's outcome is recorded.
+    own: Option<OwnClaim>,
+}
+
+/// The messages a worker that is its database's one instance has claimed: in memory, for the
+/// store holds no lease of theirs. Every entry due in the store and not here is free.
+#[derive(Clone, Default)]
+struct OwnClaims(Arc<std::sync::Mutex<HashSet<String>>>);
+
+impl OwnClaims {
+    fn ids(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn holds(&self, message_id: &str) -> bool {
+        self.ids().contains(message_id)
+    }
+
+    /// Claims `message_id`, which no claim held may already have.
+    fn claim(&self, message_id: &str) -> OwnClaim {
+        self.ids().insert(message_id.to_owned());
+        OwnClaim {
+            claims: self.clone(),
+            message_id: message_id.to_owned(),
+        }
+    }
+}
+
+/// One of [`OwnClaims`], released when dropped.
+struct OwnClaim {
+    claims: OwnClaims,
+    message_id: String,
+}
+
+impl Drop for OwnClaim {
+    fn drop(&mut self) {
+        self.claims.ids().remove(&self.message_id);
+    }
 }
 
 /// A claimed message and its files; `None` when the message was deleted meanwhile, or why
 /// they could not be read.
 type ReadForSending = Result<Option<ReadyMessage>, String>;
 
-/// Claims up to `wanted` due entries and reads their messages, one query each for them all.
-async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreError> {
+/// Claims up to `wanted` due entries in the store, each for the claim lease, and reads their
+/// messages, one query each for them all.
+async fn claim_leased(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreError> {
     let now = now_millis();
     let lease = now + engine.settings.claim_lease.as_millis() as Millis;
     let entries = engine
         .store
         .claim_outbox(&engine.worker, now, lease, wanted as i64)
         .await?;
+    Ok(read_claimed(&engine.store, &engine.handoff, entries, |_| None).await)
+}
+
+/// Claims up to `wanted` messages for a worker whose claims are its own: first those handed
+/// over, oldest first, without a query; then, when `from_store`, due entries the store alone
+/// holds. Also tells whether the store may have more than it gave.
+///
+/// The store is read while its writer is held, so every message committed by then has been
+/// handed over (see [`super::handoff`]): one the store gives is taken out of the handoff
+/// if it is there, and none can arrive there after it was read.
+async fn claim_own(
+    store: &Store,
+    handoff: &Handoff,
+    claims: &OwnClaims,
+    wanted: usize,
+    from_store: bool,
+) -> Result<(Vec<Claimed>, bool), StoreError> {
+    let mut claimed: Vec<Claimed> = handoff
+        .take_oldest(wanted, |id| claims.holds(id))
+        .into_iter()
+        .map(|ready| {
+            let stored = &ready.message;
+            Claimed {
+                // Handed over at its accept: it has had no attempt.
+                entry: OutboxEntry {
+                    message_id: stored.message_id.clone(),
+                    channel: stored.channel.clone(),
+                    attempts: 0,
+                    created: stored.created,
+                },
+                own: Some(claims.claim(&stored.message_id)),
+                message: Ok(Some(ready)),
+            }
+        })
+        .collect();
+    let left = wanted - claimed.len();
+    if !from_store || left == 0 {
+        return Ok((claimed, from_store));
+    }
+    // Due entries claimed already are among the first: read past them.
+    let held = claims.ids().len();
+    let due = store.due_outbox(now_millis(), (left + held) as i64).await?;
+    let store_has_more = due.len() == left + held;
+    let entries: Vec<OutboxEntry> = due
+        .into_iter()
+        .filter(|entry| !claims.holds(&entry.message_id))
+        .take(left)
+        .collect();
+    claimed.extend(read_claimed(store, handoff, entries, |id| Some(claims.claim(id))).await);
+    Ok((claimed, store_has_more))
+}
+
+/// The messages of claimed `entries`, with the claim `own` gives each.
+async fn read_claimed(
+    store: &Store,
+    handoff: &Handoff,
+    entries: Vec<OutboxEntry>,
+    own: impl Fn(&str) -> Option<OwnClaim>,
+) -> Vec<Claimed> {
     // What this process accepted a moment ago is handed over as stored; the rest is read
     // (no query at all when nothing is left).
-    let mut ready = engine.handoff.take(&entries);
+    let mut ready = handoff.take(&entries);
     let unread: Vec<&str> = entries
         .iter()
         .map(|entry| entry.message_id.as_str())
         .filter(|id| !ready.contains_key(*id))
         .collect();
-    let mut read = engine
-        .store
+    let mut read = store
         .out_messages_with_files(&unread)
         .await
         .map_err(|error| format!("the store failed: {error}"));
-    Ok(entries
+    entries
         .into_iter()
         .map(|entry| Claimed {
+            own: own(&entry.message_id),
             message: match ready.remove(&entry.message_id) {
                 Some(message) => Ok(Some(message)),
                 None => read
@@ -148,13 +274,18 @@ async fn claim(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, StoreErro
             },
             entry,
         })
-        .collect())
+        .collect()
 }
 
 /// One attempt at sending `claimed`, holding one of the worker's `permit`s while the channel
 /// has it.
 async fn send(engine: &Engine, claimed: Claimed, permit: OwnedSemaphorePermit) {
-    let Claimed { entry, message } = claimed;
+    // The claim, when own, is released at the end, with the outcome recorded.
+    let Claimed {
+        entry,
+        message,
+        own: _claim,
+    } = claimed;
     let message_id = entry.message_id.clone();
     let outcome = attempt(engine, &entry, message, permit).await;
     match outcome {
@@ -327,6 +458,99 @@ async fn retry(engine: &Engine, entry: &OutboxEntry, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::handoff::tests::message;
+    use crate::store::{NewConversation, QueuedMessage};
+
+    /// `message_id` queued for sending, as `store` keeps it.
+    async fn queued(store: &Store, message_id: &str) -> ReadyMessage {
+        let message = message(message_id, now_millis()).message;
+        let queued = QueuedMessage {
+            conversation: NewConversation {
+                conversation_id: message.conversation_id.clone(),
+                message_id: message_id.to_owned(),
+                sender: None,
+                sender_identifier: None,
+                receiver: None,
+                receiver_identifier: None,
+                process_identifier: None,
+                document_identifier: None,
+                service_identifier: Some(message.service_identifier.clone()),
+                channel: Some(message.channel.clone()),
+                expiry: None,
+            },
+            message,
+            files: Vec::new(),
+            reference: None,
+            title: None,
+        };
+        let (stored, _) = store.accept_and_complete(&[&queued], &[]).await.unwrap();
+        stored.into_iter().next().unwrap().unwrap();
+        queued.as_stored().into()
+    }
+
+    fn ids(claimed: &[Claimed]) -> Vec<&str> {
+        claimed
+            .iter()
+            .map(|c| c.entry.message_id.as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn own_claims_take_the_handed_over_first_then_the_store_and_never_one_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ip.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let handoff = Handoff::default();
+        let claims = OwnClaims::default();
+        let (a, b, c) = (
+            queued(&store, "a").await,
+            queued(&store, "b").await,
+            queued(&store, "c").await,
+        );
+        handoff.hand_over([a.clone(), b]);
+
+        let (first, _) = claim_own(&store, &handoff, &claims, 5, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&first),
+            ["a", "b"],
+            "handed over, no store read asked for"
+        );
+        assert!(first.iter().all(|c| c.message.as_ref().unwrap().is_some()));
+        let (second, more) = claim_own(&store, &handoff, &claims, 5, true).await.unwrap();
+        assert_eq!(ids(&second), ["c"], "the store's, past those claimed");
+        assert!(!more, "the store had no more");
+        assert_eq!(
+            second[0]
+                .message
+                .as_ref()
+                .unwrap()
+                .as_ref()
+                .unwrap()
+                .message,
+            c.message
+        );
+
+        // Handed over late, it is claimed already: dropped, not sent again.
+        handoff.hand_over([a]);
+        let (none, _) = claim_own(&store, &handoff, &claims, 5, true).await.unwrap();
+        assert!(none.is_empty(), "{:?}", ids(&none));
+        assert!(handoff.take_oldest(5, |_| false).is_empty(), "dropped");
+
+        // A claim ends with its attempt; the entry, not sent, is due again.
+        drop(first);
+        let (again, _) = claim_own(&store, &handoff, &claims, 5, true).await.unwrap();
+        assert_eq!(ids(&again), ["a", "b"]);
+        // The store holds no lease of any of them.
+        let now = now_millis();
+        let leased = store
+            .claim_outbox("another", now, now + 1000, 5)
+            .await
+            .unwrap();
+        assert_eq!(leased.len(), 3);
+        store.close().await;
+    }
 
     #[test]
     fn back_off_triples_from_twenty_seconds_up_to_an_hour() {

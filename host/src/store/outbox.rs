@@ -5,7 +5,10 @@
 //! a provider that deduplicates on the message id turns that second attempt into the first one's
 //! answer. On PostgreSQL the claim skips rows other instances are claiming at that moment
 //! (`FOR UPDATE SKIP LOCKED`), so several instances share one outbox without waiting on each
-//! other; SQLite has one writer at a time and needs no such clause.
+//! other. An SQLite database has one instance, whose worker keeps its claims in memory and
+//! only reads the due entries here (`due_outbox`): a lease would be one more write for SQLite's
+//! one writer, and each write by another connection costs the send path's connection its page
+//! cache.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -45,6 +48,26 @@ impl Store {
         ))
         .bind(lease_until)
         .bind(worker)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *self.write_connection().await?)
+        .await?;
+        Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` entries due at `now`, soonest due first, claimed or not, read while the
+    /// writer is held: for a worker that is its database's one instance and keeps its claims
+    /// itself, a read that no write of the send path is halfway through (one that has
+    /// committed has also handed its messages over).
+    pub async fn due_outbox(
+        &self,
+        now: Millis,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT message_id, channel, attempts, created FROM outbox \
+             WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+        )
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *self.write_connection().await?)
@@ -98,7 +121,8 @@ impl Store {
         Ok(released.rows_affected())
     }
 
-    /// Records a failed attempt; the entry is due again at `next_attempt_at`.
+    /// Records a failed attempt; the entry is due again at `next_attempt_at`. The entry is
+    /// `worker`'s by its lease, or unleased when the worker keeps its claims itself.
     pub async fn reschedule(
         &self,
         message_id: &str,
@@ -108,7 +132,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
-             claimed_until = NULL, claimed_by = NULL WHERE message_id = $3 AND claimed_by = $4",
+             claimed_until = NULL, claimed_by = NULL \
+             WHERE message_id = $3 AND (claimed_by = $4 OR claimed_by IS NULL)",
         )
         .bind(next_attempt_at)
         .bind(error)
