@@ -286,34 +286,78 @@ pub async fn start(
 
 /// Locks the SQLite database at `url` (a file beside it, `….lock`) for as long as the returned
 /// file is open; `None` for PostgreSQL and an in-memory database. An SQLite database has one
-/// instance: its outbox worker keeps its claims in memory, so a second one would send the same
-/// messages again.
+/// instance: its outbox worker keeps its claims in memory (the engine does so on SQLite only
+/// because this lock is held), so a second one would send the same messages again. The lock
+/// is named by the database's directory resolved, so two spellings of one path share it.
 fn lock_sqlite_database(url: &str) -> anyhow::Result<Option<std::fs::File>> {
-    let Some(rest) = url.strip_prefix("sqlite://") else {
+    let Some(path) = crate::store::sqlite_file(url) else {
         return Ok(None);
     };
-    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
-    if path.starts_with(":memory:") {
-        return Ok(None);
-    }
-    let lock = format!("{path}.lock");
-    if let Some(dir) = std::path::Path::new(&lock).parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+    let dir = match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => dir,
+        None => std::path::Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    let lock = dir.join(name);
     let file = std::fs::File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock)
-        .with_context(|| format!("opening {lock}"))?;
+        .with_context(|| format!("opening {}", lock.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "the database {path} is in use by another integration point (it holds {lock}); \
-             an SQLite database has one instance, several instances share PostgreSQL"
+            "the database {} is in use by another integration point (it holds {}); an SQLite \
+             database has one instance, several instances share PostgreSQL",
+            path.display(),
+            lock.display()
         ),
         Err(std::fs::TryLockError::Error(error)) => {
-            Err(error).with_context(|| format!("locking {lock}"))
+            Err(error).with_context(|| format!("locking {}", lock.display()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sqlite_database_is_locked_once_however_its_url_spells_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = format!("sqlite://{}/data/ip.db", dir.path().display());
+        let held = lock_sqlite_database(&first).unwrap();
+        assert!(held.is_some(), "a file database is locked");
+        let same = format!(
+            "sqlite:{}/data/../data/ip.db?mode=rwc",
+            dir.path().display()
+        );
+        let refused = lock_sqlite_database(&same).unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("in use by another integration point"),
+            "{refused:#}"
+        );
+        let other = format!("sqlite://{}/data/other.db", dir.path().display());
+        assert!(
+            lock_sqlite_database(&other).unwrap().is_some(),
+            "another file"
+        );
+        drop(held);
+        assert!(
+            lock_sqlite_database(&same).unwrap().is_some(),
+            "free once the first lets go"
+        );
+        assert!(lock_sqlite_database("sqlite::memory:").unwrap().is_none());
+        assert!(
+            lock_sqlite_database("postgres://localhost/ip")
+                .unwrap()
+                .is_none()
+        );
     }
 }

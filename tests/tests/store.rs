@@ -677,7 +677,11 @@ async fn check_claim_is_a_lease(store: &Store) {
 
     // Rescheduling by a worker that does not hold the claim changes nothing.
     store
-        .reschedule("c-1", "not-w4", t0 + 60_000, "not mine")
+        .reschedule("c-1", Some("not-w4"), t0 + 60_000, "not mine")
+        .await
+        .unwrap();
+    store
+        .reschedule("c-1", None, t0 + 60_000, "nobody's lease")
         .await
         .unwrap();
     assert!(
@@ -686,11 +690,11 @@ async fn check_claim_is_a_lease(store: &Store) {
             .await
             .unwrap()
             .is_empty(),
-        "w4's claim survives a reschedule by someone else"
+        "w4's claim survives a reschedule by another worker, leased or not"
     );
 
     store
-        .reschedule("c-1", "w4", t0 + 60_000, "provider down")
+        .reschedule("c-1", Some("w4"), t0 + 60_000, "provider down")
         .await
         .unwrap();
     for now in [t0 + 3, t0 + 59_999] {
@@ -1044,9 +1048,9 @@ async fn check_after_commit(store: &Store) {
     assert_eq!(told.lock().unwrap().len(), 1, "not told of a refused batch");
 }
 
-/// On SQLite what runs after a batch's commit runs before the next write begins: an outbox
-/// claim that waits for the writer meanwhile returns only once it has run, and finds the
-/// batch's message.
+/// On SQLite what runs after a batch's commit runs before anything else takes the writer: the
+/// outbox read of a worker that keeps its claims itself, waiting for the writer meanwhile,
+/// reads only once it has run, and finds the batch's message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_runs_after_commit_before_the_next_write() {
     let db = TestDb::sqlite().await;
@@ -1076,14 +1080,18 @@ async fn sqlite_runs_after_commit_before_the_next_write() {
         db.out_message("fresh").await.unwrap().is_some(),
         "after_commit runs once the batch is committed"
     );
-    let now = now_millis();
-    let claimed = db.claim_outbox("w1", now, now + 10_000, 10).await.unwrap();
-    assert!(
-        done.load(Ordering::SeqCst),
-        "the claim waited for after_commit"
+    let (due, full) = db
+        .due_outbox(now_millis(), 10, |entry| {
+            Some((entry.message_id, done.load(Ordering::SeqCst)))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        due,
+        [("fresh".to_owned(), true)],
+        "the read waited for after_commit"
     );
-    assert_eq!(claimed.len(), 1);
-    assert_eq!(claimed[0].message_id, "fresh");
+    assert!(!full, "one entry of ten asked for");
     batch.await.unwrap().expect("the batch is written");
 }
 
@@ -1964,7 +1972,7 @@ async fn check_dead_letter(db: &TestDb) {
     let now = now_millis();
     store.claim_outbox("w", now, now + 1000, 1).await.unwrap();
     store
-        .reschedule("d-1", "w", now, "provider down")
+        .reschedule("d-1", Some("w"), now, "provider down")
         .await
         .unwrap();
     let blobs = store

@@ -768,9 +768,16 @@ pub async fn remove(
     State(state): State<Arc<ApiState>>,
     Path(message_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    match state.store.delete_out_message(&message_id).await? {
+    // Forgotten first: the outbox worker takes what is handed over without reading the store,
+    // and must not take the message once it is deleted.
+    state.handoff.forget(&message_id);
+    let deleted = state.store.delete_out_message(&message_id).await;
+    if deleted.is_err() {
+        // Still stored, and now for the worker to read there.
+        state.handoff.wake_for_store();
+    }
+    match deleted? {
         Some(blobs) => {
-            state.handoff.forget(&message_id);
             remove_blobs(&state, blobs).await;
             Ok(StatusCode::OK)
         }

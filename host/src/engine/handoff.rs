@@ -4,15 +4,26 @@
 //! from come along.
 //!
 //! The store stays the one truth. A message is handed over only once its rows are committed,
-//! exactly as they were written (on SQLite before the writer is let go, so that the worker's
-//! claim, a write too, never finds it in the store and not yet here), and the worker still
-//! claims it in the store before it sends; the handoff only spares the read that follows the
-//! claim. A message taken out must match its claimed outbox entry (the time it entered the
-//! outbox and its channel), so one whose id was freed and taken again by a later message is
-//! never sent in its place. What the worker does not find here (another instance accepted it,
-//! on PostgreSQL a claim came between its commit and its hand-over, this process restarted, it
-//! fell out, it was too large to hold) it reads from the store as before. The handoff holds at
-//! most [`READY_MESSAGES`] messages and [`READY_BYTES`]; beyond that the oldest fall out, so a
+//! exactly as they were written (on SQLite before the writer is let go, so that whatever reads
+//! the outbox while holding the writer never finds a message in the store and not yet here).
+//!
+//! How the worker uses it depends on where its claims are:
+//! - On PostgreSQL, where a claim is a lease in the store, the worker still claims each message
+//!   there before it sends; the handoff only spares the read that follows the claim. A message
+//!   taken out must match its claimed outbox entry (the time it entered the outbox and its
+//!   channel), so one whose id was freed and taken again by a later message is never sent in
+//!   its place.
+//! - On SQLite, whose one instance keeps its claims in memory, the worker takes the messages
+//!   held here oldest first, without a query, and reads the store only when told that it holds
+//!   what is not here ([`Handoff::take_store_only`]: queued without a hand-over, fallen out,
+//!   too large to hold, or left by an earlier run). A message deleted before it is sent is
+//!   forgotten here (by the API and the lifetime sweep), so none is sent in place of a later
+//!   one given its id.
+//!
+//! What the worker does not find here (another instance accepted it, on PostgreSQL a claim
+//! came between its commit and its hand-over, this process restarted, it fell out, it was too
+//! large to hold) it reads from the store as before. The handoff holds at most
+//! [`READY_MESSAGES`] messages and [`READY_BYTES`]; beyond that the oldest fall out, so a
 //! message that is never claimed here (claimed by another instance, or ended by the lifetime
 //! sweep) stays only until newer ones push it out.
 
@@ -159,7 +170,7 @@ impl Handoff {
         self.store_only.swap(false, Ordering::AcqRel)
     }
 
-    /// Waits for [`Handoff::wake`].
+    /// Waits for [`Handoff::wake`] or [`Handoff::wake_for_store`].
     pub async fn woken(&self) {
         self.wake.notified().await;
     }

@@ -63,7 +63,7 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
                 }
                 match claim_own(&engine.store, &engine.handoff, claims, wanted, from_store).await {
                     Ok((claimed, store_has_more)) => {
-                        may_have_more = from_store && store_has_more;
+                        may_have_more = store_has_more;
                         waiting.extend(claimed);
                     }
                     Err(error) => tracing::error!(%error, "the outbox could not be read"),
@@ -171,6 +171,18 @@ struct OwnClaim {
     message_id: String,
 }
 
+impl OwnClaim {
+    /// Keeps the claim for `lease`, as a lease in the store would be kept: the attempt's
+    /// outcome could not be recorded, so its entry is still due as it was, and claiming it
+    /// again at once would repeat, every round, what the provider may have taken already.
+    fn keep_for(self, lease: Duration) {
+        tokio::spawn(async move {
+            tokio::time::sleep(lease).await;
+            drop(self);
+        });
+    }
+}
+
 impl Drop for OwnClaim {
     fn drop(&mut self) {
         self.claims.ids().remove(&self.message_id);
@@ -190,16 +202,17 @@ async fn claim_leased(engine: &Engine, wanted: usize) -> Result<Vec<Claimed>, St
         .store
         .claim_outbox(&engine.worker, now, lease, wanted as i64)
         .await?;
-    Ok(read_claimed(&engine.store, &engine.handoff, entries, |_| None).await)
+    Ok(read_claimed(&engine.store, &engine.handoff, entries, || None).await)
 }
 
-/// Claims up to `wanted` messages for a worker whose claims are its own: first those handed
-/// over, oldest first, without a query; then, when `from_store`, due entries the store alone
-/// holds. Also tells whether the store may have more than it gave.
+/// Claims up to `wanted` messages for a worker whose claims are its own: when `from_store`,
+/// first the due entries, soonest due first (what the handoff holds of them comes from there),
+/// then those handed over, oldest first, without a query. Also tells whether the store may
+/// have due entries it did not give (false when it was not read).
 ///
 /// The store is read while its writer is held, so every message committed by then has been
-/// handed over (see [`super::handoff`]): one the store gives is taken out of the handoff
-/// if it is there, and none can arrive there after it was read.
+/// handed over (see [`super::handoff`]): one the store gives is taken out of the handoff if it
+/// is there, and none can arrive there after it was read.
 async fn claim_own(
     store: &Store,
     handoff: &Handoff,
@@ -207,47 +220,53 @@ async fn claim_own(
     wanted: usize,
     from_store: bool,
 ) -> Result<(Vec<Claimed>, bool), StoreError> {
-    let mut claimed: Vec<Claimed> = handoff
-        .take_oldest(wanted, |id| claims.holds(id))
-        .into_iter()
-        .map(|ready| {
-            let stored = &ready.message;
-            Claimed {
-                // Handed over at its accept: it has had no attempt.
-                entry: OutboxEntry {
-                    message_id: stored.message_id.clone(),
-                    channel: stored.channel.clone(),
-                    attempts: 0,
-                    created: stored.created,
-                },
-                own: Some(claims.claim(&stored.message_id)),
-                message: Ok(Some(ready)),
-            }
-        })
-        .collect();
-    let left = wanted - claimed.len();
-    if !from_store || left == 0 {
-        return Ok((claimed, from_store));
+    let mut claimed = Vec::new();
+    let mut store_has_more = false;
+    if from_store {
+        // Due entries claimed already are among the first: read past them.
+        let limit = wanted + claims.ids().len();
+        let mut taken = 0;
+        let (entries, full) = store
+            .due_outbox(now_millis(), limit, |entry| {
+                let free = taken < wanted && !claims.holds(&entry.message_id);
+                taken += usize::from(free);
+                free.then(|| (claims.claim(&entry.message_id), entry))
+            })
+            .await?;
+        store_has_more = full;
+        let (own, entries): (Vec<OwnClaim>, Vec<OutboxEntry>) = entries.into_iter().unzip();
+        let mut own = own.into_iter();
+        claimed = read_claimed(store, handoff, entries, || own.next()).await;
     }
-    // Due entries claimed already are among the first: read past them.
-    let held = claims.ids().len();
-    let due = store.due_outbox(now_millis(), (left + held) as i64).await?;
-    let store_has_more = due.len() == left + held;
-    let entries: Vec<OutboxEntry> = due
-        .into_iter()
-        .filter(|entry| !claims.holds(&entry.message_id))
-        .take(left)
-        .collect();
-    claimed.extend(read_claimed(store, handoff, entries, |id| Some(claims.claim(id))).await);
+    let left = wanted - claimed.len();
+    claimed.extend(
+        handoff
+            .take_oldest(left, |id| claims.holds(id))
+            .into_iter()
+            .map(|ready| {
+                let stored = &ready.message;
+                Claimed {
+                    // Handed over at its accept: it has had no attempt.
+                    entry: OutboxEntry {
+                        message_id: stored.message_id.clone(),
+                        channel: stored.channel.clone(),
+                        attempts: 0,
+                        created: stored.created,
+                    },
+                    own: Some(claims.claim(&stored.message_id)),
+                    message: Ok(Some(ready)),
+                }
+            }),
+    );
     Ok((claimed, store_has_more))
 }
 
-/// The messages of claimed `entries`, with the claim `own` gives each.
+/// The messages of claimed `entries`, with the claim `own` gives each in turn.
 async fn read_claimed(
     store: &Store,
     handoff: &Handoff,
     entries: Vec<OutboxEntry>,
-    own: impl Fn(&str) -> Option<OwnClaim>,
+    mut own: impl FnMut() -> Option<OwnClaim>,
 ) -> Vec<Claimed> {
     // What this process accepted a moment ago is handed over as stored; the rest is read
     // (no query at all when nothing is left).
@@ -264,7 +283,7 @@ async fn read_claimed(
     entries
         .into_iter()
         .map(|entry| Claimed {
-            own: own(&entry.message_id),
+            own: own(),
             message: match ready.remove(&entry.message_id) {
                 Some(message) => Ok(Some(message)),
                 None => read
@@ -280,17 +299,16 @@ async fn read_claimed(
 /// One attempt at sending `claimed`, holding one of the worker's `permit`s while the channel
 /// has it.
 async fn send(engine: &Engine, claimed: Claimed, permit: OwnedSemaphorePermit) {
-    // The claim, when own, is released at the end, with the outcome recorded.
     let Claimed {
         entry,
         message,
-        own: _claim,
+        own,
     } = claimed;
     let message_id = entry.message_id.clone();
     let outcome = attempt(engine, &entry, message, permit).await;
-    match outcome {
-        Attempt::Sent => {}
-        Attempt::Retry(reason) => retry(engine, &entry, &reason).await,
+    let recorded = match outcome {
+        Attempt::Sent => true,
+        Attempt::Retry(reason) => retry(engine, &entry, own.is_none(), &reason).await,
         Attempt::Fail(reason) => {
             tracing::warn!(%message_id, %reason, "the channel refused the message for good");
             match engine
@@ -298,9 +316,13 @@ async fn send(engine: &Engine, claimed: Claimed, permit: OwnedSemaphorePermit) {
                 .dead_letter(&message_id, &reason, engine.channel_effects(&entry.channel))
                 .await
             {
-                Ok(blobs) => engine.remove_blobs(blobs).await,
+                Ok(blobs) => {
+                    engine.remove_blobs(blobs).await;
+                    true
+                }
                 Err(error) => {
-                    tracing::error!(%message_id, %error, "a failed message could not be recorded")
+                    tracing::error!(%message_id, %error, "a failed message could not be recorded");
+                    false
                 }
             }
         }
@@ -316,12 +338,23 @@ async fn send(engine: &Engine, claimed: Claimed, permit: OwnedSemaphorePermit) {
                 )
                 .await
             {
-                Ok(blobs) => engine.remove_blobs(blobs).await,
+                Ok(blobs) => {
+                    engine.remove_blobs(blobs).await;
+                    true
+                }
                 Err(error) => {
-                    tracing::error!(%message_id, %error, "an expired message could not be recorded")
+                    tracing::error!(%message_id, %error, "an expired message could not be recorded");
+                    false
                 }
             }
         }
+    };
+    // An own claim ends here, with the outcome recorded; one whose outcome is not is kept as
+    // long as a lease would be.
+    if let Some(claim) = own
+        && !recorded
+    {
+        claim.keep_for(engine.settings.claim_lease);
     }
 }
 
@@ -414,7 +447,9 @@ async fn attempt(
     }
 }
 
-async fn retry(engine: &Engine, entry: &OutboxEntry, reason: &str) {
+/// Schedules the next attempt at `entry`, or gives up on it; whether that was recorded. A
+/// `leased` entry is this worker's by its lease in the store, any other by its own claim.
+async fn retry(engine: &Engine, entry: &OutboxEntry, leased: bool, reason: &str) -> bool {
     let now = now_millis();
     let give_up_at = entry.created + engine.settings.retry_give_up_after.as_millis() as Millis;
     let delay = backoff(
@@ -429,7 +464,7 @@ async fn retry(engine: &Engine, entry: &OutboxEntry, reason: &str) {
             entry.attempts + 1
         );
         tracing::warn!(message_id = %entry.message_id, %reason, "giving up");
-        match engine
+        return match engine
             .store
             .dead_letter(
                 &entry.message_id,
@@ -438,20 +473,28 @@ async fn retry(engine: &Engine, entry: &OutboxEntry, reason: &str) {
             )
             .await
         {
-            Ok(blobs) => engine.remove_blobs(blobs).await,
-            Err(error) => {
-                tracing::error!(message_id = %entry.message_id, %error, "a dead letter could not be recorded")
+            Ok(blobs) => {
+                engine.remove_blobs(blobs).await;
+                true
             }
-        }
-        return;
+            Err(error) => {
+                tracing::error!(message_id = %entry.message_id, %error, "a dead letter could not be recorded");
+                false
+            }
+        };
     }
     tracing::warn!(message_id = %entry.message_id, attempt = entry.attempts + 1, retry_in_s = delay.as_secs(), %reason, "sending failed; will retry");
-    if let Err(error) = engine
+    let worker = leased.then_some(engine.worker.as_str());
+    match engine
         .store
-        .reschedule(&entry.message_id, &engine.worker, next, reason)
+        .reschedule(&entry.message_id, worker, next, reason)
         .await
     {
-        tracing::error!(message_id = %entry.message_id, %error, "a retry could not be scheduled");
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(message_id = %entry.message_id, %error, "a retry could not be scheduled");
+            false
+        }
     }
 }
 
@@ -496,49 +539,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn own_claims_take_the_handed_over_first_then_the_store_and_never_one_twice() {
+    async fn own_claims_take_the_store_then_the_handoff_and_never_one_twice() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ip.db").display());
         let store = Store::open(&url).await.unwrap();
         let handoff = Handoff::default();
         let claims = OwnClaims::default();
-        let (a, b, c) = (
-            queued(&store, "a").await,
-            queued(&store, "b").await,
-            queued(&store, "c").await,
-        );
-        handoff.hand_over([a.clone(), b]);
+        // Due one after the other; `a` is in the store alone.
+        let mut stored = Vec::new();
+        for id in ["a", "b", "c"] {
+            stored.push(queued(&store, id).await);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        handoff.hand_over(stored[1..].iter().cloned());
 
-        let (first, _) = claim_own(&store, &handoff, &claims, 5, false)
-            .await
-            .unwrap();
+        let (first, more) = claim_own(&store, &handoff, &claims, 2, true).await.unwrap();
         assert_eq!(
             ids(&first),
             ["a", "b"],
-            "handed over, no store read asked for"
+            "the soonest due, from the store first"
         );
-        assert!(first.iter().all(|c| c.message.as_ref().unwrap().is_some()));
-        let (second, more) = claim_own(&store, &handoff, &claims, 5, true).await.unwrap();
-        assert_eq!(ids(&second), ["c"], "the store's, past those claimed");
-        assert!(!more, "the store had no more");
+        assert!(more, "the read came back full");
         assert_eq!(
-            second[0]
-                .message
-                .as_ref()
-                .unwrap()
-                .as_ref()
-                .unwrap()
-                .message,
-            c.message
+            first[0].message.as_ref().unwrap().as_ref().unwrap().message,
+            stored[0].message
         );
+        let (second, more) = claim_own(&store, &handoff, &claims, 5, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(&second),
+            ["c"],
+            "handed over, b taken out of the handoff already"
+        );
+        assert!(!more, "the store was not read");
+        let (none, more) = claim_own(&store, &handoff, &claims, 5, true).await.unwrap();
+        assert!(none.is_empty(), "all claimed: {:?}", ids(&none));
+        assert!(!more, "the store had no more");
 
         // Handed over late, it is claimed already: dropped, not sent again.
-        handoff.hand_over([a]);
+        handoff.hand_over([stored[0].clone()]);
         let (none, _) = claim_own(&store, &handoff, &claims, 5, true).await.unwrap();
         assert!(none.is_empty(), "{:?}", ids(&none));
         assert!(handoff.take_oldest(5, |_| false).is_empty(), "dropped");
 
-        // A claim ends with its attempt; the entry, not sent, is due again.
+        // A claim ends with its attempt; the entries, not sent, are due again.
         drop(first);
         let (again, _) = claim_own(&store, &handoff, &claims, 5, true).await.unwrap();
         assert_eq!(ids(&again), ["a", "b"]);

@@ -211,6 +211,16 @@ async fn sqlite_pool(url: &str) -> Result<AnyPool, sqlx::Error> {
         .await
 }
 
+/// The file of the SQLite database at `url` (`sqlite://path` or `sqlite:path`), as it is
+/// opened; `None` for another database or one in memory.
+pub fn sqlite_file(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| Path::new(path))
+}
+
 /// `sqlite://path` with the file created when missing; the directory is made here because
 /// SQLite will not.
 fn sqlite_url(url: &str) -> Result<String, StoreError> {
@@ -219,11 +229,9 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or_default();
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:"
-        && !path.is_empty()
-        && let Some(parent) = Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
+    if let Some(parent) = sqlite_file(url)
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
     {
         std::fs::create_dir_all(parent).map_err(|error| {
             StoreError::Conflict(format!(

@@ -304,9 +304,10 @@ impl Store {
     }
 
     /// [`Store::accept_and_complete`], calling `after_commit` with the accepted messages'
-    /// outcomes once they are committed and, on SQLite, before the writer is let go: an
-    /// outbox claim, a write too, then never finds them before `after_commit` has run. On
-    /// PostgreSQL, where other connections write meanwhile, it runs right after the commit.
+    /// outcomes once they are committed and, on SQLite, before the writer is let go: a read of
+    /// the outbox under the writer ([`Store::due_outbox`]) then never finds them before
+    /// `after_commit` has run. On PostgreSQL, where other connections write meanwhile, it runs
+    /// right after the commit.
     pub async fn accept_and_complete_then(
         &self,
         queued: &[&QueuedMessage],

@@ -55,24 +55,34 @@ impl Store {
         Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
     }
 
-    /// Up to `limit` entries due at `now`, soonest due first, claimed or not, read while the
-    /// writer is held: for a worker that is its database's one instance and keeps its claims
-    /// itself, a read that no write of the send path is halfway through (one that has
-    /// committed has also handed its messages over).
-    pub async fn due_outbox(
+    /// Up to `limit` entries due at `now`, soonest due first, leased or not, each given to
+    /// `take` while the writer is still held; what `take` makes of those it takes, and whether
+    /// the read came back full (the outbox may hold more).
+    ///
+    /// For a worker that is its database's one instance and keeps its claims itself: no write
+    /// of the send path is halfway through meanwhile (one that has committed has also handed
+    /// its messages over), and no outcome of an attempt is recorded between the read and
+    /// `take`, so an entry read is as stored when `take` claims it.
+    pub async fn due_outbox<T>(
         &self,
         now: Millis,
-        limit: i64,
-    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        limit: usize,
+        take: impl FnMut(OutboxEntry) -> Option<T>,
+    ) -> Result<(Vec<T>, bool), StoreError> {
+        let mut writer = self.write_connection().await?;
         let rows = sqlx::query(
             "SELECT message_id, channel, attempts, created FROM outbox \
              WHERE next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
         )
         .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *self.write_connection().await?)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *writer)
         .await?;
-        Ok(rows.iter().map(entry_from).collect::<Result<_, _>>()?)
+        let full = rows.len() == limit;
+        let entries: Vec<OutboxEntry> = rows.iter().map(entry_from).collect::<Result<_, _>>()?;
+        let taken = entries.into_iter().filter_map(take).collect();
+        drop(writer);
+        Ok((taken, full))
     }
 
     /// Releases every claim `worker` holds, for a restart of the only instance.
@@ -121,26 +131,32 @@ impl Store {
         Ok(released.rows_affected())
     }
 
-    /// Records a failed attempt; the entry is due again at `next_attempt_at`. The entry is
-    /// `worker`'s by its lease, or unleased when the worker keeps its claims itself.
+    /// Records a failed attempt; the entry is due again at `next_attempt_at`. The entry must
+    /// be leased to `Some(worker)`, or unleased for `None` (a worker that keeps its claims
+    /// itself); otherwise nothing changes.
     pub async fn reschedule(
         &self,
         message_id: &str,
-        worker: &str,
+        worker: Option<&str>,
         next_attempt_at: Millis,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let held = match worker {
+            Some(_) => "claimed_by = $4",
+            None => "claimed_by IS NULL",
+        };
+        let sql = format!(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
-             claimed_until = NULL, claimed_by = NULL \
-             WHERE message_id = $3 AND (claimed_by = $4 OR claimed_by IS NULL)",
-        )
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(message_id)
-        .bind(worker)
-        .execute(&mut *self.write_connection().await?)
-        .await?;
+             claimed_until = NULL, claimed_by = NULL WHERE message_id = $3 AND {held}"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(message_id);
+        if let Some(worker) = worker {
+            query = query.bind(worker);
+        }
+        query.execute(&mut *self.write_connection().await?).await?;
         Ok(())
     }
 

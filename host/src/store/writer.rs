@@ -4,7 +4,7 @@
 //! path's thread beside it (`sqlite_send_path`), which writes only while it holds the writer.
 //! Behind a pool of one, every write also paid for the pool's hand-back: sqlx returns a
 //! connection from a task it spawns, and pings it there first (a round trip to the
-//! connection's thread), so each write, a batch of the send path or a claim of the outbox,
+//! connection's thread), so each write, a batch of the send path or a retry's record,
 //! began only after the previous one's spawned task and ping had run. One connection behind an
 //! async mutex has no hand-back: the next writer takes it the moment the last lets go, in the
 //! order they asked.
