@@ -71,6 +71,10 @@ fn repoint(home: &std::path::Path, from: &str, to: &str) {
     std::fs::write(&path, text.replace(from, to)).expect("the environment file");
 }
 
+/// How long a stop may take: the shutdown grace (30 s) for sends and polls in flight, and a
+/// margin.
+const STOP_PATIENCE: Duration = Duration::from_secs(60);
+
 /// The database of the sender's integration point unless a test says otherwise.
 const SQLITE: &str = "sqlite://data/integrasjonspunkt.db";
 
@@ -110,9 +114,9 @@ async fn a_message_in_flight_at_shutdown_is_sent_after_the_restart() {
     assert_eq!(ip.outgoing_statuses(&message_id).await, ["OPPRETTET"]);
 
     // Stop: it returns although the provider still holds the send.
-    tokio::time::timeout(Duration::from_secs(300), ip.service.stop())
+    tokio::time::timeout(STOP_PATIENCE, ip.service.stop())
         .await
-        .expect("stop returns while the provider holds its answer");
+        .expect("stop returns within the grace while the provider holds its answers");
     let refused = reqwest::Client::new()
         .get(format!("{url}/api/conversations"))
         .send()
@@ -173,9 +177,9 @@ async fn sends_claimed_ahead_but_not_started_are_released_at_shutdown() {
         "one send at a time: the next waits for a permit"
     );
 
-    tokio::time::timeout(Duration::from_secs(300), ip.service.stop())
+    tokio::time::timeout(STOP_PATIENCE, ip.service.stop())
         .await
-        .expect("stop returns while the provider holds its answer");
+        .expect("stop returns within the grace while the provider holds its answers");
     assert_eq!(
         outbox_claimant(&database.url, &next).await,
         Some(None),

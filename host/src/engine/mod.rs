@@ -154,7 +154,10 @@ impl Engine {
     }
 
     /// Runs every loop until `shutdown` is cancelled, then waits for sends in flight up to the
-    /// grace period.
+    /// grace period, and as long for any poll or push in flight (a provider that never answers
+    /// would otherwise hold the stop until the plugin's timeout). One cut off is repeated after
+    /// the next start: an incoming message is confirmed to its provider only once stored, and
+    /// recognised by its id when it comes again; statuses and webhook events stay due.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         if self.store.dialect() == crate::store::Dialect::Sqlite {
             // One instance per SQLite file: claims left by a killed predecessor are void.
@@ -173,7 +176,22 @@ impl Engine {
         tasks.spawn(inbound::run(self.clone(), shutdown.clone()));
         tasks.spawn(lifetime::run(self.clone(), shutdown.clone()));
         tasks.spawn(webhooks::run(self.clone(), shutdown.clone()));
-        while tasks.join_next().await.is_some() {}
+        let all_ended = async { while tasks.join_next().await.is_some() {} };
+        // A moment past the grace, so that the outbox's own end of it comes first.
+        let grace_over = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(self.settings.shutdown_grace + Duration::from_secs(1)).await;
+        };
+        tokio::select! {
+            () = all_ended => {}
+            () = grace_over => {
+                tracing::warn!(
+                    left = tasks.len(),
+                    "polls still in flight at the end of the shutdown grace; they run again after the next start"
+                );
+                tasks.abort_all();
+            }
+        }
     }
 
     /// Registers a status with the effects the channel rules give it.
