@@ -676,14 +676,18 @@ async fn check_claim_is_a_lease(store: &Store) {
     );
 
     // Rescheduling by a worker that does not hold the claim changes nothing.
-    store
-        .reschedule("c-1", Some("not-w4"), t0 + 60_000, "not mine")
-        .await
-        .unwrap();
-    store
-        .reschedule("c-1", None, t0 + 60_000, "nobody's lease")
-        .await
-        .unwrap();
+    assert!(
+        !store
+            .reschedule("c-1", Some("not-w4"), t0 + 60_000, "not mine")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reschedule("c-1", None, t0 + 60_000, "nobody's lease")
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .claim_outbox("w5", t0 + 3, t0 + 10_000, 10)
@@ -693,10 +697,12 @@ async fn check_claim_is_a_lease(store: &Store) {
         "w4's claim survives a reschedule by another worker, leased or not"
     );
 
-    store
-        .reschedule("c-1", Some("w4"), t0 + 60_000, "provider down")
-        .await
-        .unwrap();
+    assert!(
+        store
+            .reschedule("c-1", Some("w4"), t0 + 60_000, "provider down")
+            .await
+            .unwrap()
+    );
     for now in [t0 + 3, t0 + 59_999] {
         assert!(
             store

@@ -17,8 +17,9 @@
 //!   held here oldest first, without a query, and reads the store only when told that it holds
 //!   what is not here ([`Handoff::take_store_only`]: queued without a hand-over, fallen out,
 //!   too large to hold, or left by an earlier run). A message deleted before it is sent is
-//!   forgotten here (by the API and the lifetime sweep), so none is sent in place of a later
-//!   one given its id.
+//!   forgotten here first (by the API and the lifetime sweep), since nothing taken from here
+//!   is looked up in the store: it is not sent after its delete, nor in place of a later
+//!   message given its id.
 //!
 //! What the worker does not find here (another instance accepted it, on PostgreSQL a claim
 //! came between its commit and its hand-over, this process restarted, it fell out, it was too

@@ -153,14 +153,17 @@ impl Engine {
         })
     }
 
-    /// Runs every loop until `shutdown` is cancelled, then waits for sends in flight up to the
-    /// grace period, and as long for any poll or push in flight (a provider that never answers
-    /// would otherwise hold the stop until the plugin's timeout). One cut off is repeated after
-    /// the next start: an incoming message is confirmed to its provider only once stored, and
-    /// recognised by its id when it comes again; statuses and webhook events stay due.
+    /// Runs every loop until `shutdown` is cancelled, then waits for the outbox worker, which
+    /// gives its sends in flight the grace period, and as long for any poll or push in flight
+    /// (a provider that never answers would otherwise hold the stop until the plugin's
+    /// timeout). One cut off is repeated after the next start: an incoming message is confirmed
+    /// to its provider only once stored, and recognised by its id when it comes again;
+    /// statuses and webhook events stay due, and status messages leased by the round are
+    /// leased again at once after a restart on SQLite, and after their lease on PostgreSQL.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         if self.store.dialect() == crate::store::Dialect::Sqlite {
-            // One instance per SQLite file: claims left by a killed predecessor are void.
+            // One instance per SQLite file: claims left by a killed or stopped predecessor
+            // are void.
             match self.store.release_all_claims().await {
                 Ok(0) => {}
                 Ok(released) => {
@@ -169,29 +172,31 @@ impl Engine {
                 Err(error) => tracing::error!(%error, "outbox claims could not be released"),
             }
         }
+        let outbox = outbox::run(self.clone(), shutdown.clone());
         let mut tasks = JoinSet::new();
-        tasks.spawn(outbox::run(self.clone(), shutdown.clone()));
         tasks.spawn(statuses::run(self.clone(), shutdown.clone()));
         tasks.spawn(status_messages::run(self.clone(), shutdown.clone()));
         tasks.spawn(inbound::run(self.clone(), shutdown.clone()));
         tasks.spawn(lifetime::run(self.clone(), shutdown.clone()));
         tasks.spawn(webhooks::run(self.clone(), shutdown.clone()));
-        let all_ended = async { while tasks.join_next().await.is_some() {} };
-        // A moment past the grace, so that the outbox's own end of it comes first.
-        let grace_over = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(self.settings.shutdown_grace + Duration::from_secs(1)).await;
-        };
-        tokio::select! {
-            () = all_ended => {}
-            () = grace_over => {
-                tracing::warn!(
-                    left = tasks.len(),
-                    "polls still in flight at the end of the shutdown grace; they run again after the next start"
-                );
-                tasks.abort_all();
+        let pollers = async {
+            let all_ended = async { while tasks.join_next().await.is_some() {} };
+            let grace_over = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(self.settings.shutdown_grace).await;
+            };
+            tokio::select! {
+                () = all_ended => {}
+                () = grace_over => {
+                    tracing::warn!(
+                        left = tasks.len(),
+                        "polls still in flight at the end of the shutdown grace; they run again after the next start"
+                    );
+                    tasks.abort_all();
+                }
             }
-        }
+        };
+        tokio::join!(outbox, pollers);
     }
 
     /// Registers a status with the effects the channel rules give it.

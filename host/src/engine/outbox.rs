@@ -134,8 +134,8 @@ pub(super) async fn run(engine: Arc<Engine>, shutdown: CancellationToken) {
 struct Claimed {
     entry: OutboxEntry,
     message: ReadForSending,
-    /// The claim, when it is this process's own; it ends when this is dropped, once the
-    /// attempt's outcome is recorded.
+    /// The claim, when it is this process's own; it ends once the attempt's outcome is
+    /// recorded, or a lease later when it could not be ([`OwnClaim::keep_for`]).
     own: Option<OwnClaim>,
 }
 
@@ -490,7 +490,11 @@ async fn retry(engine: &Engine, entry: &OutboxEntry, leased: bool, reason: &str)
         .reschedule(&entry.message_id, worker, next, reason)
         .await
     {
-        Ok(()) => true,
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(message_id = %entry.message_id, "the retry was not recorded: the entry is gone or leased to another worker");
+            false
+        }
         Err(error) => {
             tracing::error!(message_id = %entry.message_id, %error, "a retry could not be scheduled");
             false

@@ -124,23 +124,31 @@ impl Store {
 
     /// Releases every claim, whoever holds it: an SQLite database has one instance, so at its
     /// start no claim can belong to a live worker.
+    /// The status messages' outbox (`status_outbox`) is released alike.
     pub async fn release_all_claims(&self) -> Result<u64, StoreError> {
-        let released = sqlx::query("UPDATE outbox SET claimed_until = NULL, claimed_by = NULL")
+        let mut released = 0;
+        for table in ["outbox", "status_outbox"] {
+            released += sqlx::query(&format!(
+                "UPDATE {table} SET claimed_until = NULL, claimed_by = NULL \
+                 WHERE claimed_by IS NOT NULL"
+            ))
             .execute(&mut *self.write_connection().await?)
-            .await?;
-        Ok(released.rows_affected())
+            .await?
+            .rows_affected();
+        }
+        Ok(released)
     }
 
     /// Records a failed attempt; the entry is due again at `next_attempt_at`. The entry must
     /// be leased to `Some(worker)`, or unleased for `None` (a worker that keeps its claims
-    /// itself); otherwise nothing changes.
+    /// itself); otherwise nothing changes. Whether it changed.
     pub async fn reschedule(
         &self,
         message_id: &str,
         worker: Option<&str>,
         next_attempt_at: Millis,
         error: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let held = match worker {
             Some(_) => "claimed_by = $4",
             None => "claimed_by IS NULL",
@@ -156,8 +164,8 @@ impl Store {
         if let Some(worker) = worker {
             query = query.bind(worker);
         }
-        query.execute(&mut *self.write_connection().await?).await?;
-        Ok(())
+        let changed = query.execute(&mut *self.write_connection().await?).await?;
+        Ok(changed.rows_affected() > 0)
     }
 
     /// Completes a send: registers SENDT (and any further statuses the provider implied),
