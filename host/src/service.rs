@@ -293,10 +293,10 @@ fn lock_sqlite_database(url: &str) -> anyhow::Result<Option<std::fs::File>> {
     let Some(path) = crate::store::sqlite_file(url) else {
         return Ok(None);
     };
-    let dir = match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        Some(dir) => dir,
-        None => std::path::Path::new("."),
-    };
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir
         .canonicalize()

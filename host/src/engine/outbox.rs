@@ -311,24 +311,15 @@ async fn send(engine: &Engine, claimed: Claimed, permit: OwnedSemaphorePermit) {
         Attempt::Retry(reason) => retry(engine, &entry, own.is_none(), &reason).await,
         Attempt::Fail(reason) => {
             tracing::warn!(%message_id, %reason, "the channel refused the message for good");
-            match engine
+            let ended = engine
                 .store
                 .dead_letter(&message_id, &reason, engine.channel_effects(&entry.channel))
-                .await
-            {
-                Ok(blobs) => {
-                    engine.remove_blobs(blobs).await;
-                    true
-                }
-                Err(error) => {
-                    tracing::error!(%message_id, %error, "a failed message could not be recorded");
-                    false
-                }
-            }
+                .await;
+            record_end(engine, &message_id, ended, "a failed message").await
         }
         Attempt::Expired => {
             let reason = "Levetiden for meldingen er utgått. Må sendes på nytt";
-            match engine
+            let ended = engine
                 .store
                 .finish_unsent(
                     &message_id,
@@ -336,17 +327,8 @@ async fn send(engine: &Engine, claimed: Claimed, permit: OwnedSemaphorePermit) {
                     reason,
                     engine.channel_effects(&entry.channel),
                 )
-                .await
-            {
-                Ok(blobs) => {
-                    engine.remove_blobs(blobs).await;
-                    true
-                }
-                Err(error) => {
-                    tracing::error!(%message_id, %error, "an expired message could not be recorded");
-                    false
-                }
-            }
+                .await;
+            record_end(engine, &message_id, ended, "an expired message").await
         }
     };
     // An own claim ends here, with the outcome recorded; one whose outcome is not is kept as
@@ -355,6 +337,26 @@ async fn send(engine: &Engine, claimed: Claimed, permit: OwnedSemaphorePermit) {
         && !recorded
     {
         claim.keep_for(engine.settings.claim_lease);
+    }
+}
+
+/// Whether a message's end (`what`: a dead letter, an expiry) was recorded; once it is, the
+/// blobs it leaves are removed.
+async fn record_end(
+    engine: &Engine,
+    message_id: &str,
+    ended: Result<Vec<String>, StoreError>,
+    what: &str,
+) -> bool {
+    match ended {
+        Ok(blobs) => {
+            engine.remove_blobs(blobs).await;
+            true
+        }
+        Err(error) => {
+            tracing::error!(%message_id, %error, "{what} could not be recorded");
+            false
+        }
     }
 }
 
@@ -464,24 +466,15 @@ async fn retry(engine: &Engine, entry: &OutboxEntry, leased: bool, reason: &str)
             entry.attempts + 1
         );
         tracing::warn!(message_id = %entry.message_id, %reason, "giving up");
-        return match engine
+        let ended = engine
             .store
             .dead_letter(
                 &entry.message_id,
                 &reason,
                 engine.channel_effects(&entry.channel),
             )
-            .await
-        {
-            Ok(blobs) => {
-                engine.remove_blobs(blobs).await;
-                true
-            }
-            Err(error) => {
-                tracing::error!(message_id = %entry.message_id, %error, "a dead letter could not be recorded");
-                false
-            }
-        };
+            .await;
+        return record_end(engine, &entry.message_id, ended, "a dead letter").await;
     }
     tracing::warn!(message_id = %entry.message_id, attempt = entry.attempts + 1, retry_in_s = delay.as_secs(), %reason, "sending failed; will retry");
     let worker = leased.then_some(engine.worker.as_str());

@@ -156,8 +156,8 @@ pub(super) async fn accept_and_complete(
 }
 
 /// One batch in one transaction: nothing of it is written when it fails, or when nobody waits
-/// for `answer` any more by the time it would commit. Its statuses and the conversations they change are registered at one time, as one
-/// statement would register them.
+/// for `answer` any more by the time it would commit. Its statuses and the conversations they
+/// change are registered at one time, as one statement would register them.
 fn write_batch(
     connection: &mut Connection,
     queued: &[QueuedMessage],
